@@ -163,7 +163,7 @@ class Connection:
     values: Mapping[str, SecretStr] = field(default_factory=dict)
 
     def secret(self, name: str) -> str:
-        """Return the plain value of one credential field; raise `StepConfigError` if it is unset."""
+        """The plain value of one credential field; `StepConfigError` if it is unset."""
         value = self.values.get(name)
         if value is None:
             raise StepConfigError(

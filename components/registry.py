@@ -85,7 +85,7 @@ class Registry:
         return self._components.get(comp_key), comp_key, item_key
 
     def action(self, ref: str) -> type[Action[Any]]:
-        """The action class for `component.action`; `LookupError` with a readable message if none."""
+        """The action class for `component.action`; a readable `LookupError` if none."""
         component, comp_key, key = self._split(ref)
         if component is None:
             raise LookupError(self._missing_component(comp_key))

@@ -1,0 +1,299 @@
+"""The webhook trigger: a flow starts when an HTTP request arrives at its URL.
+
+The server owns the ingress (routing, body limits, delivery ids, synchronous replies) and reads
+this trigger's inputs to do it. Before it acknowledges a request it calls `verify_signature` with
+the raw body, so a forged request is refused with a 4xx and never stored. The trigger's `run` does
+not verify again: a recovered execution replays an old request, which a tolerance window would
+wrongly refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from components.api import Component, Inputs, StepError, Trigger
+
+__all__ = [
+    "DEFAULT_DELIVERY_ID_HEADERS",
+    "SignatureSettings",
+    "WebhookInputs",
+    "WebhookTrigger",
+    "component",
+    "verify_signature",
+]
+
+DEFAULT_DELIVERY_ID_HEADERS = ("webhook-id", "X-GitHub-Delivery", "Idempotency-Key")
+"""Headers the server reads a delivery id from when `delivery_id_header` is not set."""
+
+_MAX_SIGNATURES = 16
+"""Standard Webhooks allows several signatures (key rotation); more than this is not a sender."""
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _default_methods() -> list[HttpMethod]:
+    return ["POST"]
+
+
+class SignatureSettings(Inputs):
+    """How a request proves it comes from the sender: a shared secret signs the raw body."""
+
+    scheme: Literal["none", "hmac_sha256", "standard_webhooks"] = Field(
+        "none",
+        title="Signature scheme",
+        description="`hmac_sha256`: a hex HMAC-SHA256 of the body in one header (GitHub, Shopify "
+        "style). `standard_webhooks`: the webhook-id / webhook-timestamp / webhook-signature "
+        "headers of the Standard Webhooks spec. `none`: accept unsigned requests.",
+    )
+    header: str = Field(
+        "X-Hub-Signature-256",
+        min_length=1,
+        title="Signature header",
+        description="Header holding the HMAC signature (hmac_sha256 only).",
+    )
+    prefix: str = Field(
+        "sha256=",
+        title="Signature prefix",
+        description="Text before the hex digest in the header, e.g. `sha256=` for GitHub; "
+        "empty when the header holds only the digest (hmac_sha256 only).",
+    )
+    secret: SecretStr | None = Field(
+        None,
+        title="Secret",
+        description="The shared signing secret. For Standard Webhooks it is the `whsec_...` "
+        "value the sender shows.",
+    )
+    tolerance_seconds: int = Field(
+        300,
+        ge=1,
+        le=86_400,
+        title="Timestamp tolerance (s)",
+        description="How far the webhook-timestamp may be from now before the request is "
+        "refused as a replay (standard_webhooks only).",
+    )
+
+    @model_validator(mode="after")
+    def _secret_when_signed(self) -> SignatureSettings:
+        if self.scheme != "none" and (self.secret is None or not self.secret.get_secret_value()):
+            raise ValueError(
+                f"signature scheme '{self.scheme}' needs a secret; set one or choose 'none'"
+            )
+        return self
+
+
+class WebhookInputs(Inputs):
+    """How the server accepts requests for this flow."""
+
+    methods: list[HttpMethod] = Field(
+        default_factory=_default_methods,
+        min_length=1,
+        title="Methods",
+        description="HTTP methods accepted; other methods are answered with 405.",
+    )
+    sync: bool = Field(
+        False,
+        title="Synchronous",
+        description="Hold the request open and answer with the flow's Respond step (status, "
+        "headers, body) instead of acknowledging at once.",
+    )
+    sync_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        title="Synchronous timeout (s)",
+        description="Seconds to wait for the Respond step; after that the request is answered "
+        "with the execution id and the flow keeps running.",
+    )
+    delivery_id_header: str | None = Field(
+        None,
+        title="Delivery id header",
+        description="Header whose value identifies a delivery, so redeliveries run once. Empty: "
+        "webhook-id, X-GitHub-Delivery or Idempotency-Key.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1,
+        le=64 * 1_048_576,
+        title="Maximum body size (bytes)",
+        description="Larger requests are refused with 413 before anything is stored.",
+    )
+    signature: SignatureSettings = Field(
+        default_factory=SignatureSettings,
+        title="Signature verification",
+        description="Check that requests are signed with a shared secret; unsigned or forged "
+        "requests are refused with 401.",
+    )
+
+
+class WebhookTrigger(Trigger[WebhookInputs]):
+    key = "webhook"
+    title = "Webhook"
+    description = (
+        "Starts the flow when an HTTP request arrives at the flow's webhook URL. Optionally "
+        "checks a signature and answers synchronously with a Respond step."
+    )
+    kind = "webhook"
+    Inputs = WebhookInputs
+    sample_payload = {
+        "body": {
+            "event": "account.updated",
+            "id": "evt_01HZX3",
+            "data": {"account_id": "acc_42", "name": "Acme Corp", "plan": "pro", "seats": 25},
+        },
+        "headers": {"content-type": "application/json", "webhook-id": "msg_01HZX3"},
+        "query": {},
+    }
+
+
+def verify_signature(
+    settings: SignatureSettings,
+    headers: Mapping[str, str],
+    raw_body: bytes,
+    now: float,
+) -> None:
+    """Check a request's signature; raise `StepError` saying why when it does not verify.
+
+    `headers` are matched case-insensitively, `raw_body` must be the bytes as received and `now` is
+    the current Unix time (for the Standard Webhooks tolerance window). Digests are compared in
+    constant time. Malformed headers or secrets raise `StepError` too, never anything else.
+    """
+    if settings.scheme == "none":
+        return
+    lowered = {k.lower(): v for k, v in headers.items()}
+    secret = settings.secret.get_secret_value() if settings.secret is not None else ""
+    if not secret:
+        raise StepError(
+            f"Webhook signature scheme '{settings.scheme}' is set but no secret is configured.",
+            hint="Set the signature secret on the webhook trigger.",
+        )
+    if settings.scheme == "hmac_sha256":
+        _verify_hmac(settings, lowered, raw_body, secret)
+    else:
+        _verify_standard(settings, lowered, raw_body, secret, now)
+
+
+def _verify_hmac(
+    settings: SignatureSettings, headers: Mapping[str, str], raw_body: bytes, secret: str
+) -> None:
+    provided = headers.get(settings.header.lower())
+    if provided is None:
+        raise StepError(
+            f"Webhook signature header '{settings.header}' is missing.",
+            hint="Check that the sender signs requests and that the header name matches.",
+        )
+    provided = provided.strip()
+    if not provided.startswith(settings.prefix):
+        raise StepError(
+            f"Webhook signature header '{settings.header}' is malformed: it does not start "
+            f"with '{settings.prefix}'.",
+            hint="Check the signature prefix on the webhook trigger.",
+        )
+    try:
+        digest = bytes.fromhex(provided[len(settings.prefix) :])
+    except ValueError:
+        raise StepError(
+            f"Webhook signature header '{settings.header}' is malformed: expected a hex digest."
+        ) from None
+    expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, digest):
+        raise StepError(
+            "Webhook signature does not match the body.",
+            hint="The secret differs from the sender's, or the body was changed on the way.",
+        )
+
+
+def _standard_key(secret: str) -> bytes:
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise StepError(
+            "The Standard Webhooks secret is not valid base64.",
+            hint="Paste the whole `whsec_...` secret the sender shows.",
+        ) from None
+    if not key:
+        raise StepError("The Standard Webhooks secret is empty.")
+    return key
+
+
+def _verify_standard(
+    settings: SignatureSettings,
+    headers: Mapping[str, str],
+    raw_body: bytes,
+    secret: str,
+    now: float,
+) -> None:
+    missing = [
+        h
+        for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+        if not (headers.get(h) or "").strip()
+    ]
+    if missing:
+        raise StepError(
+            f"Webhook signature header{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing.",
+            hint="Standard Webhooks senders send webhook-id, webhook-timestamp and "
+            "webhook-signature on every request.",
+        )
+    msg_id = headers["webhook-id"].strip()
+    raw_ts = headers["webhook-timestamp"].strip()
+    if not raw_ts.isascii() or not raw_ts.isdigit() or len(raw_ts) > 12:
+        raise StepError("Webhook header webhook-timestamp is malformed: expected Unix seconds.")
+    timestamp = int(raw_ts)
+    if timestamp < now - settings.tolerance_seconds:
+        raise StepError(
+            "Webhook timestamp is too old; the request may be a replay.",
+            hint=f"Requests are accepted within {settings.tolerance_seconds} s of their "
+            "timestamp. Check the server clock.",
+        )
+    if timestamp > now + settings.tolerance_seconds:
+        raise StepError(
+            "Webhook timestamp is too far in the future.",
+            hint="Check the sender's and the server's clocks.",
+        )
+    key = _standard_key(secret)
+    try:
+        signed = f"{msg_id}.{raw_ts}.".encode() + raw_body
+    except UnicodeEncodeError:
+        raise StepError("Webhook header webhook-id is malformed.") from None
+    expected = hmac.new(key, signed, hashlib.sha256).digest()
+    entries = headers["webhook-signature"].split()
+    if len(entries) > _MAX_SIGNATURES:
+        raise StepError("Webhook header webhook-signature holds too many signatures.")
+    found_v1 = False
+    for entry in entries:
+        version, sep, value = entry.partition(",")
+        if not sep or version != "v1":
+            continue
+        found_v1 = True
+        try:
+            candidate = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if hmac.compare_digest(expected, candidate):
+            return
+    if not found_v1:
+        raise StepError(
+            "Webhook header webhook-signature is malformed: no `v1,<base64>` signature in it."
+        )
+    raise StepError(
+        "Webhook signature does not match the body.",
+        hint="The secret differs from the sender's, or the body was changed on the way.",
+    )
+
+
+component = Component(
+    key="webhook",
+    title="Webhook",
+    category="Triggers",
+    version="1.0.0",
+    description="Start a flow from an HTTP request to its own URL.",
+    triggers=[WebhookTrigger],
+)

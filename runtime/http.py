@@ -1,0 +1,49 @@
+"""The shared outbound HTTP client: httpx's API over a chosen transport, one per process.
+
+httpx's own pool served ~340 req/s under concurrency on this 2-core machine where aiohttp served
+~3,400 (design notes); `bench/http_client.py` measures both transports side by side. The default
+is the aiohttp transport (`httpx-aiohttp`); `FLOWYARD_HTTP_TRANSPORT=httpx` selects httpx's own.
+Redirects are never followed by the client: the HTTP component follows them itself so it can
+check every hop's address.
+"""
+
+from __future__ import annotations
+
+import os
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Literal
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+__all__ = ["TransportName", "make_http_client"]
+
+TransportName = Literal["aiohttp", "httpx"]
+
+_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
+_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClient:
+    """A new client for the process (or one test); close it with `aclose()` or `async with`."""
+    name = transport or os.environ.get("FLOWYARD_HTTP_TRANSPORT", "aiohttp")
+    if name not in ("aiohttp", "httpx"):
+        raise ValueError(f"FLOWYARD_HTTP_TRANSPORT must be 'aiohttp' or 'httpx', not {name!r}")
+    headers = {"User-Agent": "Flowyard/0.1"}
+    # One client serves every flow: a cookie set by one app must never reach another request.
+    cookies = httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+    if name == "httpx":
+        return httpx.AsyncClient(
+            limits=_LIMITS,
+            timeout=_TIMEOUT,
+            follow_redirects=False,
+            headers=headers,
+            cookies=cookies,
+        )
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=_LIMITS),
+        timeout=_TIMEOUT,
+        follow_redirects=False,
+        headers=headers,
+        cookies=cookies,
+    )
