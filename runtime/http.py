@@ -13,6 +13,7 @@ import os
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Literal
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -24,6 +25,12 @@ _LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepal
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
+def _aiohttp_session() -> aiohttp.ClientSession:
+    """Created lazily inside the running loop; cookies are never kept (see above)."""
+    connector = aiohttp.TCPConnector(limit=_LIMITS.max_connections or 100, keepalive_timeout=30)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
 def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClient:
     """A new client for the process (or one test); close it with `aclose()` or `async with`."""
     name = transport or os.environ.get("FLOWYARD_HTTP_TRANSPORT", "aiohttp")
@@ -31,7 +38,7 @@ def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClien
         raise ValueError(f"FLOWYARD_HTTP_TRANSPORT must be 'aiohttp' or 'httpx', not {name!r}")
     headers = {"User-Agent": "Flowyard/0.1"}
     # One client serves every flow: a cookie set by one app must never reach another request.
-    cookies = httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+    cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     if name == "httpx":
         return httpx.AsyncClient(
             limits=_LIMITS,
@@ -41,7 +48,7 @@ def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClien
             cookies=cookies,
         )
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=_LIMITS),
+        transport=AiohttpTransport(limits=_LIMITS, client=_aiohttp_session),
         timeout=_TIMEOUT,
         follow_redirects=False,
         headers=headers,

@@ -1,0 +1,54 @@
+"""The shared HTTP client: both transports work against a real loopback server, keep no cookies
+(one client serves every flow) and never follow redirects on their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from runtime.http import TransportName, make_http_client
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    async def set_cookie(request: web.Request) -> web.Response:
+        response = web.json_response({"cookie": request.headers.get("Cookie")})
+        response.set_cookie("session", "secret-of-app-a")
+        return response
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/set")
+
+    app = web.Application()
+    app.router.add_get("/set", set_cookie)
+    app.router.add_get("/redirect", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://localhost:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_no_cookies_kept_and_no_redirects_followed(
+    server: str, transport: TransportName
+) -> None:
+    async with make_http_client(transport) as client:
+        first = await client.get(f"{server}/set")
+        assert first.status_code == 200
+        assert "secret-of-app-a" in first.headers["set-cookie"]
+        second = await client.get(f"{server}/set")
+        assert second.json() == {"cookie": None}
+        redirected = await client.get(f"{server}/redirect")
+        assert redirected.status_code == 302
+        assert redirected.headers["location"] == "/set"
+
+
+def test_unknown_transport_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWYARD_HTTP_TRANSPORT", "curl")
+    with pytest.raises(ValueError, match="must be 'aiohttp' or 'httpx'"):
+        make_http_client()
