@@ -38,7 +38,8 @@ StepId = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Frozen: the engine caches what it derives from a flow by identity; edits make new models.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
 class RetryPolicy(_Strict):

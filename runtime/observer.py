@@ -64,10 +64,13 @@ class StepRecord:
     port: str | None = None
     error: ErrorInfo | None = None
     logs: list[LogLine] = field(default_factory=list)
+    mono_start: float = field(default=0.0, repr=False, compare=False)
+    """perf_counter() when the step started; internal, not part of the JSON form."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON form; `iteration` is the innermost loop index (None outside loops)."""
         data = asdict(self)
+        del data["mono_start"]
         data["status"] = self.status.value
         data["iteration"] = self.iteration[-1] if self.iteration else None
         data["iteration_path"] = list(self.iteration)

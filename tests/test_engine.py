@@ -1,0 +1,204 @@
+"""Engine behaviour that golden files cannot express: cancellation, timeouts, secrets, context."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from components.api import Connection, TriggerEvent
+from components.registry import Registry, default_registry
+from runtime.context import RunContext
+from runtime.engine import backoff_delay, run_flow
+from runtime.graph import flow_from_node_link, flow_to_node_link, to_graph
+from runtime.http import make_http_client
+from runtime.model import Flow, RetryPolicy
+from runtime.observer import MemoryRecorder, Status
+
+GOLDEN_COMPONENTS = Path(__file__).parent / "golden" / "components"
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return default_registry(GOLDEN_COMPONENTS)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with make_http_client() as client:
+        yield client
+
+
+def linear(*steps: dict[str, Any], **settings: Any) -> Flow:
+    ids = ["trigger", *(s["id"] for s in steps)]
+    return Flow.model_validate(
+        {
+            "id": "main",
+            "settings": settings,
+            "trigger": {"id": "trigger", "action": "manual.manual"},
+            "steps": list(steps),
+            "edges": [{"from": a, "to": b} for a, b in itertools.pairwise(ids)],
+        }
+    )
+
+
+async def test_cancelling_the_task_records_cancelled_and_reraises(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = linear({"id": "slow", "action": "testkit.sleep", "inputs": {"seconds": 30}})
+    recorder = MemoryRecorder()
+    started = asyncio.Event()
+
+    class Probe(MemoryRecorder):
+        def step_started(self, record: Any) -> None:
+            recorder.step_started(record)
+            if record.step_id == "slow":
+                started.set()
+
+        def step_finished(self, record: Any) -> None:
+            recorder.step_finished(record)
+
+        def execution_finished(self, result: Any) -> None:
+            recorder.execution_finished(result)
+
+    task = asyncio.create_task(
+        run_flow(flow, TriggerEvent(), RunContext(registry=registry, http=http), Probe())
+    )
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorder.records[-1].step_id == "slow"
+    assert recorder.records[-1].status == Status.CANCELLED
+    assert recorder.results[-1].status == Status.CANCELLED
+
+
+async def test_execution_timeout_fails_the_execution(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = linear({"id": "slow", "action": "testkit.sleep", "inputs": {"seconds": 30}}, timeout=0.1)
+    recorder = MemoryRecorder()
+    result = await run_flow(
+        flow, TriggerEvent(), RunContext(registry=registry, http=http), recorder
+    )
+    assert result.status == Status.FAILED
+    assert result.error is not None and result.error.kind == "limit_exceeded"
+    assert "ran longer than 0.1 s" in result.error.message
+    assert recorder.records[-1].status == Status.CANCELLED
+
+
+async def test_secrets_are_redacted_from_inputs_and_logs(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = linear(
+        {"id": "say", "action": "testkit.echo", "inputs": {"value": "token is hunter2hunter2"}}
+    )
+    connections = {"crm": Connection("crm", "bearer", {"token": SecretStr("hunter2hunter2")})}
+    recorder = MemoryRecorder()
+    context = RunContext(registry=registry, http=http, connections=connections)
+    await run_flow(flow, TriggerEvent(), context, recorder)
+    record = recorder.records[-1]
+    assert record.status == Status.SUCCEEDED
+    assert all("hunter2hunter2" not in line.message for line in record.logs)
+    assert record.logs[0].message == "echo token is ***"
+
+
+async def test_invalid_input_type_names_step_and_input(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = linear(
+        {
+            "id": "flaky",
+            "name": "Flaky",
+            "action": "testkit.flaky",
+            "inputs": {"fail_times": "{{ trigger.body.n }}"},
+        }
+    )
+    result = await run_flow(
+        flow, TriggerEvent(body={"n": "many"}), RunContext(registry=registry, http=http)
+    )
+    assert result.status == Status.FAILED
+    assert result.error is not None
+    assert result.error.kind == "misconfigured"
+    assert "Step 'Flaky' has invalid inputs: input 'fail_times'" in result.error.message
+    assert "'many'" in result.error.message
+
+
+async def test_idempotency_key_is_stable_across_retries_and_differs_per_step(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    retry = {"max_attempts": 3, "delay": 0, "jitter": False}
+    flow = linear(
+        {"id": "one", "action": "testkit.flaky", "inputs": {"fail_times": 0}},
+        {"id": "two", "action": "testkit.flaky", "inputs": {"fail_times": 1}, "retry": retry},
+    )
+    recorder = MemoryRecorder()
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    context = RunContext(registry=registry, http=http, execution_id="exec-1", sleep=no_sleep)
+    await run_flow(flow, TriggerEvent(), context, recorder)
+    one, two = recorder.records[1].output, recorder.records[2].output
+    assert two["attempt"] == 2
+    assert one["key"] != two["key"]
+    recorder2 = MemoryRecorder()
+    context2 = RunContext(registry=registry, http=http, execution_id="exec-1", sleep=no_sleep)
+    await run_flow(flow, TriggerEvent(), context2, recorder2)
+    assert recorder2.records[2].output["key"] == two["key"]
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    policy = RetryPolicy(delay=1, max_delay=5, backoff="exponential", jitter=False)
+    assert [backoff_delay(policy, n, 0.5, None) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
+    jittered = RetryPolicy(delay=2, backoff="fixed", jitter=True)
+    assert backoff_delay(jittered, 1, 0.0, None) == pytest.approx(1.5)
+    assert backoff_delay(jittered, 1, 0.999, None) == pytest.approx(2.499)
+    assert backoff_delay(jittered, 1, 0.5, 10) == 10
+
+
+def test_node_link_round_trip() -> None:
+    flow = Flow.model_validate(
+        {
+            "id": "main",
+            "name": "Main",
+            "trigger": {"id": "trigger", "action": "manual.manual"},
+            "steps": [
+                {"id": "route", "action": "branch.value", "inputs": {"value": 1, "cases": []}},
+                {"id": "a", "action": "testkit.echo", "retry": {"max_attempts": 2}},
+            ],
+            "edges": [
+                {"from": "trigger", "to": "route"},
+                {"from": "route", "to": "a", "port": "else"},
+            ],
+        }
+    )
+    data = flow_to_node_link(flow)
+    assert {n["id"] for n in data["nodes"]} == {"trigger", "route", "a"}
+    assert flow_from_node_link(data) == flow
+    graph = to_graph(flow)
+    assert graph.edges["route", "a"]["port"] == "else"
+
+
+async def test_state_persists_across_runs_by_scope(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = linear(
+        {"id": "get", "action": "state.get", "inputs": {"key": "cursor", "default": 0}},
+        {
+            "id": "put",
+            "action": "state.set",
+            "inputs": {"key": "cursor", "value": "{{ steps.get.output.value + 1 }}"},
+        },
+    )
+    context = RunContext(registry=registry, http=http)
+    for expected in (1, 2):
+        recorder = MemoryRecorder()
+        await run_flow(flow, TriggerEvent(), context, recorder)
+        assert recorder.records[-1].output["value"] == expected
