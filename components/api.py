@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
 
 from components.errors import (
     FlowyardError,
@@ -45,10 +46,12 @@ from components.errors import (
 
 __all__ = [
     "DEFAULT_PORT",
+    "HEADER_NAME",
     "Action",
     "Component",
     "Connection",
     "FlowyardError",
+    "HttpHeaders",
     "Inputs",
     "LogLine",
     "LoopPlan",
@@ -76,6 +79,23 @@ StateScope = Literal["instance", "flow"]
 TriggerKind = Literal["webhook", "schedule", "manual", "deploy", "delete"]
 
 InputsT = TypeVar("InputsT", bound=BaseModel)
+
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+"""An HTTP header name (RFC 9110 token)."""
+
+
+def _check_headers(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        if not HEADER_NAME.match(name):
+            raise ValueError(f"'{name}' is not a valid header name")
+        if any(c in text for c in "\r\n\0"):
+            raise ValueError(f"the value of header '{name}' contains a line break")
+    return value
+
+
+HttpHeaders = Annotated[dict[str, str], AfterValidator(_check_headers)]
+"""HTTP headers as an input or output field: names must be tokens, values single-line."""
 
 
 class Inputs(BaseModel):

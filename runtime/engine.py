@@ -152,6 +152,16 @@ class _Run:
         self.response: Response | None = None
         self.secrets = _secret_values(context.connections)
         self.state = BoundState(context.state, context.instance_id, self.flow.id)
+        # What every trigger and step context shares for this run.
+        self.services: dict[str, Any] = {
+            "http": context.http,
+            "config": context.config,
+            "connections": context.connections,
+            "state": self.state,
+            "instance_id": context.instance_id,
+            "flow_id": self.flow.id,
+            "webhook_urls": context.webhook_urls,
+        }
         self.base_scope: dict[str, Any] = {
             "config": dict(context.config),
             "instance": dict(context.instance),
@@ -231,16 +241,7 @@ class _Run:
             record.input = inputs.model_dump(mode="json")
             cls = step.cls
             assert issubclass(cls, Trigger)
-            tctx = TriggerContext(
-                log=logger,
-                http=self.ctx.http,
-                config=self.ctx.config,
-                connections=self.ctx.connections,
-                state=self.state,
-                instance_id=self.ctx.instance_id,
-                flow_id=self.flow.id,
-                webhook_urls=self.ctx.webhook_urls,
-            )
+            tctx = TriggerContext(log=logger, **self.services)
             output = _jsonable(await cls().run(inputs, self.event, tctx))
         except FlowyardError as exc:
             error = self.error_info(step, exc)
@@ -429,13 +430,7 @@ class _Run:
         assert isinstance(action, Action)
         sctx = StepContext(
             log=logger,
-            http=self.ctx.http,
-            config=self.ctx.config,
-            connections=self.ctx.connections,
-            state=self.state,
-            instance_id=self.ctx.instance_id,
-            flow_id=self.flow.id,
-            webhook_urls=self.ctx.webhook_urls,
+            **self.services,
             execution_id=self.execution_id,
             step_id=step.id,
             attempt=attempt,

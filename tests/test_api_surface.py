@@ -16,6 +16,8 @@ def test_component_api_exports_are_pinned() -> None:
         "Action",
         "Component",
         "Connection",
+        "HEADER_NAME",
+        "HttpHeaders",
         "FlowyardError",
         "Inputs",
         "LogLine",
