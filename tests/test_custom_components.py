@@ -84,3 +84,33 @@ def test_broken_component_is_named_when_a_flow_uses_it(tmp_path: Path) -> None:
     with pytest.raises(LookupError) as info:
         registry.action("acme.create")
     assert "component 'acme' failed to load: RuntimeError: bad credentials table" in str(info.value)
+
+
+def test_entry_point_components_are_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    import components.registry as registry_module
+    from components.api import Component
+
+    published = Component(key="acme", title="Acme")
+
+    class FakeEntryPoint:
+        name = "acme"
+
+        def load(self) -> Component:
+            return published
+
+    class BrokenEntryPoint:
+        name = "broken"
+
+        def load(self) -> Component:
+            raise ImportError("acme-flowyard needs acme-sdk")
+
+    def fake_entry_points(group: str) -> list[object]:
+        assert group == "flowyard.components"
+        return [FakeEntryPoint(), BrokenEntryPoint()]
+
+    monkeypatch.setattr(registry_module, "entry_points", fake_entry_points)
+    registry = default_registry()
+    assert registry.get("acme") is published
+    assert registry.sources["acme"] == "entry point acme"
+    assert [p.source for p in registry.problems] == ["entry point broken"]
+    assert "acme-flowyard needs acme-sdk" in registry.problems[0].message

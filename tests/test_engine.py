@@ -202,3 +202,24 @@ async def test_state_persists_across_runs_by_scope(
         recorder = MemoryRecorder()
         await run_flow(flow, TriggerEvent(), context, recorder)
         assert recorder.records[-1].output["value"] == expected
+
+
+async def test_an_engine_bug_marks_the_execution_crashed_not_failed(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    class BrokenObserver(MemoryRecorder):
+        def step_finished(self, record: Any) -> None:
+            if record.step_id == "say":
+                raise RuntimeError("recorder lost its database")
+            super().step_finished(record)
+
+    flow = linear({"id": "say", "action": "testkit.echo", "inputs": {"value": 1}})
+    observer = BrokenObserver()
+    result = await run_flow(
+        flow, TriggerEvent(), RunContext(registry=registry, http=http), observer
+    )
+    assert result.status == Status.CRASHED
+    assert result.error is not None
+    assert result.error.kind == "crashed"
+    assert "RuntimeError: recorder lost its database" in result.error.message
+    assert observer.results == [result]
