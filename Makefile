@@ -26,6 +26,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.http_client
 
 run: $(STAMP)
 	$(BIN)/python -m examples.demo

@@ -1,8 +1,11 @@
 """The shared outbound HTTP client: httpx's API over a chosen transport, one per process.
 
-httpx's own pool served ~340 req/s under concurrency on this 2-core machine where aiohttp served
-~3,400 (design notes); `bench/http_client.py` measures both transports side by side. The default
-is the aiohttp transport (`httpx-aiohttp`); `FLOWYARD_HTTP_TRANSPORT=httpx` selects httpx's own.
+`bench/http_client.py` measures the transports side by side (2,000 GETs at concurrency 50 against
+a loopback server in another process; 2-core machine, busy): httpx's own transport served 530-720
+req/s, the aiohttp transport 1,800-3,300, raw aiohttp 4,300-14,000; through the engine, 250-300
+vs 1,350-2,650 HTTP steps/s. httpcore's pool bookkeeping is the cost (encode/httpcore#1035), not
+sniffio. So the default is the aiohttp transport (`httpx-aiohttp`);
+`FLOWYARD_HTTP_TRANSPORT=httpx` selects httpx's own.
 Redirects are never followed by the client: the HTTP component follows them itself so it can
 check every hop's address.
 """
