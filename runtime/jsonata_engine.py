@@ -1,0 +1,138 @@
+"""jsonata-python 0.7.1 made bounded: a per-evaluation guard on time and depth, a range limit.
+
+`parse(text)` compiles an expression (raising `ExpressionError` or `LimitExceeded`); before each
+evaluation set `engine.guard = Guard(limits)` and make the engine the thread's current instance
+(`runtime.expressions` does both). Why it is built this way: see `runtime/expressions.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import jsonata
+from jsonata import jexception
+
+from runtime.errors import ExpressionError, LimitExceeded
+from runtime.templates import quote
+
+if TYPE_CHECKING:
+    from runtime.expressions import ExpressionLimits
+
+__all__ = ["RANGE_LIMIT", "Engine", "Guard", "jsonata_message", "parse"]
+
+RANGE_LIMIT = 100_000
+"""Most items a range `[a..b]` may hold (jsonata-python allows 1e7, which takes seconds)."""
+
+
+def jsonata_message(exc: BaseException) -> str:
+    """The JSONata error text with its code and position, e.g. `Unexpected ... at position 13`."""
+    if not isinstance(exc, jexception.JException):
+        return f"{type(exc).__name__}: {exc}"
+    where = f" at position {exc.location}" if exc.location > 0 else ""
+    return f"{exc} ({exc.error}){where}"
+
+
+def _compile_error(expression: str, exc: BaseException) -> ExpressionError:
+    location = getattr(exc, "location", -1)
+    near = f" near position {location}" if isinstance(location, int) and location > 0 else ""
+    return ExpressionError(
+        f"Expression {quote(expression)} does not compile: {jsonata_message(exc)}",
+        hint=f"Fix the JSONata syntax inside {{{{ }}}}{near}.",
+    )
+
+
+class Tripped(Exception):
+    """Raised inside JSONata when a bound is hit; `Guard.violation` keeps the reason."""
+
+
+class Guard:
+    """One evaluation's bounds: a deadline and a depth, checked on every evaluation step."""
+
+    __slots__ = ("deadline", "depth", "limits", "violation")
+
+    def __init__(self, limits: ExpressionLimits) -> None:
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.timeout_ms / 1000
+        self.depth = 0
+        self.violation: LimitExceeded | None = None
+
+    def trip(self, violation: LimitExceeded) -> Tripped:
+        if self.violation is None:
+            self.violation = violation
+        return Tripped(violation.message)
+
+    def enter(self, expression: str) -> None:
+        self.depth += 1
+        if self.depth > self.limits.max_depth:
+            raise self.trip(
+                LimitExceeded(
+                    f"Expression {quote(expression)} recursed deeper than "
+                    f"{self.limits.max_depth} levels",
+                    hint="Look for a function that calls itself without stopping, "
+                    "or nest the expression less deeply.",
+                )
+            )
+        self.check_clock(expression)
+
+    def check_clock(self, expression: str) -> None:
+        if time.monotonic() > self.deadline:
+            raise self.trip(
+                LimitExceeded(
+                    f"Expression {quote(expression)} ran longer than {self.limits.timeout_ms} ms",
+                    hint="Look for a function that calls itself without stopping, "
+                    "or for work over very large lists.",
+                )
+            )
+
+
+class Engine(jsonata.Jsonata):  # type: ignore[misc]  # jsonata is untyped
+    """jsonata-python with our per-evaluation guard and a smaller range limit.
+
+    jsonata-python dispatches every node through `Jsonata.CURRENT.jsonata._eval`, so these
+    overrides apply while this instance is the thread's current one (`_Program._run` sees to it).
+    """
+
+    source: str = ""
+    guard: Guard | None = None
+
+    def _eval(self, expr: Any, input: Any, environment: Any) -> Any:
+        guard = self.guard
+        if guard is None:
+            return super()._eval(expr, input, environment)
+        guard.enter(self.source)
+        try:
+            result = super()._eval(expr, input, environment)
+        finally:
+            guard.depth -= 1
+        guard.check_clock(self.source)
+        return result
+
+    def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
+        sized = all(isinstance(v, int) and not isinstance(v, bool) for v in (lhs, rhs))
+        if sized and rhs - lhs + 1 > RANGE_LIMIT and self.guard is not None:
+            raise self.guard.trip(
+                LimitExceeded(
+                    f"Expression {quote(self.source)} builds a range of {rhs - lhs + 1:,} "
+                    f"items; the limit is {RANGE_LIMIT:,}",
+                    hint="Use a smaller range, or read the list from the data instead.",
+                )
+            )
+        return super().evaluate_range_expression(lhs, rhs)
+
+
+def parse(expression: str) -> Engine:
+    try:
+        engine = Engine(expression)
+    except RecursionError as exc:
+        raise LimitExceeded(
+            f"Expression {quote(expression)} is nested too deeply to compile",
+            hint="Split it into smaller expressions.",
+        ) from exc
+    except Exception as exc:
+        raise _compile_error(expression, exc) from None
+    if engine.errors:
+        raise _compile_error(expression, engine.errors[0])
+    engine.source = expression
+    engine.set_validate_input(False)
+    return engine
