@@ -223,3 +223,26 @@ async def test_an_engine_bug_marks_the_execution_crashed_not_failed(
     assert result.error.kind == "crashed"
     assert "RuntimeError: recorder lost its database" in result.error.message
     assert observer.results == [result]
+
+
+async def test_secret_inputs_are_redacted_in_step_records(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = Flow.model_validate(
+        {
+            "id": "main",
+            "trigger": {
+                "id": "trigger",
+                "action": "webhook.webhook",
+                "inputs": {"signature": {"scheme": "hmac_sha256", "secret": "s3cret-signing-key"}},
+            },
+        }
+    )
+    recorder = MemoryRecorder()
+    result = await run_flow(
+        flow, TriggerEvent(body={}), RunContext(registry=registry, http=http), recorder
+    )
+    assert result.status == Status.SUCCEEDED
+    (record,) = recorder.records
+    assert record.input["signature"]["secret"] == "**********"
+    assert "s3cret-signing-key" not in repr(record.to_json())
