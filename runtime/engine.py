@@ -334,6 +334,11 @@ class _Run:
         record.port = port
         record.error = error
         record.logs = logger.lines
+        if self.secrets:  # a connection value echoed into an input or output is never recorded
+            record.input = _redact(record.input, self.secrets)
+            record.output = _redact(output, self.secrets)
+            if error is not None:
+                record.error = replace(error, message=_redact(error.message, self.secrets))
         self.obs.step_finished(record)
 
     def record_skipped(self, step: PreparedStep, iteration: tuple[int, ...]) -> None:
@@ -614,7 +619,21 @@ class _Run:
 
 
 def _secret_values(connections: Mapping[str, Connection]) -> list[str]:
-    return [v.get_secret_value() for c in connections.values() for v in c.values.values()]
+    values = (v.get_secret_value() for c in connections.values() for v in c.values.values())
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    """A copy of a JSON value with every secret replaced by `***` inside strings."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secrets) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

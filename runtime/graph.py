@@ -49,8 +49,10 @@ def flow_to_node_link(flow: Flow) -> dict[str, Any]:
     )
     for step in flow.all_steps():
         graph.add_node(step.id, **step.model_dump(mode="json", exclude={"id"}, exclude_unset=True))
-    for edge in flow.edges:
-        graph.add_edge(edge.source, edge.target, port=edge.port)
+    # networkx yields edges in adjacency order, not file order: `order` restores the file's order
+    # on load, so an import followed by an export shows no diff nobody made.
+    for order, edge in enumerate(flow.edges):
+        graph.add_edge(edge.source, edge.target, port=edge.port, order=order)
     data: dict[str, Any] = nx.node_link_data(graph, edges="edges")
     return data
 
@@ -71,7 +73,9 @@ def flow_from_node_link(data: dict[str, Any]) -> Flow:
             "steps": list(steps.values()),
             "edges": [
                 {"from": s, "to": t, "port": attrs.get("port", "out")}
-                for s, t, attrs in graph.edges(data=True)
+                for s, t, attrs in sorted(
+                    graph.edges(data=True), key=lambda e: e[2].get("order", 0)
+                )
             ],
         }
     )

@@ -107,6 +107,8 @@ async def test_secrets_are_redacted_from_inputs_and_logs(
     assert record.status == Status.SUCCEEDED
     assert all("hunter2hunter2" not in line.message for line in record.logs)
     assert record.logs[0].message == "echo token is ***"
+    assert record.input == {"value": "token is ***", "port": "out"}
+    assert record.output == "token is ***"
 
 
 async def test_invalid_input_type_names_step_and_input(
@@ -184,6 +186,23 @@ def test_node_link_round_trip() -> None:
     assert flow_from_node_link(data) == flow
     graph = to_graph(flow)
     assert graph.edges["route", "a"]["port"] == "else"
+
+
+def test_node_link_keeps_the_file_order_of_edges() -> None:
+    flow = Flow.model_validate(
+        {
+            "id": "main",
+            "trigger": {"id": "trigger", "action": "manual.manual"},
+            "steps": [{"id": s, "action": "testkit.echo"} for s in ("a", "b", "c")],
+            "edges": [
+                {"from": "b", "to": "c"},
+                {"from": "trigger", "to": "b"},
+                {"from": "a", "to": "c"},
+                {"from": "trigger", "to": "a"},
+            ],
+        }
+    )
+    assert flow_from_node_link(flow_to_node_link(flow)).edges == flow.edges
 
 
 async def test_state_persists_across_runs_by_scope(

@@ -1,0 +1,106 @@
+"""Engine and sessions: SQLite in a data directory by default, any SQLAlchemy URL when configured.
+
+`create_db_engine` picks the URL: `FLOWYARD_DATABASE_URL` when set, else
+`sqlite:///<data dir>/flowyard.db` (data dir `./.flowyard` unless given). Every SQLite connection
+gets WAL journaling, a busy timeout, `synchronous=NORMAL` and foreign keys on. SQLite transactions
+are begun explicitly (`BEGIN`) so that DDL is transactional too: a migration either applies fully
+or not at all. `open_database` is what a host calls at start-up: engine plus migrations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, make_url
+from sqlmodel import Session, create_engine
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DATABASE_URL_ENV",
+    "DB_FILE_NAME",
+    "DEFAULT_DATA_DIR",
+    "WRITE_OPTION",
+    "create_db_engine",
+    "database_url",
+    "open_database",
+    "session_scope",
+]
+
+DEFAULT_DATA_DIR = Path(".flowyard")
+DB_FILE_NAME = "flowyard.db"
+DATABASE_URL_ENV = "FLOWYARD_DATABASE_URL"
+WRITE_OPTION = "flowyard_write"
+"""Execution option: begin SQLite transactions with `BEGIN IMMEDIATE` (see `session_scope`)."""
+BUSY_TIMEOUT_MS = 5000
+"""How long a connection waits for another writer's lock before `database is locked`."""
+
+
+def database_url(data_dir: Path | None = None) -> str:
+    """`FLOWYARD_DATABASE_URL` if set, else the SQLite file in the data directory."""
+    configured = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if configured:
+        return configured
+    directory = data_dir if data_dir is not None else DEFAULT_DATA_DIR
+    return f"sqlite:///{(directory / DB_FILE_NAME).resolve()}"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" hook issue BEGIN itself: pysqlite would otherwise start transactions
+    # only before DML, leaving DDL (migrations) in autocommit.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across process crashes
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front, waiting up to the busy timeout. A deferred
+    # transaction that reads and then writes fails at once with "database is locked" when another
+    # writer committed in between; the busy timeout cannot help it.
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_db_engine(data_dir: Path | None = None, *, url: str | None = None) -> Engine:
+    """An engine for `url` (default: `database_url(data_dir)`); creates the data directory."""
+    url = url or database_url(data_dir)
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def open_database(data_dir: Path | None = None, *, url: str | None = None) -> Engine:
+    """The engine, with the schema created or migrated to the current version."""
+    from app.persistence.migrations import migrate
+
+    engine = create_db_engine(data_dir, url=url)
+    migrate(engine)
+    return engine
+
+
+@contextmanager
+def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+    """A session in one transaction: committed when the block ends, rolled back if it raises.
+
+    `write=True` (the default) takes SQLite's write lock when the transaction begins, so a
+    transaction that reads and then writes waits for other writers instead of failing; pass
+    `write=False` for read-only work, which then never waits for writers (WAL).
+    """
+    bind = engine.execution_options(**{WRITE_OPTION: True}) if write else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -1,0 +1,235 @@
+"""The database tables (SQLModel). Times are Unix seconds (floats), as the engine reports them.
+
+Integration documents and flow graphs are JSON: a version row holds the integration without its
+flows (name, description, config variables, connection slots, layout); each flow is a row holding
+its graph as networkx node-link JSON (`runtime.graph.flow_to_node_link`) and a `revision` used for
+optimistic concurrency. Published versions are frozen; edits go to the one draft version.
+
+Only portable column types are used (JSON, LargeBinary, Float, String, Boolean), so the same
+models serve PostgreSQL. Connection values are stored encrypted (`app.persistence.crypto`);
+nothing secret is stored in clear. The schema is created and upgraded by
+`app.persistence.migrations`, never by `create_all` from a caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "INSTANCE_SCOPE",
+    "ConfigValueRow",
+    "ConnectionRow",
+    "ExecutionRow",
+    "FlowRow",
+    "InboxRow",
+    "InstanceRow",
+    "InstanceStateRow",
+    "IntegrationRow",
+    "IntegrationVersionRow",
+    "StepRecordRow",
+    "TestPayloadRow",
+]
+
+INSTANCE_SCOPE = ""
+"""`InstanceStateRow.flow_id` of instance-wide keys. Not NULL: NULLs never collide in a unique
+constraint (SQLite and PostgreSQL alike), which would allow duplicate instance-wide keys."""
+
+
+def _json(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=nullable))
+
+
+def _json_required() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class IntegrationRow(SQLModel, table=True):
+    __tablename__ = "integrations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: float
+    updated_at: float
+
+
+class IntegrationVersionRow(SQLModel, table=True):
+    """One version of an integration: the draft (`published` false; at most one) or a release."""
+
+    __tablename__ = "integration_versions"
+    __table_args__ = (UniqueConstraint("integration_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration_id: int = Field(foreign_key="integrations.id", ondelete="CASCADE", index=True)
+    version: int
+    published: bool = False
+    document: dict[str, Any] = _json_required()
+    created_at: float
+    published_at: float | None = None
+
+
+class FlowRow(SQLModel, table=True):
+    __tablename__ = "flows"
+    __table_args__ = (UniqueConstraint("version_id", "flow_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="integration_versions.id", ondelete="CASCADE")
+    flow_id: str = Field(max_length=64)
+    position: int = 0
+    """Order of the flow in the integration file."""
+    graph: dict[str, Any] = _json_required()
+    revision: int = 1
+    updated_at: float
+
+
+class InstanceRow(SQLModel, table=True):
+    """An integration version deployed with config values and connections."""
+
+    __tablename__ = "instances"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200, unique=True)
+    version_id: int = Field(foreign_key="integration_versions.id", index=True)
+    status: str = Field(default="deploying", max_length=32)
+    enabled: bool = True
+    created_at: float
+    updated_at: float
+
+
+class ConfigValueRow(SQLModel, table=True):
+    __tablename__ = "config_values"
+    __table_args__ = (UniqueConstraint("instance_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: str = Field(foreign_key="instances.id", ondelete="CASCADE", max_length=64)
+    key: str = Field(max_length=64)
+    value: Any = _json()
+
+
+class ConnectionRow(SQLModel, table=True):
+    """Credentials for one connection slot of one instance: Fernet-encrypted JSON, never clear."""
+
+    __tablename__ = "connections"
+    __table_args__ = (UniqueConstraint("instance_id", "slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: str = Field(foreign_key="instances.id", ondelete="CASCADE", max_length=64)
+    slot: str = Field(max_length=64)
+    type: str = Field(max_length=32)
+    encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    updated_at: float
+
+
+class TestPayloadRow(SQLModel, table=True):
+    """A named sample request saved on a flow's trigger. Kept per integration, across versions."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class, despite the name
+    __tablename__ = "test_payloads"
+    __table_args__ = (UniqueConstraint("integration_id", "flow_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration_id: int = Field(foreign_key="integrations.id", ondelete="CASCADE")
+    flow_id: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    body: Any = _json()
+    headers: dict[str, Any] = _json_required()
+    query: dict[str, Any] = _json_required()
+    updated_at: float
+
+
+class InboxRow(SQLModel, table=True):
+    """A received webhook request, committed before it is acknowledged.
+
+    `delivery_id` is unique per (instance, flow): a redelivery fails the insert and is answered
+    with the first request's execution. NULL delivery ids never collide.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "flow_id", "delivery_id"),
+        Index("ix_inbox_status_received", "status", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=128)
+    instance_id: str = Field(foreign_key="instances.id", ondelete="CASCADE", max_length=64)
+    flow_id: str = Field(max_length=64)
+    execution_id: str = Field(max_length=100, unique=True)
+    method: str = Field(default="POST", max_length=10)
+    headers: dict[str, Any] = _json_required()
+    query: dict[str, Any] = _json_required()
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    delivery_id: str | None = Field(default=None, max_length=200)
+    received_at: float
+    status: str = Field(default="queued", max_length=32)
+    lease_until: float | None = None
+    """Set by the worker that claimed the row; an expired lease may be claimed again."""
+
+
+class ExecutionRow(SQLModel, table=True):
+    __tablename__ = "executions"
+    __table_args__ = (
+        Index("ix_executions_status_started", "status", "started_at"),
+        Index("ix_executions_flow_started", "flow_id", "started_at"),
+        Index("ix_executions_instance_started", "instance_id", "started_at"),
+        Index("ix_executions_started", "started_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=100)
+    flow_id: str = Field(max_length=64)
+    instance_id: str | None = Field(
+        default=None, foreign_key="instances.id", ondelete="SET NULL", max_length=64
+    )
+    """Kept (as NULL) when the instance is deleted, so its tear-down runs stay visible."""
+    parent_execution_id: str | None = Field(
+        default=None, foreign_key="executions.id", ondelete="CASCADE", max_length=100, index=True
+    )
+    status: str = Field(default="queued", max_length=32)
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: float | None = None
+    steps_run: int = 0
+    recovered: bool = False
+    error: dict[str, Any] | None = _json()
+    output: Any = _json()
+
+
+class StepRecordRow(SQLModel, table=True):
+    """One finished step run (per loop iteration); `input` had secrets redacted by the engine."""
+
+    __tablename__ = "step_records"
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: str = Field(
+        foreign_key="executions.id", ondelete="CASCADE", max_length=100, index=True
+    )
+    step_id: str = Field(max_length=64)
+    step_name: str = ""
+    action: str = Field(max_length=200)
+    iteration_path: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=32)
+    attempt: int = 1
+    port: str | None = Field(default=None, max_length=64)
+    started_at: float
+    duration_ms: float
+    input: Any = _json()
+    output: Any = _json()
+    error: dict[str, Any] | None = _json()
+    logs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class InstanceStateRow(SQLModel, table=True):
+    """One state key of an instance; `flow_id` is `INSTANCE_SCOPE` ("") for instance-wide keys."""
+
+    __tablename__ = "instance_state"
+    __table_args__ = (UniqueConstraint("instance_id", "flow_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: str = Field(foreign_key="instances.id", ondelete="CASCADE", max_length=64)
+    flow_id: str = Field(default=INSTANCE_SCOPE, max_length=64)
+    key: str = Field(max_length=200)
+    value: Any = _json()
+    updated_at: float

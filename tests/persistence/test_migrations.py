@@ -1,0 +1,75 @@
+"""Schema versions: fresh databases, upgrades that keep data, failed upgrades change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, inspect, text
+
+from app.persistence.db import create_db_engine, session_scope
+from app.persistence.migrations import SCHEMA_VERSION, MigrationError, migrate, schema_version
+from app.persistence.repositories import load_integration, save_integration
+from runtime.model import Integration
+
+
+def add_note_column(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE integrations ADD COLUMN note VARCHAR(200)"))
+    conn.execute(text("UPDATE integrations SET note = 'migrated'"))
+
+
+def broken(conn: Connection) -> None:
+    raise RuntimeError("disk on fire")
+
+
+@pytest.fixture
+def old_engine(data_dir: Path) -> Iterator[Engine]:
+    """A database at the current version (the test's "previous" one) holding an integration."""
+    engine = create_db_engine(data_dir)
+    assert migrate(engine) == SCHEMA_VERSION
+    with session_scope(engine) as session:
+        save_integration(session, Integration(name="Kept", description="old data"))
+    yield engine
+    engine.dispose()
+
+
+def test_fresh_database_is_created_at_the_current_version(engine: Engine) -> None:
+    assert schema_version(engine) == SCHEMA_VERSION
+    assert migrate(engine) == SCHEMA_VERSION  # idempotent
+    tables = set(inspect(engine).get_table_names())
+    assert {"integrations", "flows", "executions", "step_records", "inbox"} <= tables
+
+
+def test_upgrade_keeps_data_and_applies_the_new_migration(old_engine: Engine) -> None:
+    assert migrate(old_engine, [add_note_column]) == 2
+    assert schema_version(old_engine) == 2
+    with old_engine.connect() as conn:
+        assert conn.execute(text("SELECT name, note FROM integrations")).all() == [
+            ("Kept", "migrated")
+        ]
+    with session_scope(old_engine) as session:
+        assert load_integration(session, "Kept").description == "old data"
+
+
+def test_a_failed_upgrade_changes_nothing(old_engine: Engine) -> None:
+    with pytest.raises(MigrationError, match="from schema version 2 to 3 failed: disk on fire"):
+        migrate(old_engine, [add_note_column, broken])
+    assert schema_version(old_engine) == SCHEMA_VERSION
+    columns = {c["name"] for c in inspect(old_engine).get_columns("integrations")}
+    assert "note" not in columns  # the DDL of the first migration was rolled back too
+
+
+def test_a_database_newer_than_the_code_is_refused(old_engine: Engine) -> None:
+    migrate(old_engine, [add_note_column])
+    with pytest.raises(MigrationError, match="newer than this Flowyard"):
+        migrate(old_engine)
+
+
+def test_a_foreign_database_is_refused(data_dir: Path) -> None:
+    engine = create_db_engine(data_dir)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE other (id INTEGER)"))
+    with pytest.raises(MigrationError, match="not created by Flowyard"):
+        migrate(engine)
+    engine.dispose()

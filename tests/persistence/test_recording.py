@@ -1,0 +1,216 @@
+"""The engine's SQL services: instance state by scope, and step records written in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine, select, text
+from sqlmodel import Session, col
+
+from app.persistence.db import DB_FILE_NAME, session_scope
+from app.persistence.models import ExecutionRow, StepRecordRow
+from app.persistence.recording import SqlRecorder, SqlStateBackend
+from app.persistence.repositories import create_instance, publish_version, save_integration
+from components.api import Connection, TriggerEvent
+from components.registry import Registry, default_registry
+from runtime.context import RunContext
+from runtime.engine import run_flow
+from runtime.http import make_http_client
+from runtime.model import Flow, Integration
+from runtime.observer import ErrorInfo, ExecutionInfo, Status, StepRecord
+from runtime.state import BoundState
+
+GOLDEN_COMPONENTS = Path(__file__).parent.parent / "golden" / "components"
+SECRET = "hunter2-super-secret-7731"
+ITEMS = 100
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return default_registry(GOLDEN_COMPONENTS)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with make_http_client() as client:
+        yield client
+
+
+@pytest.fixture
+def instance_id(engine: Engine) -> str:
+    with session_scope(engine) as session:
+        save_integration(session, Integration(name="Demo"))
+        return create_instance(session, "demo", "Demo", publish_version(session, "Demo"))
+
+
+def loop_flow() -> Flow:
+    return Flow.model_validate(
+        {
+            "id": "main",
+            "trigger": {"id": "trigger", "action": "manual.manual"},
+            "steps": [
+                {"id": "each", "action": "loop.items", "inputs": {"items": "{{ trigger.body }}"}},
+                {
+                    "id": "double",
+                    "action": "transform.object",
+                    "inputs": {"fields": {"i": "{{ loop.index }}", "v": "{{ loop.item * 2 }}"}},
+                },
+                {
+                    "id": "say",
+                    "action": "testkit.echo",
+                    "inputs": {"value": f"token is {SECRET}"},
+                },
+                {
+                    "id": "put",
+                    "action": "state.set",
+                    "inputs": {"key": "count", "value": "{{ steps.each.output.count }}"},
+                },
+            ],
+            "edges": [
+                {"from": "trigger", "to": "each"},
+                {"from": "each", "port": "body", "to": "double"},
+                {"from": "each", "port": "done", "to": "say"},
+                {"from": "say", "to": "put"},
+            ],
+        }
+    )
+
+
+async def test_state_backend_gets_sets_and_deletes_by_scope(
+    engine: Engine, instance_id: str
+) -> None:
+    backend = SqlStateBackend(engine)
+    state = BoundState(backend, instance_id, "main")
+    other_flow = BoundState(backend, instance_id, "other")
+    value = {"cursor": [1, 2.5, "x", None, True], "nested": {"a": {}}}
+    await state.set("k", value)
+    await state.set("k", "flow value", scope="flow")
+    assert await state.get("k") == value
+    assert await other_flow.get("k") == value  # instance-wide keys are shared by flows
+    assert await state.get("k", scope="flow") == "flow value"
+    assert await other_flow.get("k", "none", scope="flow") == "none"
+    await state.set("k", 2)  # overwrite in place
+    assert await state.get("k") == 2
+    await state.set("nothing", None)
+    assert await backend.load(instance_id, None, "nothing") == (True, None)
+    await state.delete("k")
+    assert await state.get("k", "gone") == "gone"
+    assert await state.get("k", scope="flow") == "flow value"
+    await state.delete("k", scope="flow")
+    await state.delete("never-set")
+    assert await backend.load(instance_id, "main", "k") == (False, None)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM instance_state")).scalar() == 1
+
+
+async def test_recorder_writes_a_whole_execution_in_one_commit(
+    engine: Engine,
+    data_dir: Path,
+    instance_id: str,
+    registry: Registry,
+    http: httpx.AsyncClient,
+) -> None:
+    recorder = SqlRecorder(engine)
+    context = RunContext(
+        registry=registry,
+        http=http,
+        execution_id="exec-1",
+        instance_id=instance_id,
+        state=SqlStateBackend(engine),
+        connections={"crm": Connection("crm", "bearer", {"token": SecretStr(SECRET)})},
+    )
+    recorder.add_secrets("exec-1", [SECRET])
+    with session_scope(engine) as session:  # the host inserts the row at ingest
+        session.add(ExecutionRow(id="exec-1", flow_id="main", instance_id=instance_id))
+    result = await run_flow(loop_flow(), TriggerEvent(body=list(range(ITEMS))), context, recorder)
+    assert result.status == Status.SUCCEEDED
+    records = ITEMS + 4  # trigger, each iteration of double, each, say, put
+    assert recorder.pending == records + 2  # and the execution's start and end
+    assert recorder.commits == 0  # nothing is written before flush()
+
+    await recorder.flush()
+    assert (recorder.commits, recorder.pending) == (1, 0)
+    await recorder.flush()
+    assert recorder.commits == 1  # an empty flush does not commit
+
+    with Session(engine) as session:
+        execution = session.get(ExecutionRow, "exec-1")
+        assert execution is not None
+        assert (execution.status, execution.instance_id) == ("succeeded", instance_id)
+        assert execution.steps_run == records
+        assert execution.finished_at is not None
+        rows = list(session.scalars(select(StepRecordRow).order_by(col(StepRecordRow.id))))
+    assert len(rows) == records
+    doubles = [r for r in rows if r.step_id == "double"]
+    assert [r.iteration_path for r in doubles] == [[i] for i in range(ITEMS)]
+    assert doubles[7].output == {"i": 7, "v": 14}
+    each = next(r for r in rows if r.step_id == "each")
+    assert each.port == "done"
+    assert each.output["count"] == ITEMS
+    say = next(r for r in rows if r.step_id == "say")
+    assert say.logs[0]["message"] == "echo token is ***"
+    assert say.input["value"] == say.output == "token is ***"
+    assert isinstance(say.logs[0]["ts"], float)
+    assert await SqlStateBackend(engine).load(instance_id, None, "count") == (True, ITEMS)
+
+    engine.dispose()  # checkpoint the WAL, then look at every byte stored
+    stored = b"".join(p.read_bytes() for p in data_dir.glob(f"{DB_FILE_NAME}*"))
+    assert SECRET.encode() not in stored
+
+
+async def test_recorder_stores_errors_as_json_and_keeps_a_failed_batch(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = SqlRecorder(engine)
+    recorder.execution_started(ExecutionInfo("e2", "main", 100.0))
+    failing = StepRecord("e2", "s", "S", "x.y", Status.FAILED, started_at=100.0)
+    failing.error = ErrorInfo("step_failed", "Step 'S' failed.", hint="Fix it.", step="s")
+    failing.output = {"when": b"bytes"}  # not JSON: stored as text, never lost
+    recorder.step_finished(failing)
+
+    def broken(batch: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(recorder, "_write", broken)
+    with pytest.raises(OSError, match="disk full"):
+        await recorder.flush()
+    assert recorder.pending == 2
+    monkeypatch.undo()
+    await recorder.flush()
+    with engine.connect() as conn:
+        error, output = conn.execute(text("SELECT error, output FROM step_records")).one()
+    assert json.loads(error) == {
+        "kind": "step_failed",
+        "message": "Step 'S' failed.",
+        "hint": "Fix it.",
+        "step": "s",
+    }
+    assert json.loads(output) == {"when": "bytes"}
+
+
+async def test_a_cancelled_flush_writes_its_batch_exactly_once(engine: Engine) -> None:
+    recorder = SqlRecorder(engine)
+    recorder.execution_started(ExecutionInfo("e3", "main", 100.0))
+    for n in range(50):
+        recorder.step_finished(StepRecord("e3", f"s{n}", "", "x.y", Status.SUCCEEDED))
+    flushing = asyncio.ensure_future(recorder.flush())
+    await asyncio.sleep(0)  # the write has started in its thread
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    await recorder.flush()
+    for _ in range(500):  # the cancelled write still finishes in its thread
+        if recorder.commits:
+            break
+        await asyncio.sleep(0.01)
+    await recorder.flush()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM step_records")).scalar() == 50
+    assert recorder.pending == 0
