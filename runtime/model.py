@@ -16,6 +16,7 @@ __all__ = [
     "ConfigVariable",
     "ConnectionSlot",
     "Edge",
+    "EndpointSettings",
     "ErrorPolicy",
     "Flow",
     "FlowSettings",
@@ -95,6 +96,20 @@ class FlowSettings(_Strict):
     step_timeout: float = Field(
         60.0, gt=0, le=86400, description="Default seconds per step attempt."
     )
+    concurrency: int = Field(
+        8, ge=1, le=256, description="Executions of this flow run at once (per instance)."
+    )
+    sequential: bool = Field(
+        False, description="Run executions one at a time in arrival order (FIFO)."
+    )
+    dedup_key: str | None = Field(
+        None,
+        description="Template evaluated against the trigger, e.g. `{{ trigger.body.id }}`: a "
+        "request whose key was already accepted for this flow and instance is not run again.",
+    )
+    execution_retry: RetryPolicy | None = Field(
+        None, description="Run a failed execution again from the start (not for invalid flows)."
+    )
 
 
 class Flow(_Strict):
@@ -145,6 +160,25 @@ class ConnectionSlot(_Strict):
     required: bool = True
 
 
+class EndpointSettings(_Strict):
+    """How webhooks reach an instance's flows besides each flow's own URL."""
+
+    preprocess_flow: StepId | None = Field(
+        None,
+        description="Flow run on requests to the instance-wide URL; its output (or response body) "
+        "names the target flow: a flow id string, or an object with a `flow` key.",
+    )
+    route_header: str | None = Field(
+        None,
+        description="Shared endpoint for all instances: this request header holds the instance "
+        "name to route to.",
+    )
+    route_field: str | None = Field(
+        None,
+        description="Shared endpoint: dotted path into the JSON body holding the instance name.",
+    )
+
+
 class Position(_Strict):
     x: float
     y: float
@@ -159,6 +193,7 @@ class Integration(_Strict):
     config: list[ConfigVariable] = Field(default_factory=list)
     connections: list[ConnectionSlot] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
+    endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
     layout: dict[str, dict[str, Position]] = Field(
         default_factory=dict, description="Canvas positions: flow id -> step id -> position."
     )

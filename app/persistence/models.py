@@ -31,6 +31,7 @@ __all__ = [
     "IntegrationVersionRow",
     "StepRecordRow",
     "TestPayloadRow",
+    "WebhookTokenRow",
 ]
 
 INSTANCE_SCOPE = ""
@@ -164,8 +165,29 @@ class InboxRow(SQLModel, table=True):
     delivery_id: str | None = Field(default=None, max_length=200)
     received_at: float
     status: str = Field(default="queued", max_length=32)
+    """queued -> running -> done | failed | dead; `recovered` marks a row a crash left running."""
     lease_until: float | None = None
     """Set by the worker that claimed the row; an expired lease may be claimed again."""
+    source: str = Field(default="webhook", max_length=32)
+    """webhook | replay | manual | schedule | test."""
+    attempt: int = 1
+    not_before: float | None = None
+    """An automatic retry waits until then."""
+    recovered: bool = False
+    dedup_key: str | None = Field(default=None, max_length=200)
+    replay_of: str | None = Field(default=None, max_length=100)
+
+
+class WebhookTokenRow(SQLModel, table=True):
+    """An unguessable webhook URL token: one per flow of an instance, one instance-wide (flow "")."""
+
+    __tablename__ = "webhook_tokens"
+    __table_args__ = (UniqueConstraint("instance_id", "flow_id"),)
+
+    token: str = Field(primary_key=True, max_length=128)
+    instance_id: str = Field(foreign_key="instances.id", ondelete="CASCADE", max_length=64)
+    flow_id: str = Field(max_length=64)
+    created_at: float
 
 
 class ExecutionRow(SQLModel, table=True):

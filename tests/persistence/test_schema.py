@@ -29,6 +29,7 @@ TABLES = {
     "flows",
     "inbox",
     "instance_state",
+    "webhook_tokens",
     "instances",
     "integration_versions",
     "integrations",

@@ -1,0 +1,71 @@
+"""The process-wide services every route and worker uses, created once at server start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import Engine
+
+from app.persistence import SecretBox
+from app.settings import Settings
+from components.api import Response, TriggerEvent
+from components.registry import Registry
+from runtime.observer import ExecutionResult
+
+__all__ = ["Dispatcher", "Hub", "SyncOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """What a synchronous webhook waited for: the flow's reply, or its end without one."""
+
+    response: Response | None
+    result: ExecutionResult | None
+    """Set when the execution ended (the reply falls back to its last output)."""
+
+
+class Dispatcher(Protocol):
+    """Runs executions: claims inbox rows, runs them, records them (`app.services.dispatcher`)."""
+
+    def notify(self) -> None:
+        """Wake the workers: an inbox row was committed."""
+        ...
+
+    async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
+        """Wait for the execution's reply or its end; None after `seconds`."""
+        ...
+
+    async def run_lifecycle(
+        self, instance_id: str, flow_id: str, event: TriggerEvent
+    ) -> ExecutionResult:
+        """Run one flow of an instance now (deploy/delete flows), recorded like any execution."""
+        ...
+
+    def invalidate(self, instance_id: str) -> None:
+        """Forget cached flows, config and connections of an instance (it changed)."""
+        ...
+
+
+@dataclass
+class Hub:
+    """Shared services. Routes and services receive it; nothing reaches around it."""
+
+    settings: Settings
+    db: Engine
+    registry: Registry
+    http: httpx.AsyncClient
+    box: SecretBox
+    dispatcher: Dispatcher | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def webhook_url(self, token: str) -> str:
+        return f"{self.settings.base_url}/webhooks/{token}"
+
+    @property
+    def runner(self) -> Dispatcher:
+        if self.dispatcher is None:
+            raise RuntimeError("the dispatcher has not been started")
+        return self.dispatcher
