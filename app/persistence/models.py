@@ -179,7 +179,7 @@ class InboxRow(SQLModel, table=True):
 
 
 class WebhookTokenRow(SQLModel, table=True):
-    """An unguessable webhook URL token: one per flow of an instance, one instance-wide (flow "")."""
+    """An unguessable webhook URL token: one per flow of an instance; flow "" is instance-wide."""
 
     __tablename__ = "webhook_tokens"
     __table_args__ = (UniqueConstraint("instance_id", "flow_id"),)
