@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint typecheck pytest bench clean
+.PHONY: test run demo lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.http_client
 
+DATA_DIR ?= .flowyard
+
 run: $(STAMP)
+	for file in examples/*.yaml; do $(BIN)/flowyard import "$$file" --data-dir $(DATA_DIR) || exit 1; done
+	$(BIN)/flowyard serve --data-dir $(DATA_DIR)
+
+demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
 clean:

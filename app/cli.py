@@ -8,8 +8,8 @@ stderr in one or two lines, never with a traceback.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import SecretStr
 
+from app.services.config_values import ConfigErrors, resolve_config
 from components.api import Connection, TriggerEvent
 from components.registry import Registry, default_registry
 from runtime.context import RunContext
@@ -30,7 +31,7 @@ from runtime.files import (
     parse_document,
 )
 from runtime.http import make_http_client
-from runtime.model import ConfigVariable, Flow, Integration
+from runtime.model import Flow, Integration
 from runtime.observer import ExecutionResult, MemoryRecorder, Status, StepRecord
 from runtime.validation import validate_flow
 
@@ -62,6 +63,7 @@ class UsageProblem(Exception):
 
 def main() -> None:
     """Entry point of the `flowyard` script."""
+    importlib.import_module("app.cli_server")  # registers serve, import and export on `app`
     app(prog_name="flowyard")
 
 
@@ -347,67 +349,26 @@ def _pairs(items: Sequence[str], option: str, example: str) -> list[tuple[str, s
 
 def config_values(integration: Integration, items: Sequence[str]) -> dict[str, Any]:
     """Config values: declared defaults, overridden by `key=value` items coerced to their type."""
-    declared = {v.key: v for v in integration.config}
-    given: dict[str, Any] = {}
-    for key, raw in _pairs(items, "--config", "key=value"):
-        variable = declared.get(key)
-        if variable is None:
-            names = ", ".join(declared) or "none"
+    given = dict(_pairs(items, "--config", "key=value"))
+    try:
+        return resolve_config(integration.config, given)
+    except ConfigErrors as exc:
+        unknown, invalid = exc.of_kind("unknown"), exc.of_kind("invalid")
+        if unknown:
+            key = unknown[0].key
             raise UsageProblem(
                 f"--config {key}: the integration has no config variable '{key}'.",
-                f"Its config variables: {names}.",
-            )
-        given[key] = coerce_config(variable, raw)
-    values: dict[str, Any] = {}
-    missing = []
-    for variable in integration.config:
-        if variable.key in given:
-            values[variable.key] = given[variable.key]
-        elif variable.default is not None:
-            values[variable.key] = variable.default
-        elif variable.required:
-            missing.append(variable.key)
-    if missing:
+                f"Its config variables: {', '.join(v.key for v in integration.config) or 'none'}.",
+            ) from None
+        if invalid:
+            key = invalid[0].key
+            raise UsageProblem(f"--config {key}={given[key]}: {invalid[0].message}.") from None
+        missing = [p.key for p in exc.of_kind("missing")]
         raise UsageProblem(
             f"Config variable{'s' * (len(missing) > 1)} {', '.join(missing)} "
             f"{'are' if len(missing) > 1 else 'is'} required.",
             "Pass " + " ".join(f"--config {k}=VALUE" for k in missing) + ".",
-        )
-    return values
-
-
-def coerce_config(variable: ConfigVariable, raw: str) -> Any:
-    """`raw` as the variable's declared type; `UsageProblem` when it is not one."""
-    kind = variable.type
-    try:
-        if kind == "integer":
-            return int(raw.strip())
-        if kind == "number":
-            number = float(raw)
-            if not math.isfinite(number):
-                raise ValueError(raw)
-            return int(raw) if raw.strip().lstrip("+-").isdigit() else number
-        if kind == "boolean":
-            lowered = raw.strip().lower()
-            if lowered in ("true", "yes", "on", "1"):
-                return True
-            if lowered in ("false", "no", "off", "0"):
-                return False
-            raise ValueError(raw)
-        if kind == "json":
-            return json.loads(raw)
-    except ValueError:
-        expected = {
-            "integer": "an integer such as 3",
-            "number": "a number such as 2.5",
-            "boolean": "true or false",
-            "json": 'a JSON value such as {"a": 1}',
-        }[kind]
-        raise UsageProblem(
-            f"--config {variable.key}={raw}: '{variable.key}' is of type {kind}; "
-            f"expected {expected}."
         ) from None
-    return raw
 
 
 def connection_values(integration: Integration, items: Sequence[str]) -> dict[str, Connection]:

@@ -164,7 +164,7 @@ class _Run:
         }
         self.base_scope: dict[str, Any] = {
             "config": dict(context.config),
-            "instance": dict(context.instance),
+            "instance": {**context.instance, "webhook_urls": dict(context.webhook_urls)},
             "flow": {"id": self.flow.id, "name": self.flow.label},
             "execution": {"id": self.execution_id},
         }

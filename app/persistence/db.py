@@ -2,9 +2,10 @@
 
 `create_db_engine` picks the URL: `FLOWYARD_DATABASE_URL` when set, else
 `sqlite:///<data dir>/flowyard.db` (data dir `./.flowyard` unless given). Every SQLite connection
-gets WAL journaling, a busy timeout, `synchronous=NORMAL` and foreign keys on. SQLite transactions
-are begun explicitly (`BEGIN`) so that DDL is transactional too: a migration either applies fully
-or not at all. `open_database` is what a host calls at start-up: engine plus migrations.
+gets incremental auto-vacuum (new databases), WAL journaling, a busy timeout, `synchronous=NORMAL`
+and foreign keys on. SQLite transactions are begun explicitly (`BEGIN`) so that DDL is
+transactional too: a migration either applies fully or not at all. `open_database` is what a
+host calls at start-up: engine plus migrations.
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # auto_vacuum can only be chosen before the first table exists (an empty file), and must
+        # come before WAL; then `PRAGMA incremental_vacuum` (`app.services.retention`) can give
+        # freed pages back to the file system. Not set otherwise: it would take a write lock.
+        cursor.execute("PRAGMA page_count")
+        if cursor.fetchone()[0] == 0:
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across process crashes
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:

@@ -11,8 +11,10 @@ there is none. `publish_version` freezes the draft; the next save starts a new d
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Table, func, update
@@ -26,16 +28,22 @@ from app.persistence.models import (
     InstanceRow,
     IntegrationRow,
     IntegrationVersionRow,
+    WebhookTokenRow,
 )
 from runtime.graph import flow_from_node_link, flow_to_node_link
 from runtime.model import Flow, Integration
 
 __all__ = [
+    "INSTANCE_WIDE",
+    "SECRET_MARK",
     "NotFound",
     "PersistenceError",
     "StaleRevision",
     "create_instance",
+    "create_webhook_tokens",
+    "load_config_values",
     "load_connection",
+    "load_connections",
     "load_flow",
     "load_integration",
     "publish_version",
@@ -43,6 +51,7 @@ __all__ = [
     "save_integration",
     "set_config_values",
     "set_connection",
+    "webhook_tokens",
 ]
 
 
@@ -279,9 +288,31 @@ def _instance(session: Session, instance_id: str) -> InstanceRow:
     return row
 
 
-def set_config_values(session: Session, instance_id: str, values: dict[str, Any]) -> None:
-    """Replace the instance's config values (validated by the caller against the variables)."""
+SECRET_MARK = "$secret"
+"""A stored config value `{"$secret": "<Fernet token>"}` is an encrypted secret-typed value."""
+
+
+def set_config_values(
+    session: Session,
+    instance_id: str,
+    values: dict[str, Any],
+    *,
+    box: SecretBox | None = None,
+    secret_keys: Iterable[str] = (),
+) -> None:
+    """Replace the instance's config values (validated by the caller against the variables).
+
+    Values under `secret_keys` are stored encrypted with `box` (`load_config_values` decrypts).
+    """
     _instance(session, instance_id)
+    hidden = set(secret_keys)
+    if hidden and box is None:
+        raise ValueError("secret config values need a SecretBox")
+    if hidden and box is not None:
+        values = {
+            k: {SECRET_MARK: box.encrypt(v).decode("ascii")} if k in hidden else v
+            for k, v in values.items()
+        }
     for row in session.exec(
         select(ConfigValueRow).where(ConfigValueRow.instance_id == instance_id)
     ):
@@ -336,3 +367,52 @@ def load_connection(
         raise NotFound(f"Instance '{instance_id}' has no connection '{slot}'.")
     values: dict[str, Any] = box.decrypt(row.encrypted, what=f"Connection '{slot}'")
     return row.type, values
+
+
+def load_config_values(session: Session, box: SecretBox, instance_id: str) -> dict[str, Any]:
+    """The instance's config values, secret-typed ones decrypted (`SecretKeyError` if the key
+    changed since they were stored)."""
+    values: dict[str, Any] = {}
+    for row in session.exec(
+        select(ConfigValueRow).where(ConfigValueRow.instance_id == instance_id)
+    ):
+        value = row.value
+        if isinstance(value, dict) and value.keys() == {SECRET_MARK}:
+            value = box.decrypt(value[SECRET_MARK].encode("ascii"), what=f"Config '{row.key}'")
+        values[row.key] = value
+    return values
+
+
+def load_connections(
+    session: Session, box: SecretBox, instance_id: str
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every connection of the instance: slot -> (type, values), decrypted."""
+    rows = session.exec(select(ConnectionRow).where(ConnectionRow.instance_id == instance_id))
+    return {
+        row.slot: (row.type, box.decrypt(row.encrypted, what=f"Connection '{row.slot}'"))
+        for row in rows
+    }
+
+
+INSTANCE_WIDE = ""
+"""`WebhookTokenRow.flow_id` of the instance-wide token (routed by the pre-process flow)."""
+
+
+def create_webhook_tokens(
+    session: Session, instance_id: str, flow_ids: Iterable[str]
+) -> dict[str, str]:
+    """A new unguessable token per flow plus the instance-wide one (key `INSTANCE_WIDE`)."""
+    now = time.time()
+    tokens = {flow_id: secrets.token_urlsafe(24) for flow_id in (INSTANCE_WIDE, *flow_ids)}
+    session.add_all(
+        WebhookTokenRow(token=token, instance_id=instance_id, flow_id=flow_id, created_at=now)
+        for flow_id, token in tokens.items()
+    )
+    session.flush()
+    return tokens
+
+
+def webhook_tokens(session: Session, instance_id: str) -> dict[str, str]:
+    """flow id -> token of the instance (`INSTANCE_WIDE` for the instance-wide one)."""
+    rows = session.exec(select(WebhookTokenRow).where(WebhookTokenRow.instance_id == instance_id))
+    return {row.flow_id: row.token for row in rows}

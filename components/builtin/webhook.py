@@ -103,6 +103,12 @@ class WebhookInputs(Inputs):
         description="Hold the request open and answer with the flow's Respond step (status, "
         "headers, body) instead of acknowledging at once.",
     )
+    allow_sync_header: bool = Field(
+        False,
+        title="Allow X-Flowyard-Sync",
+        description="Let a request ask for a synchronous answer with the header "
+        "`X-Flowyard-Sync: true`, even when Synchronous is off.",
+    )
     sync_timeout: float = Field(
         10.0,
         gt=0,

@@ -30,6 +30,7 @@ def test_defaults() -> None:
     assert inputs.methods == ["POST"]
     assert (inputs.sync, inputs.sync_timeout, inputs.max_body_bytes) == (False, 10.0, 1_048_576)
     assert inputs.delivery_id_header is None
+    assert inputs.allow_sync_header is False
     assert inputs.signature.scheme == "none"
     assert inputs.signature.header == "X-Hub-Signature-256"
     assert inputs.signature.prefix == "sha256="

@@ -1,0 +1,200 @@
+"""The server half of the `flowyard` CLI: `serve`, `import`, `export`.
+
+`import` and `export` talk to a running server with `--server URL` (through the REST API), or
+work directly on a data directory with the same services the API uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from app.cli import EXIT_INVALID, app
+from app.persistence import SecretBox, load_secret_key, open_database
+from app.services.errors import ServiceError
+from app.services.hub import Hub
+from app.settings import Settings
+from components.registry import default_registry
+from runtime.http import make_http_client
+
+__all__ = ["export_command", "import_command", "serve"]
+
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", help="Data directory (database, secret key).", metavar="DIR"),
+]
+ServerUrl = Annotated[
+    str | None,
+    typer.Option("--server", help="Talk to a running server instead of a data directory."),
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; beyond loopback needs a login.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    data_dir: DataDir = Path(".flowyard"),
+    public_url: Annotated[
+        str, typer.Option(help="URL the server is reached at (webhook URLs start with it).")
+    ] = "",
+    components_dir: Annotated[
+        Path | None, typer.Option(help="Folder of custom components.", metavar="DIR")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Executions run at once.")] = 4,
+) -> None:
+    """Serve the API and webhooks (and the designer once it lands) until interrupted."""
+    import uvicorn
+
+    from app.server import api_token, create_app
+
+    settings = Settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        public_url=public_url,
+        components_dir=components_dir
+        or (
+            Path(os.environ["FLOWYARD_COMPONENTS_DIR"])
+            if os.environ.get("FLOWYARD_COMPONENTS_DIR")
+            else None
+        ),
+        workers=workers,
+    )
+    typer.echo(f"Flowyard serving on {settings.base_url} (data in {data_dir.resolve()})")
+    typer.echo(f"API docs: {settings.base_url}/api/docs")
+    if not settings.loopback_only:
+        typer.echo(
+            f"Bound beyond loopback: /api needs 'Authorization: Bearer {api_token(data_dir)}'"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        ws="none",
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@asynccontextmanager
+async def _local_hub(data_dir: Path) -> AsyncIterator[Hub]:
+    db = open_database(data_dir)
+    try:
+        async with make_http_client() as http:
+            yield Hub(
+                settings=Settings(data_dir=data_dir),
+                db=db,
+                registry=default_registry(),
+                http=http,
+                box=SecretBox(load_secret_key(data_dir)),
+            )
+    finally:
+        db.dispose()
+
+
+def _server_headers() -> dict[str, str]:
+    token = os.environ.get("FLOWYARD_API_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _fail(message: str, details: Any = None) -> None:
+    typer.echo(f"error: {message}", err=True)
+    if isinstance(details, list):
+        for item in details:
+            typer.echo(f"  {item}", err=True)
+    elif details:
+        typer.echo(f"  {details}", err=True)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _answer(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": response.text}
+    if response.status_code >= 400:
+        _fail(body.get("error", f"HTTP {response.status_code}"), body.get("details"))
+    return body
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="Integration file (YAML or JSON).")],
+    server: ServerUrl = None,
+    data_dir: DataDir = Path(".flowyard"),
+) -> None:
+    """Import an integration file (a new one, or a new draft of an existing one)."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+    if server:
+        response = httpx.post(
+            f"{server.rstrip('/')}/api/integrations",
+            content=text.encode(),
+            headers={"Content-Type": "application/yaml", **_server_headers()},
+            timeout=30,
+        )
+        summary = _answer(response)
+    else:
+        from app.services import integrations
+
+        async def local() -> Any:
+            async with _local_hub(data_dir) as hub:
+                return await integrations.import_integration(hub, text, source=file.name)
+
+        try:
+            summary = asyncio.run(local())
+        except ServiceError as exc:
+            _fail(exc.message, exc.details)
+        summary = summary if isinstance(summary, dict) else _as_dict(summary)
+    typer.echo(f"imported {summary.get('name')} (version {summary.get('version')})")
+
+
+@app.command("export")
+def export_command(
+    name: Annotated[str, typer.Argument(help="Integration name.")],
+    server: ServerUrl = None,
+    data_dir: DataDir = Path(".flowyard"),
+    version: Annotated[int | None, typer.Option(help="Version; default the newest.")] = None,
+) -> None:
+    """Print an integration as its YAML file."""
+    if server:
+        params = {"version": version} if version else {}
+        response = httpx.get(
+            f"{server.rstrip('/')}/api/integrations/{name}/export",
+            params=params,
+            headers=_server_headers(),
+            timeout=30,
+        )
+        if response.status_code >= 400:
+            _answer(response)
+        typer.echo(response.text, nl=False)
+        return
+    from app.services import integrations
+
+    async def local() -> str:
+        async with _local_hub(data_dir) as hub:
+            return await integrations.export_integration(hub, name, version)
+
+    try:
+        typer.echo(asyncio.run(local()), nl=False)
+    except ServiceError as exc:
+        _fail(exc.message, exc.details)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if hasattr(value, "model_dump"):
+        data: dict[str, Any] = value.model_dump(mode="json")
+        return data
+    return dict(vars(value))

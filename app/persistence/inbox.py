@@ -1,0 +1,400 @@
+"""The SQL of the work queue: claiming, leasing, finishing and recovering inbox rows.
+
+Every function runs its own short transaction on an `Engine` and is synchronous: callers on the
+event loop run them in a worker thread. Writes begin with SQLite's write lock (`WRITE_OPTION`), so
+two processes sharing one database claim one after the other and never the same row twice.
+
+Row life: `queued` -> (claimed) `running` with `lease_until` -> `done` | `failed` | `dead`.
+`dead` rows can never run as stored (unparsable body, invalid or missing flow). A `running` row
+whose lease expired belongs to a worker that died: it is claimed again and marked `recovered`.
+Re-running a row first deletes what its previous attempt recorded under the same execution id
+(step records, child executions), so each inbox row ends with exactly one execution.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.persistence.db import WRITE_OPTION
+from app.persistence.models import ExecutionRow, InboxRow, InstanceRow, StepRecordRow
+from app.persistence.repositories import table_of
+
+__all__ = [
+    "FINISHED",
+    "Claimed",
+    "Finish",
+    "FlowLimits",
+    "Retry",
+    "claim",
+    "crash_orphaned_executions",
+    "finish",
+    "insert_ignoring_duplicates",
+    "prepare_execution",
+    "renew_leases",
+    "requeue",
+    "requeue_running",
+]
+
+FINISHED = ("done", "failed", "dead")
+"""Inbox statuses of rows that will not run again."""
+
+_inbox = table_of(InboxRow)
+_instances = table_of(InstanceRow)
+_executions = table_of(ExecutionRow)
+_steps = table_of(StepRecordRow)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLimits:
+    """How many executions of one flow of one instance may run at once."""
+
+    concurrency: int = 8
+    sequential: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An inbox row a worker now holds the lease of."""
+
+    id: int
+    instance_id: str
+    flow_id: str
+    execution_id: str
+    method: str
+    headers: dict[str, Any]
+    query: dict[str, Any]
+    body: bytes
+    received_at: float
+    source: str
+    attempt: int
+    recovered: bool
+    token: str
+    dedup_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A new inbox row that runs a failed execution again `delay` seconds after it is queued."""
+
+    delay: float
+    execution_id: str = ""
+
+    def new_id(self) -> str:
+        return self.execution_id or uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The end of one claimed row: its final status, and optionally the retry to queue."""
+
+    row: Claimed
+    status: str
+    retry: Retry | None = None
+
+
+def _writer(engine: Engine) -> Engine:
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _dialect_insert(conn: Connection, table: Any) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
+    """Insert an inbox row unless one with its (instance, flow, delivery id) exists; True if new."""
+    stmt = (
+        _dialect_insert(conn, _inbox)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["instance_id", "flow_id", "delivery_id"])
+    )
+    return bool(conn.execute(stmt).rowcount)
+
+
+def _claimable(now: float) -> Any:
+    c = _inbox.c
+    return or_(
+        and_(c.status == "queued", or_(c.not_before.is_(None), c.not_before <= now)),
+        and_(c.status == "running", or_(c.lease_until.is_(None), c.lease_until < now)),
+    )
+
+
+def _running_count(conn: Connection, instance_id: str, flow_id: str, now: float) -> int:
+    c = _inbox.c
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(_inbox)
+            .where(
+                c.instance_id == instance_id,
+                c.flow_id == flow_id,
+                c.status == "running",
+                c.lease_until >= now,
+            )
+        ).scalar_one()
+    )
+
+
+def _queued_ahead(conn: Connection, row: Any) -> bool:
+    c = _inbox.c
+    earlier = or_(
+        c.received_at < row.received_at, and_(c.received_at == row.received_at, c.id < row.id)
+    )
+    found = conn.execute(
+        select(c.id)
+        .where(
+            c.instance_id == row.instance_id,
+            c.flow_id == row.flow_id,
+            c.status == "queued",
+            earlier,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def claim(
+    engine: Engine,
+    *,
+    now: float,
+    lease_seconds: float,
+    limit: int,
+    limits_of: Callable[[str, str], FlowLimits],
+) -> list[Claimed]:
+    """Claim up to `limit` runnable rows, oldest first, in one write transaction.
+
+    Runnable: of an active, enabled instance; queued and past `not_before`, or running with an
+    expired lease (then marked recovered). Per (instance, flow), `limits_of` caps the rows running
+    at once; a sequential flow runs one row at a time, and only the oldest queued one (FIFO).
+    """
+    c, i = _inbox.c, _instances.c
+    claimed: list[Claimed] = []
+    with _writer(engine).begin() as conn:
+        candidates = conn.execute(
+            select(_inbox)
+            .join(_instances, i.id == c.instance_id)
+            .where(i.status == "active", i.enabled.is_(True), _claimable(now))
+            .order_by(c.received_at, c.id)
+            .limit(max(4 * limit, 32))
+        ).all()
+        running: dict[tuple[str, str], int] = {}
+        blocked: set[tuple[str, str]] = set()
+        for row in candidates:
+            if len(claimed) >= limit:
+                break
+            key = (row.instance_id, row.flow_id)
+            if key in blocked:
+                continue
+            limits = limits_of(*key)
+            if key not in running:
+                running[key] = _running_count(conn, *key, now)
+            if limits.sequential:
+                if running[key] > 0 or _queued_ahead(conn, row):
+                    blocked.add(key)
+                    continue
+            elif running[key] >= limits.concurrency:
+                blocked.add(key)
+                continue
+            recovered = bool(row.recovered) or row.status == "running"
+            done = conn.execute(
+                update(_inbox)
+                .where(c.id == row.id, c.status == row.status)
+                .values(status="running", lease_until=now + lease_seconds, recovered=recovered)
+            )
+            if done.rowcount != 1:
+                continue
+            running[key] += 1
+            claimed.append(
+                Claimed(
+                    id=row.id,
+                    instance_id=row.instance_id,
+                    flow_id=row.flow_id,
+                    execution_id=row.execution_id,
+                    method=row.method,
+                    headers=dict(row.headers or {}),
+                    query=dict(row.query or {}),
+                    body=bytes(row.body),
+                    received_at=row.received_at,
+                    source=row.source,
+                    attempt=row.attempt,
+                    recovered=recovered,
+                    token=row.token,
+                    dedup_key=row.dedup_key,
+                )
+            )
+        for item in claimed:
+            prepare_execution(
+                conn,
+                execution_id=item.execution_id,
+                flow_id=item.flow_id,
+                instance_id=item.instance_id,
+                queued_at=item.received_at,
+                recovered=item.recovered,
+            )
+    return claimed
+
+
+def prepare_execution(
+    conn: Connection,
+    *,
+    execution_id: str,
+    flow_id: str,
+    instance_id: str,
+    queued_at: float,
+    recovered: bool = False,
+) -> None:
+    """Make sure the execution row exists with its instance; clear a previous attempt's records.
+
+    A recovered execution keeps its row (marked `recovered`) but loses the step records and child
+    executions an interrupted run left, so the re-run records each step once.
+    """
+    if recovered:
+        conn.execute(delete(_steps).where(_steps.c.execution_id == execution_id))
+        conn.execute(delete(_executions).where(_executions.c.parent_execution_id == execution_id))
+    stmt = _dialect_insert(conn, _executions).values(
+        id=execution_id,
+        flow_id=flow_id,
+        instance_id=instance_id,
+        status="queued",
+        queued_at=queued_at,
+        recovered=recovered,
+        steps_run=0,
+    )
+    update_set: dict[str, Any] = {"instance_id": stmt.excluded.instance_id}
+    if recovered:
+        update_set.update(
+            recovered=True, status="queued", finished_at=None, duration_ms=None, steps_run=0
+        )
+    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update_set))
+
+
+def renew_leases(engine: Engine, row_ids: Iterable[int], until: float) -> int:
+    """Extend the leases of rows this process is running; returns how many were extended."""
+    ids = list(row_ids)
+    if not ids:
+        return 0
+    c = _inbox.c
+    with _writer(engine).begin() as conn:
+        result = conn.execute(
+            update(_inbox).where(c.id.in_(ids), c.status == "running").values(lease_until=until)
+        )
+    return int(result.rowcount)
+
+
+def finish(engine: Engine, items: Sequence[Finish], *, now: float) -> None:
+    """Mark rows finished and queue their retries, all in one transaction."""
+    c = _inbox.c
+    with _writer(engine).begin() as conn:
+        for item in items:
+            conn.execute(
+                update(_inbox)
+                .where(c.id == item.row.id, c.status == "running")
+                .values(status=item.status, lease_until=None)
+            )
+            if item.retry is None:
+                continue
+            original = conn.execute(select(_inbox).where(c.id == item.row.id)).first()
+            if original is None:  # the instance was deleted meanwhile
+                continue
+            new_id = item.retry.new_id()
+            conn.execute(
+                insert(_inbox).values(
+                    token=original.token,
+                    instance_id=original.instance_id,
+                    flow_id=original.flow_id,
+                    execution_id=new_id,
+                    method=original.method,
+                    headers=original.headers,
+                    query=original.query,
+                    body=original.body,
+                    delivery_id=None,
+                    received_at=now,
+                    status="queued",
+                    source="retry",
+                    attempt=original.attempt + 1,
+                    not_before=now + item.retry.delay,
+                    dedup_key=original.dedup_key,
+                    replay_of=original.execution_id,
+                )
+            )
+            prepare_execution(
+                conn,
+                execution_id=new_id,
+                flow_id=original.flow_id,
+                instance_id=original.instance_id,
+                queued_at=now,
+            )
+
+
+def requeue(engine: Engine, row_ids: Iterable[int]) -> None:
+    """Give rows back to the queue (their run could not be recorded); they re-run as recovered."""
+    ids = list(row_ids)
+    if not ids:
+        return
+    c = _inbox.c
+    with _writer(engine).begin() as conn:
+        conn.execute(
+            update(_inbox)
+            .where(c.id.in_(ids), c.status == "running")
+            .values(status="queued", lease_until=None, recovered=True)
+        )
+
+
+def requeue_running(engine: Engine) -> int:
+    """Start-up recovery: every row left `running` is queued again, marked recovered.
+
+    Assumes this process is the only one working on the database (the default set-up); with
+    several processes, rows are recovered by lease expiry instead (`claim`).
+    """
+    c = _inbox.c
+    with _writer(engine).begin() as conn:
+        result = conn.execute(
+            update(_inbox)
+            .where(c.status == "running")
+            .values(status="queued", lease_until=None, recovered=True)
+        )
+    return int(result.rowcount)
+
+
+def crash_orphaned_executions(engine: Engine, *, now: float) -> int:
+    """Mark executions left `running` or `queued` with no inbox row (lifecycle runs) crashed."""
+    e, c = _executions.c, _inbox.c
+    with _writer(engine).begin() as conn:
+        rows = conn.execute(
+            select(e.id).where(e.status.in_(("running", "queued")), e.parent_execution_id.is_(None))
+        ).all()
+        ids = [r.id for r in rows]
+        if not ids:
+            return 0
+        queued: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            queued.update(
+                r.execution_id
+                for r in conn.execute(select(c.execution_id).where(c.execution_id.in_(chunk)))
+            )
+        orphans = [i for i in ids if i not in queued]
+        error = {
+            "kind": "crashed",
+            "message": "The server stopped while this execution was running.",
+            "hint": "Run it again; deploy and tear-down runs are repeated by redeploying.",
+            "step": None,
+        }
+        for start in range(0, len(orphans), 500):
+            chunk = orphans[start : start + 500]
+            conn.execute(
+                update(_executions)
+                .where(e.id.in_(chunk))
+                .values(status="crashed", finished_at=now, error=error)
+            )
+            conn.execute(
+                update(_executions)
+                .where(e.parent_execution_id.in_(chunk), e.status.in_(("running", "queued")))
+                .values(status="crashed", finished_at=now, error=error)
+            )
+    return len(orphans)

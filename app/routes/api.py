@@ -1,0 +1,264 @@
+"""The REST API under `/api`: thin routes over `app.services` (OpenAPI docs at `/api/docs`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from app.routes.webhooks import ingest_of
+from app.services import executions, instances, integrations, payloads
+from app.services.errors import InvalidInput
+from app.services.hub import Hub
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api")
+
+
+def hub_of(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(hub_of)]
+
+
+@router.get("/health", tags=["health"])
+async def health(hub: HubDep) -> dict[str, Any]:
+    """Liveness and what this server is: version, base URL, loaded components."""
+    return {
+        "status": "ok",
+        "version": "0.1.0",
+        "time": time.time(),
+        "base_url": hub.settings.base_url,
+        "components": sorted(c.key for c in hub.registry.components()),
+        "component_problems": [
+            {"source": p.source, "message": p.message} for p in hub.registry.problems
+        ],
+    }
+
+
+@router.get("/executions", tags=["executions"])
+async def list_executions(
+    hub: HubDep,
+    status: str | None = None,
+    flow: str | None = None,
+    instance: str | None = None,
+    since: float | None = Query(None, description="Unix seconds: started at or after."),
+    until: float | None = Query(None, description="Unix seconds: started at or before."),
+    q: str | None = Query(None, description="Text to find in the request body."),
+    limit: int = 50,
+    offset: int = 0,
+    children: bool = Query(False, description="Include executions of called flows."),
+) -> dict[str, Any]:
+    """Executions, newest first, with counts by status under the same filters."""
+    filters = executions.ExecutionFilter(
+        status=status,
+        flow_id=flow,
+        instance_id=instance,
+        since=since,
+        until=until,
+        text=q,
+        limit=limit,
+        offset=offset,
+        include_children=children,
+    )
+    return await executions.list_executions(hub, filters)
+
+
+@router.get("/executions/{execution_id}", tags=["executions"])
+async def get_execution(hub: HubDep, execution_id: str) -> dict[str, Any]:
+    """One execution with its request and every step record (input, output, logs, error)."""
+    return await executions.get_execution(hub, execution_id)
+
+
+@router.post("/executions/{execution_id}/replay", status_code=202, tags=["executions"])
+async def replay_execution(hub: HubDep, execution_id: str) -> dict[str, Any]:
+    """Run the execution's original request again as a new execution."""
+    new_id = await executions.replay_execution(hub, execution_id)
+    return {"execution_id": new_id, "replay_of": execution_id}
+
+
+# --- integrations ---------------------------------------------------------------------------
+
+_MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+async def _read_text(request: Request) -> str:
+    """The request body as text: a YAML/JSON file, or JSON `{"text": ...}` from a form."""
+    raw = await request.body()
+    if len(raw) > _MAX_IMPORT_BYTES:
+        raise InvalidInput(f"The file is larger than {_MAX_IMPORT_BYTES // 1024 // 1024} MiB.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"The file is not UTF-8 text ({exc.reason} at byte {exc.start})."
+        ) from None
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            wrapped = json.loads(text)
+        except ValueError:
+            return text  # a JSON integration file; the file parser names the problem
+        if (
+            isinstance(wrapped, dict)
+            and set(wrapped) == {"text"}
+            and isinstance(wrapped["text"], str)
+        ):
+            return wrapped["text"]
+    return text
+
+
+@router.post("/integrations", status_code=201, tags=["integrations"])
+async def import_integration(
+    hub: HubDep, request: Request, source: str = "<upload>"
+) -> integrations.IntegrationSummary:
+    """Import an integration file (YAML or JSON body); a known name gets a new draft."""
+    return await integrations.import_integration(hub, await _read_text(request), source=source)
+
+
+@router.get("/integrations", tags=["integrations"])
+async def list_integrations(hub: HubDep) -> list[integrations.IntegrationSummary]:
+    return await integrations.list_integrations(hub)
+
+
+@router.get("/integrations/{name}", tags=["integrations"])
+async def get_integration(
+    hub: HubDep, name: str, version: int | None = None
+) -> integrations.IntegrationDetail:
+    return await integrations.get_integration(hub, name, version)
+
+
+@router.get("/integrations/{name}/export", tags=["integrations"])
+async def export_integration(hub: HubDep, name: str, version: int | None = None) -> Response:
+    """The integration as its YAML file."""
+    text = await integrations.export_integration(hub, name, version)
+    filename = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower())
+    return Response(
+        text,
+        media_type="application/yaml",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.yaml"'},
+    )
+
+
+@router.post("/integrations/{name}/publish", tags=["integrations"])
+async def publish_integration(hub: HubDep, name: str) -> dict[str, Any]:
+    """Freeze the draft as a published version; instances can pin it."""
+    return {"name": name, "version": await integrations.publish(hub, name)}
+
+
+@router.delete("/integrations/{name}", status_code=204, tags=["integrations"])
+async def delete_integration(hub: HubDep, name: str) -> Response:
+    await integrations.delete_integration(hub, name)
+    return Response(status_code=204)
+
+
+# --- test payloads --------------------------------------------------------------------------
+
+
+@router.get("/integrations/{name}/payloads", tags=["test payloads"])
+async def list_payloads(
+    hub: HubDep, name: str, flow: str | None = None
+) -> list[payloads.TestPayload]:
+    return await payloads.list_payloads(hub, name, flow)
+
+
+@router.post("/integrations/{name}/payloads", status_code=201, tags=["test payloads"])
+async def create_payload(
+    hub: HubDep, name: str, payload: payloads.PayloadInput
+) -> payloads.TestPayload:
+    return await payloads.create_payload(hub, name, payload)
+
+
+@router.get("/integrations/{name}/payloads/{payload_id}", tags=["test payloads"])
+async def get_payload(hub: HubDep, name: str, payload_id: int) -> payloads.TestPayload:
+    return await payloads.get_payload(hub, name, payload_id)
+
+
+@router.patch("/integrations/{name}/payloads/{payload_id}", tags=["test payloads"])
+async def update_payload(
+    hub: HubDep, name: str, payload_id: int, update: payloads.PayloadUpdate
+) -> payloads.TestPayload:
+    return await payloads.update_payload(hub, name, payload_id, update)
+
+
+@router.post(
+    "/integrations/{name}/payloads/{payload_id}/duplicate", status_code=201, tags=["test payloads"]
+)
+async def duplicate_payload(
+    hub: HubDep, name: str, payload_id: int, new_name: str
+) -> payloads.TestPayload:
+    return await payloads.duplicate_payload(hub, name, payload_id, new_name)
+
+
+@router.delete(
+    "/integrations/{name}/payloads/{payload_id}", status_code=204, tags=["test payloads"]
+)
+async def delete_payload(hub: HubDep, name: str, payload_id: int) -> Response:
+    await payloads.delete_payload(hub, name, payload_id)
+    return Response(status_code=204)
+
+
+# --- instances ------------------------------------------------------------------------------
+
+
+@router.post("/instances", status_code=201, tags=["instances"])
+async def deploy_instance(hub: HubDep, request: instances.DeployRequest) -> instances.InstanceView:
+    """Deploy: validate config and connections, allocate webhook URLs, run the deploy flows.
+
+    The answer is 201 with the instance even when a deploy flow failed: its `status` is then
+    `deploy_failed` and `error` / `failed_execution_id` say why (see the instances service).
+    """
+    return await instances.deploy(hub, request)
+
+
+@router.get("/instances", tags=["instances"])
+async def list_instances(
+    hub: HubDep, integration: str | None = None
+) -> list[instances.InstanceView]:
+    return await instances.list_instances(hub, integration)
+
+
+@router.get("/instances/{instance_id}", tags=["instances"])
+async def get_instance(hub: HubDep, instance_id: str) -> instances.InstanceView:
+    return await instances.get_instance(hub, instance_id)
+
+
+def _forget_routes(request: Request, instance_id: str) -> None:
+    """Webhook routing caches instances briefly; a change must take effect at once."""
+    ingest_of(request).invalidate(instance_id)
+
+
+@router.post("/instances/{instance_id}/enable", tags=["instances"])
+async def enable_instance(
+    hub: HubDep, request: Request, instance_id: str
+) -> instances.InstanceView:
+    view = await instances.set_enabled(hub, instance_id, True)
+    _forget_routes(request, instance_id)
+    return view
+
+
+@router.post("/instances/{instance_id}/disable", tags=["instances"])
+async def disable_instance(
+    hub: HubDep, request: Request, instance_id: str
+) -> instances.InstanceView:
+    """Stop running its webhooks; new requests get 503 (senders retry) until it is enabled."""
+    view = await instances.set_enabled(hub, instance_id, False)
+    _forget_routes(request, instance_id)
+    return view
+
+
+@router.delete("/instances/{instance_id}", tags=["instances"])
+async def delete_instance(
+    hub: HubDep, request: Request, instance_id: str
+) -> instances.TeardownReport:
+    """Tear down: stop routing, run the tear-down flows, remove the instance."""
+    _forget_routes(request, instance_id)
+    try:
+        return await instances.delete_instance(hub, instance_id)
+    finally:
+        _forget_routes(request, instance_id)

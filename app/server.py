@@ -1,0 +1,127 @@
+"""The Flowyard server: our own FastAPI app with the REST API under `/api` and webhooks.
+
+`create_app(settings)` builds it; its lifespan opens the database, the shared HTTP client and the
+worker pool, and puts the `Hub` at `app.state.hub`. Security defaults: bind to 127.0.0.1; refuse
+requests whose `Host` is not this server (DNS-rebinding protection); when bound beyond loopback,
+`/api` requires `Authorization: Bearer <token>` (the token is `FLOWYARD_API_TOKEN` or the
+`api-token` file created in the data directory with 0600 permissions). Webhook URLs carry their own
+unguessable token and need no login.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from app.persistence import SecretBox, load_secret_key, open_database
+from app.services.errors import ServiceError
+from app.services.hub import Hub
+from app.settings import Settings
+from components.registry import default_registry
+from runtime.http import make_http_client
+
+__all__ = ["api_token", "create_app"]
+
+log = logging.getLogger("flowyard.server")
+
+
+def api_token(data_dir: Path) -> str:
+    """The API token for non-loopback binds: the env var, or a 0600 file made on first use."""
+    if token := os.environ.get("FLOWYARD_API_TOKEN"):
+        return token
+    path = data_dir / "api-token"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _allowed_hosts(settings: Settings) -> list[str]:
+    hosts = {"127.0.0.1", "localhost", "::1", "[::1]", settings.host}
+    if settings.public_url:
+        hosts.add(urlsplit(settings.public_url).hostname or "")
+    if settings.host in ("0.0.0.0", "::"):
+        hosts.add("*")  # bound to every interface on purpose: the API token guards /api
+    return sorted(h for h in hosts if h)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI app for `settings`; serve it with uvicorn (`flowyard serve`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = open_database(settings.data_dir)
+        registry = default_registry(settings.components_dir)
+        for problem in registry.problems:
+            log.warning("component %s not loaded: %s", problem.source, problem.message)
+        box = SecretBox(load_secret_key(settings.data_dir))
+        async with make_http_client() as http:
+            hub = Hub(settings=settings, db=db, registry=registry, http=http, box=box)
+            from app.services.dispatcher import WorkerPool
+
+            pool = WorkerPool(hub)
+            hub.dispatcher = pool
+            app.state.hub = hub
+            await pool.start()
+            try:
+                yield
+            finally:
+                await pool.stop()
+                db.dispose()
+
+    app = FastAPI(
+        title="Flowyard",
+        version="0.1.0",
+        description="Event-driven integrations: integrations, instances, executions, webhooks.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=_allowed_hosts(settings))
+    if not settings.loopback_only:
+        token = api_token(settings.data_dir)
+
+        @app.middleware("http")
+        async def require_token(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            path = request.url.path
+            if path.startswith("/api") and path != "/api/health":
+                sent = request.headers.get("authorization", "")
+                if not secrets.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+                    return JSONResponse(
+                        {"error": "Login required: send 'Authorization: Bearer <api token>'."},
+                        status_code=401,
+                    )
+            return await call_next(request)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"where": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+        ]
+        return JSONResponse({"error": "Invalid request.", "details": details}, status_code=422)
+
+    from app.routes import api, webhooks
+
+    app.include_router(api.router)
+    app.include_router(webhooks.router)
+    return app

@@ -1,0 +1,268 @@
+"""Parse a webhook request body by its Content-Type into the value flows see as `trigger.body`.
+
+`parse_body(headers, raw)` is called twice for each request: by the ingest route (so a malformed
+body is refused with 400 and nothing is stored) and by the workers on the stored raw bytes. It is
+pure and deterministic, so both calls agree. It raises `BodyError` (a `ValueError`) and nothing
+else; the message names the problem and, for JSON and XML, the position.
+
+By media type (parameters such as `charset` are honoured where they mean something):
+
+- empty body -> `None`, whatever the type;
+- `application/json`, `*/*+json`: strict JSON. `NaN`, `Infinity` and `-Infinity` are refused (not
+  JSON; they would not survive a JSON column), nesting deeper than `MAX_DEPTH` is refused,
+  duplicate object keys keep the last value (what JSON.parse and most senders' own parsers do);
+- `application/x-www-form-urlencoded`: a dict of str; a repeated key becomes a list of its values
+  in order; blank values are kept as "";
+- `application/xml`, `text/xml`, `*/*+xml`: a dict through xmltodict (attributes `@name`, text
+  `#text`). A DOCTYPE or entity declaration is refused, so entity expansion ("billion laughs")
+  and external entities can never happen;
+- other `text/*`: a str decoded with the declared charset (UTF-8 by default); undecodable bytes
+  are refused;
+- no Content-Type: JSON when the body is valid JSON, else text when it is valid UTF-8, else binary
+  as below (senders that omit the header almost always send one of those);
+- anything else (images, PDFs, `multipart/*`, `application/octet-stream`, ...): a str when the body
+  is valid UTF-8, otherwise `{"base64": "<standard base64>", "content_type": "<type>",
+  "size": <bytes>}` so that a flow can tell binary apart and decode it.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import json
+import re
+from collections.abc import Mapping
+from itertools import accumulate
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl
+from xml.parsers import expat
+
+import xmltodict  # type: ignore[import-untyped]  # no stubs in the venv (types-xmltodict)
+
+__all__ = ["MAX_DEPTH", "MAX_FORM_FIELDS", "BodyError", "media_type", "parse_body"]
+
+MAX_DEPTH = 200
+"""Deepest nesting of JSON arrays/objects or XML elements accepted."""
+
+MAX_FORM_FIELDS = 10_000
+"""Most fields a form body may hold."""
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+class BodyError(ValueError):
+    """The body cannot be parsed as its Content-Type says; the message says where and why."""
+
+
+def media_type(headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The lower-cased media type of `content-type` (empty when absent) and its parameters."""
+    value = headers.get("content-type", "")
+    kind, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for part in rest.split(";"):
+        name, sep, val = part.partition("=")
+        if sep:
+            params[name.strip().lower()] = val.strip().strip('"')
+    return kind.strip().lower(), params
+
+
+def parse_body(headers: Mapping[str, str], raw: bytes) -> Any:
+    """Parse `raw` as `headers["content-type"]` says (header names lower-case); see the module."""
+    try:
+        return _parse(headers, raw)
+    except BodyError:
+        raise
+    except Exception as exc:  # the contract: nothing but BodyError, whatever the bytes are
+        raise BodyError(f"The body could not be parsed: {type(exc).__name__}: {exc}") from None
+
+
+def _parse(headers: Mapping[str, str], raw: bytes) -> Any:
+    if not raw:
+        return None
+    kind, params = media_type(headers)
+    charset = params.get("charset")
+    if kind == "application/json" or kind.endswith("+json"):
+        return _json(raw, charset)
+    if kind == "application/x-www-form-urlencoded":
+        return _form(raw, charset or "utf-8")
+    if kind in ("application/xml", "text/xml") or kind.endswith("+xml"):
+        return _xml(raw)
+    if kind.startswith("text/"):
+        return _text(raw, charset or "utf-8")
+    if not kind:
+        try:
+            return _json(raw, None)
+        except BodyError:
+            pass
+    return _opaque(raw, kind or "application/octet-stream")
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json(raw: bytes, charset: str | None) -> Any:
+    if charset is not None and _codec(charset) not in ("utf-8", "ascii"):
+        text = _decode(raw, charset, what="JSON body")
+    else:
+        # No charset (or UTF-8): detect UTF-8/16/32 and a BOM as RFC 8259 section 8.1 allows.
+        encoding = json.detect_encoding(raw)
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise BodyError(f"The JSON body is not valid UTF-8 (byte {exc.start}).") from None
+    depth = _max_depth(text)
+    if depth > MAX_DEPTH:
+        raise BodyError(
+            f"The JSON body is nested {depth} levels deep; at most {MAX_DEPTH} allowed."
+        )
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise BodyError(
+            f"Malformed JSON body: {exc.msg} at line {exc.lineno}, column {exc.colno} "
+            f"(position {exc.pos})."
+        ) from None
+    except RecursionError:
+        raise BodyError(
+            f"The JSON body is nested too deeply; at most {MAX_DEPTH} allowed."
+        ) from None
+    except ValueError as exc:  # NaN/Infinity, or an integer beyond Python's digit limit
+        raise BodyError(f"Malformed JSON body: {exc}.") from None
+
+
+def _max_depth(text: str) -> int:
+    """Nesting depth of brackets outside strings, without recursion and at C speed."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return 0
+    brackets = _BRACKETS.findall(_STRINGS.sub("", text))
+    return max(accumulate(1 if b in "[{" else -1 for b in brackets), default=0)
+
+
+# --- form, text, opaque -----------------------------------------------------------------------
+
+
+def _codec(charset: str) -> str:
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        raise BodyError(f"Unknown charset '{charset}' in the Content-Type header.") from None
+
+
+def _decode(raw: bytes, charset: str, *, what: str) -> str:
+    codec = _codec(charset)
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"The {what} is not valid {charset} (byte {exc.start}).") from None
+
+
+def _form(raw: bytes, charset: str) -> dict[str, str | list[str]]:
+    text = _decode(raw, charset, what="form body")
+    try:
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            encoding=_codec(charset),
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except UnicodeDecodeError as exc:
+        raise BodyError(
+            f"The form body has a percent-encoded value that is not valid {charset}: {exc.reason}."
+        ) from None
+    except ValueError:
+        raise BodyError(f"The form body has more than {MAX_FORM_FIELDS} fields.") from None
+    result: dict[str, str | list[str]] = {}
+    for key, value in pairs:
+        existing = result.get(key)
+        if existing is None:
+            result[key] = value
+        elif isinstance(existing, list):
+            existing.append(value)
+        else:
+            result[key] = [existing, value]
+    return result
+
+
+def _text(raw: bytes, charset: str) -> str:
+    return _decode(raw, charset, what="text body")
+
+
+def _opaque(raw: bytes, kind: str) -> Any:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {
+            "base64": base64.b64encode(raw).decode("ascii"),
+            "content_type": kind,
+            "size": len(raw),
+        }
+
+
+# --- XML --------------------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    pass
+
+
+class _SafeExpat:
+    """Stands in for the `expat` module xmltodict uses: parsers that refuse any DTD."""
+
+    ExpatError = expat.ExpatError
+
+    @staticmethod
+    def ParserCreate(encoding: str | None = None, namespace_separator: str | None = None) -> Any:
+        parser = expat.ParserCreate(encoding, namespace_separator)
+
+        def refuse_doctype(*_: Any) -> None:
+            raise _Refused("a DOCTYPE declaration (DTDs and entities are not accepted)")
+
+        def refuse_entity(*_: Any) -> None:
+            raise _Refused("an entity declaration (entities are not accepted)")
+
+        parser.StartDoctypeDeclHandler = refuse_doctype
+        parser.EntityDeclHandler = refuse_entity
+        parser.ExternalEntityRefHandler = lambda *_: 0
+        return parser
+
+
+def _xml(raw: bytes) -> Any:
+    try:
+        result = xmltodict.parse(raw, expat=_SafeExpat, disable_entities=True)
+    except _Refused as exc:
+        raise BodyError(f"The XML body contains {exc}.") from None
+    except expat.ExpatError as exc:
+        message = expat.ErrorString(exc.code) if exc.code else str(exc)
+        raise BodyError(
+            f"Malformed XML body: {message} at line {exc.lineno}, column {exc.offset + 1}."
+        ) from None
+    except ValueError as exc:
+        raise BodyError(f"The XML body was refused: {exc}.") from None
+    depth = _xml_depth(result)
+    if depth > MAX_DEPTH:
+        raise BodyError(f"The XML body is nested {depth} levels deep; at most {MAX_DEPTH} allowed.")
+    return result
+
+
+def _xml_depth(value: Any) -> int:
+    """Depth of the parsed tree, iteratively (a deep document must not recurse here either)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if level > deepest:
+            deepest = level
+            if deepest > MAX_DEPTH:
+                return deepest
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level) for child in node)
+    return deepest

@@ -1,0 +1,503 @@
+"""In-process workers: claim inbox rows with a lease, run them on the engine, record them.
+
+`WorkerPool(hub)` implements `app.services.hub.Dispatcher`. `start()` recovers what a crash left
+(rows left `running` are queued again and re-run as `recovered`; lifecycle executions left running
+are marked crashed), then runs a claim loop, a lease heartbeat, the schedule ticker and retention.
+
+Guarantees, for every inbox row: its execution and all its step records are committed (one
+`SqlRecorder`, group commit) before the row is marked finished, and a re-run first deletes what an
+interrupted run recorded under the same execution id. So each acknowledged row ends with exactly
+one finished execution, whatever was killed when.
+
+Per (instance, flow): at most `settings.concurrency` executions at once, or one at a time in
+arrival order when `settings.sequential`. Failed executions are retried per
+`settings.execution_retry` as a new inbox row (source `retry`, a new execution id, `replay_of` the
+failed one) after the backoff; flow errors (invalid flow, expressions, limits) and stop steps are
+not retried. Only active, enabled instances run; a disabled instance's rows wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine
+
+from app.persistence import inbox
+from app.persistence.db import WRITE_OPTION
+from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry
+from app.persistence.recording import SqlRecorder, SqlStateBackend
+from app.services.environment import EnvironmentCache, InstanceEnvironment
+from app.services.errors import NotFound
+from app.services.hub import Hub, SyncOutcome
+from app.services.retention import prune
+from app.services.schedules import ScheduleTicker
+from components.api import Response, TriggerEvent
+from runtime.context import RunContext
+from runtime.engine import backoff_delay, run_flow
+from runtime.errors import (
+    ExpressionError,
+    FlowError,
+    FlowValidationError,
+    LimitExceeded,
+    StopFlow,
+)
+from runtime.model import Flow
+from runtime.observer import ErrorInfo, ExecutionInfo, ExecutionResult, Status, StepRecord
+
+__all__ = ["WorkerPool"]
+
+log = logging.getLogger("flowyard.workers")
+
+_NOT_RETRIED = frozenset(
+    {
+        FlowError.kind,
+        FlowValidationError.kind,
+        ExpressionError.kind,
+        LimitExceeded.kind,
+        StopFlow.kind,
+        "body_error",
+        "environment",
+    }
+)
+"""Error kinds a rerun of the unchanged flow would hit again."""
+
+
+class _Replies:
+    """Sync waiters, plus recent outcomes so a waiter that registers late still gets them."""
+
+    def __init__(self, ttl: float = 120.0, size: int = 10_000) -> None:
+        self._ttl, self._size = ttl, size
+        self._outcomes: OrderedDict[str, tuple[float, SyncOutcome]] = OrderedDict()
+        self._waiters: dict[str, list[asyncio.Future[SyncOutcome]]] = {}
+
+    def publish(self, execution_id: str, outcome: SyncOutcome) -> None:
+        now = time.monotonic()
+        self._outcomes[execution_id] = (now, outcome)
+        self._outcomes.move_to_end(execution_id)
+        while self._outcomes and (
+            len(self._outcomes) > self._size
+            or next(iter(self._outcomes.values()))[0] < now - self._ttl
+        ):
+            self._outcomes.popitem(last=False)
+        for waiter in self._waiters.pop(execution_id, []):
+            if not waiter.done():
+                waiter.set_result(outcome)
+
+    def known(self, execution_id: str) -> SyncOutcome | None:
+        entry = self._outcomes.get(execution_id)
+        if entry is None or entry[0] < time.monotonic() - self._ttl:
+            return None
+        return entry[1]
+
+    async def wait(self, execution_id: str, seconds: float) -> SyncOutcome | None:
+        known = self.known(execution_id)
+        if known is not None:
+            return known
+        waiter: asyncio.Future[SyncOutcome] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(execution_id, []).append(waiter)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), seconds)
+        except TimeoutError:
+            return None
+        finally:
+            waiters = self._waiters.get(execution_id)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[execution_id]
+
+
+class _Fanout:
+    """The observer of a run: everything to the recorder, replies to the sync waiters."""
+
+    def __init__(self, recorder: SqlRecorder, replies: _Replies) -> None:
+        self._recorder, self._replies = recorder, replies
+
+    def execution_started(self, info: ExecutionInfo) -> None:
+        self._recorder.execution_started(info)
+
+    def step_started(self, record: StepRecord) -> None:
+        self._recorder.step_started(record)
+
+    def step_finished(self, record: StepRecord) -> None:
+        self._recorder.step_finished(record)
+
+    def response_ready(self, execution_id: str, response: Response) -> None:
+        self._recorder.response_ready(execution_id, response)
+        self._replies.publish(execution_id, SyncOutcome(response, None))
+
+    def execution_finished(self, result: ExecutionResult) -> None:
+        self._recorder.execution_finished(result)
+
+
+class _Finisher:
+    """Marks rows finished in shared transactions (group commit); each caller waits for its own."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], float]) -> None:
+        self._engine, self._clock = engine, clock
+        self._pending: list[tuple[Finish, asyncio.Future[None]]] = []
+        self._lock = asyncio.Lock()
+        self._write: asyncio.Future[None] | None = None
+
+    async def finish(self, item: Finish) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, done))
+        async with self._lock:
+            if not done.done():
+                batch, self._pending = self._pending, []
+                self._write = write = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        inbox.finish, self._engine, [i for i, _ in batch], now=self._clock()
+                    )
+                )
+                write.add_done_callback(lambda w: _settle(w, [f for _, f in batch]))
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(write)
+        await done
+
+
+def _settle(write: asyncio.Future[None], futures: list[asyncio.Future[None]]) -> None:
+    error = None if write.cancelled() else write.exception()
+    for future in futures:
+        if future.done():
+            continue
+        if write.cancelled():
+            future.cancel()
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+
+
+def _failure(execution_id: str, flow_id: str, error: ErrorInfo) -> ExecutionResult:
+    return ExecutionResult(
+        execution_id=execution_id,
+        flow_id=flow_id,
+        status=Status.FAILED,
+        started_at=time.time(),
+        duration_ms=0.0,
+        error=error,
+    )
+
+
+class WorkerPool:
+    """Runs executions for this process; see the module docstring. Implements `Dispatcher`.
+
+    `clock` drives leases, retries' `not_before`, schedules and retention (tests inject one);
+    `poll_interval` is how often idle workers look for due retries and expired leases.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 1.0,
+        schedule_interval: float = 5.0,
+        retention_interval: float = 300.0,
+        recover: bool = True,
+    ) -> None:
+        self.hub = hub
+        self.settings = hub.settings
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.schedule_interval = schedule_interval
+        self.retention_interval = retention_interval
+        self.recover = recover
+        self.environments = EnvironmentCache(hub)
+        self.recorder = SqlRecorder(hub.db)
+        self.state = SqlStateBackend(hub.db)
+        self.schedules = ScheduleTicker(hub, self.environments, clock=clock, on_fire=self.notify)
+        self._replies = _Replies()
+        self._finisher = _Finisher(hub.db, clock)
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._lifecycle: set[asyncio.Task[Any]] = set()
+        self._services: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._random = random.Random()
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Recover what a crash left, then start claiming, heartbeats, schedules and retention."""
+        if self.hub.dispatcher is None:
+            self.hub.dispatcher = self
+        if self.recover:
+            requeued = await asyncio.to_thread(inbox.requeue_running, self.hub.db)
+            crashed = await asyncio.to_thread(
+                inbox.crash_orphaned_executions, self.hub.db, now=self.clock()
+            )
+            if requeued or crashed:
+                log.warning("recovered %d unfinished requests; %d runs crashed", requeued, crashed)
+        self._stopping = False
+        self._services = [
+            asyncio.create_task(self._claim_loop(), name="flowyard-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="flowyard-lease"),
+            asyncio.create_task(
+                self._every(self.schedule_interval, self._tick), name="flowyard-schedules"
+            ),
+            asyncio.create_task(
+                self._every(self.retention_interval, self.prune), name="flowyard-retention"
+            ),
+        ]
+        self._wake.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming; wait up to `grace` seconds for running executions, then cancel them.
+
+        A cancelled execution's row stays `running` and is re-run on the next start.
+        """
+        self._stopping = True
+        for task in self._services:
+            task.cancel()
+        await asyncio.gather(*self._services, return_exceptions=True)
+        self._services = []
+        work = [*self._running.values(), *self._lifecycle]
+        if work:
+            _, late = await asyncio.wait(work, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        try:
+            await self.recorder.flush()
+        except Exception:
+            log.exception("could not write the last execution records")
+
+    # ------------------------------------------------------------------------------ Dispatcher
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
+        return await self._replies.wait(execution_id, seconds)
+
+    def invalidate(self, instance_id: str) -> None:
+        self.environments.invalidate(instance_id)
+        self._wake.set()  # an enabled or activated instance may have rows waiting
+
+    async def run_lifecycle(
+        self, instance_id: str, flow_id: str, event: TriggerEvent
+    ) -> ExecutionResult:
+        """Run one flow of an instance now, without an inbox row; recorded before it returns."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._lifecycle.add(task)
+        try:
+            env = await self.environments.get(instance_id)
+            flow = env.flows.get(flow_id)
+            if flow is None:
+                raise NotFound(f"Instance '{env.name}' has no flow '{flow_id}'.")
+            execution_id = uuid.uuid4().hex
+            await asyncio.to_thread(self._prepare_lifecycle, execution_id, flow_id, instance_id)
+            result = await self._execute(env, flow, event, execution_id)
+            await self.recorder.flush()
+            self._replies.publish(execution_id, SyncOutcome(result.response, result))
+            return result
+        finally:
+            if task is not None:
+                self._lifecycle.discard(task)
+
+    def _prepare_lifecycle(self, execution_id: str, flow_id: str, instance_id: str) -> None:
+        with self.hub.db.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+            inbox.prepare_execution(
+                conn,
+                execution_id=execution_id,
+                flow_id=flow_id,
+                instance_id=instance_id,
+                queued_at=self.clock(),
+            )
+
+    # ------------------------------------------------------------------------------ services
+
+    async def prune(self) -> None:
+        """One retention pass (the pool runs it every `retention_interval` seconds)."""
+        await asyncio.to_thread(
+            prune,
+            self.hub.db,
+            now=self.clock(),
+            retention_days=self.settings.retention_days,
+            max_executions=self.settings.retention_max_executions,
+        )
+
+    async def _tick(self) -> None:
+        await self.schedules.tick()
+
+    async def _every(self, seconds: float, job: Callable[[], Any]) -> None:
+        while True:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background job %s failed", getattr(job, "__name__", job))
+            await asyncio.sleep(seconds)
+
+    async def _heartbeat_loop(self) -> None:
+        lease = self.settings.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await asyncio.to_thread(
+                    inbox.renew_leases, self.hub.db, list(self._running), self.clock() + lease
+                )
+            except Exception:
+                log.exception("could not renew leases")
+
+    def _limits(self, instance_id: str, flow_id: str) -> FlowLimits:
+        try:
+            env = self.environments.get_blocking(instance_id)
+        except Exception:
+            return FlowLimits()
+        flow = env.flows.get(flow_id)
+        if flow is None:
+            return FlowLimits()
+        return FlowLimits(flow.settings.concurrency, flow.settings.sequential)
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            free = self.settings.workers - len(self._running)
+            claimed: list[Claimed] = []
+            if free > 0:
+                try:
+                    claimed = await asyncio.to_thread(
+                        inbox.claim,
+                        self.hub.db,
+                        now=self.clock(),
+                        lease_seconds=self.settings.lease_seconds,
+                        limit=free,
+                        limits_of=self._limits,
+                    )
+                except Exception:
+                    log.exception("could not claim queued requests")
+                for row in claimed:
+                    self._running[row.id] = asyncio.create_task(
+                        self._run_row(row), name=f"flowyard-run-{row.execution_id}"
+                    )
+                if claimed and len(claimed) == free:
+                    continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    # ------------------------------------------------------------------------------ running
+
+    async def _run_row(self, row: Claimed) -> None:
+        try:
+            result, retry = await self._run_claimed(row)
+            await self.recorder.flush()
+            self._replies.publish(row.execution_id, SyncOutcome(result.response, result))
+            status = "done" if result.status == Status.SUCCEEDED else "failed"
+            if result.error is not None and result.error.kind in ("body_error", "invalid_flow"):
+                status = "dead"
+            await self._finisher.finish(Finish(row, status, retry))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("execution %s could not be recorded; it will run again", row.execution_id)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(inbox.requeue, self.hub.db, [row.id])
+        finally:
+            self._running.pop(row.id, None)
+            self._wake.set()
+
+    async def _run_claimed(self, row: Claimed) -> tuple[ExecutionResult, Retry | None]:
+        try:
+            env = await self.environments.get(row.instance_id)
+        except NotFound:
+            error = ErrorInfo("environment", "The instance was deleted before this request ran.")
+            return self._record_failure(row.execution_id, row.flow_id, error), None
+        flow = env.flows.get(row.flow_id)
+        if flow is None:
+            error = ErrorInfo(
+                "invalid_flow",
+                f"Version {env.integration.version} of integration '{env.integration.name}' has "
+                f"no flow '{row.flow_id}'.",
+                "Deploy a version that has the flow, or replay the request to another flow.",
+            )
+            return self._record_failure(row.execution_id, row.flow_id, error), None
+        try:
+            event = TriggerEvent(
+                body=_parse_body(row.headers, row.body),
+                headers={str(k): str(v) for k, v in row.headers.items()},
+                query=row.query,
+                raw_body=row.body,
+                method=row.method,
+            )
+        except Exception as exc:
+            error = ErrorInfo(
+                "body_error",
+                f"The stored request body cannot be parsed: {exc}",
+                "Check the sender's Content-Type and body; the raw request is kept.",
+            )
+            return self._record_failure(row.execution_id, flow.id, error), None
+        result = await self._execute(env, flow, event, row.execution_id)
+        return result, self._retry_of(flow, row, result)
+
+    def _retry_of(self, flow: Flow, row: Claimed, result: ExecutionResult) -> Retry | None:
+        policy = flow.settings.execution_retry
+        if policy is None or result.status != Status.FAILED or row.attempt >= policy.max_attempts:
+            return None
+        if result.error is not None and result.error.kind in _NOT_RETRIED:
+            return None
+        delay = backoff_delay(policy, row.attempt, self._random.random(), None)
+        return Retry(delay=delay)
+
+    async def _execute(
+        self, env: InstanceEnvironment, flow: Flow, event: TriggerEvent, execution_id: str
+    ) -> ExecutionResult:
+        """Run `flow` and report it to the recorder (not flushed yet) and the waiters."""
+        if env.problem is not None:
+            error = ErrorInfo(
+                "environment",
+                f"Instance '{env.name}' cannot run: {env.problem}",
+                "Restore the secret key the connections were saved with, or set them again.",
+            )
+            return self._record_failure(execution_id, flow.id, error)
+        self.recorder.add_secrets(execution_id, env.secrets)
+        context = RunContext(
+            registry=self.hub.registry,
+            http=self.hub.http,
+            execution_id=execution_id,
+            config=env.config,
+            connections=env.connections,
+            instance=env.instance,
+            instance_id=env.instance_id,
+            state=self.state,
+            webhook_urls=env.webhook_urls,
+            flows=env.flows,
+        )
+        try:
+            return await run_flow(flow, event, context, _Fanout(self.recorder, self._replies))
+        except FlowValidationError as exc:
+            error = ErrorInfo(
+                FlowValidationError.kind,
+                f"Flow '{flow.label}' cannot run: {exc.message}",
+                "Fix the flow in the designer and deploy the instance again.",
+            )
+            return self._record_failure(execution_id, flow.id, error)
+
+    def _record_failure(self, execution_id: str, flow_id: str, error: ErrorInfo) -> ExecutionResult:
+        result = _failure(execution_id, flow_id, error)
+        self.recorder.execution_started(ExecutionInfo(execution_id, flow_id, result.started_at))
+        self.recorder.execution_finished(result)
+        return result
+
+    @property
+    def running(self) -> Mapping[int, asyncio.Task[None]]:
+        """Inbox row ids this process is running now (for tests and health)."""
+        return dict(self._running)
+
+
+def _parse_body(headers: Mapping[str, Any], raw: bytes) -> Any:
+    from app.services.bodies import parse_body
+
+    return parse_body({str(k).lower(): str(v) for k, v in headers.items()}, raw)

@@ -1,0 +1,168 @@
+"""An instance's runtime environment: its pinned flows, config values, connections and URLs.
+
+`load_environment` reads everything a run of the instance needs in one read transaction;
+`EnvironmentCache` keeps it per instance until `invalidate` (a deploy, an enable/disable, a config
+change or a delete). A connection that cannot be decrypted does not hide the flows: the
+environment carries the `problem`, and runs fail naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr
+from sqlmodel import Session, select
+
+from app.persistence.crypto import SecretKeyError
+from app.persistence.models import (
+    ConnectionRow,
+    InstanceRow,
+    IntegrationRow,
+    IntegrationVersionRow,
+    WebhookTokenRow,
+)
+from app.persistence.repositories import load_config_values, load_integration
+from app.services.errors import NotFound
+from app.services.hub import Hub
+from components.api import Connection
+from runtime.model import Flow, Integration
+
+__all__ = ["EnvironmentCache", "InstanceEnvironment", "load_environment"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceEnvironment:
+    """What every run of one instance shares. `secrets` are the values to mask in records."""
+
+    instance_id: str
+    name: str
+    status: str
+    enabled: bool
+    created_at: float
+    integration: Integration
+    flows: Mapping[str, Flow]
+    config: Mapping[str, Any]
+    connections: Mapping[str, Connection]
+    webhook_urls: Mapping[str, str]
+    secrets: tuple[str, ...] = ()
+    problem: str | None = None
+    """Why runs of this instance cannot start (e.g. its connections cannot be decrypted)."""
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    """Webhook token of each flow, by flow id."""
+
+    @property
+    def instance(self) -> dict[str, Any]:
+        """What `{{ instance }}` reads."""
+        return {"id": self.instance_id, "name": self.name}
+
+
+def _config(integration: Integration, stored: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    values: dict[str, Any] = {}
+    secret: set[str] = set()
+    for variable in integration.config:
+        if variable.key in stored:
+            values[variable.key] = stored[variable.key]
+        elif variable.default is not None:
+            values[variable.key] = variable.default
+        if variable.type == "secret" and isinstance(values.get(variable.key), str):
+            secret.add(values[variable.key])
+    for key, value in stored.items():  # a value whose variable was removed stays readable
+        values.setdefault(key, value)
+    return values, secret
+
+
+def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
+    """Read an instance's environment (blocking: call it in a thread). `NotFound` if it is gone."""
+    with Session(hub.db) as session:
+        instance = session.get(InstanceRow, instance_id)
+        if instance is None:
+            raise NotFound(f"There is no instance with id '{instance_id}'.")
+        version = session.get(IntegrationVersionRow, instance.version_id)
+        assert version is not None  # foreign key
+        owner = session.get(IntegrationRow, version.integration_id)
+        assert owner is not None
+        integration = load_integration(session, owner.name, version.version)
+        problem = None
+        try:
+            stored = load_config_values(session, hub.box, instance_id)
+        except SecretKeyError as exc:
+            stored, problem = {}, str(exc)
+        connection_rows = list(
+            session.exec(select(ConnectionRow).where(ConnectionRow.instance_id == instance_id))
+        )
+        tokens = {
+            row.flow_id: row.token
+            for row in session.exec(
+                select(WebhookTokenRow).where(WebhookTokenRow.instance_id == instance_id)
+            )
+        }
+    config, secrets = _config(integration, stored)
+    connections: dict[str, Connection] = {}
+    for row in connection_rows:
+        try:
+            values = hub.box.decrypt(row.encrypted, what=f"Connection '{row.slot}'")
+        except SecretKeyError as exc:
+            problem = str(exc)
+            connections = {}
+            break
+        fields = {name: SecretStr(str(value)) for name, value in dict(values).items()}
+        connections[row.slot] = Connection(key=row.slot, type=row.type, values=fields)
+        secrets.update(v.get_secret_value() for v in fields.values())
+    return InstanceEnvironment(
+        instance_id=instance_id,
+        name=instance.name,
+        status=instance.status,
+        enabled=instance.enabled,
+        created_at=instance.created_at,
+        integration=integration,
+        flows={flow.id: flow for flow in integration.flows},
+        config=config,
+        connections=connections,
+        webhook_urls={flow: hub.webhook_url(t) for flow, t in tokens.items() if flow},
+        secrets=tuple(sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)),
+        problem=problem,
+        tokens=tokens,
+    )
+
+
+class EnvironmentCache:
+    """Environments by instance id, loaded once; `invalidate` drops one (it changed).
+
+    `get_blocking` may be called from worker threads: a load racing an `invalidate` is not kept.
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._cache: dict[str, InstanceEnvironment] = {}
+        self._generation: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get_blocking(self, instance_id: str) -> InstanceEnvironment:
+        with self._lock:
+            cached = self._cache.get(instance_id)
+            generation = self._generation.get(instance_id, 0)
+        if cached is not None:
+            return cached
+        env = load_environment(self._hub, instance_id)
+        with self._lock:
+            if self._generation.get(instance_id, 0) == generation:
+                self._cache[instance_id] = env
+        return env
+
+    def cached(self, instance_id: str) -> InstanceEnvironment | None:
+        return self._cache.get(instance_id)
+
+    async def get(self, instance_id: str) -> InstanceEnvironment:
+        cached = self.cached(instance_id)
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(self.get_blocking, instance_id)
+
+    def invalidate(self, instance_id: str) -> None:
+        with self._lock:
+            self._cache.pop(instance_id, None)
+            self._generation[instance_id] = self._generation.get(instance_id, 0) + 1

@@ -1,0 +1,833 @@
+"""Webhook ingest: resolve the URL, check the request, commit it to the inbox, then acknowledge.
+
+`Ingest(hub)` is created once per app (the route keeps it at `app.state.ingest`). The receive path:
+
+1. **Route**: a token names (instance, flow); flow "" is the instance-wide URL, routed by the
+   integration's pre-process flow. Tokens and instances are cached for `CACHE_SECONDS`; an unknown
+   token is never cached, so a fresh deploy answers at once. `invalidate()` drops the cache.
+2. **Checks**, each refusing with a JSON `{"error", "hint"?}` and storing nothing: unknown 404;
+   instance not active or disabled 503 + `Retry-After` (the sender retries later, nothing is lost);
+   method 405 + `Allow`; body over the trigger's cap 413 (Content-Length first, then the stream is
+   cut at the cap); signature 401; body not parseable as its Content-Type 400 (position named).
+3. **Dedup**: a delivery id (the trigger's `delivery_id_header`, else `webhook-id`,
+   `x-github-delivery`, `idempotency-key`) or the flow's `dedup_key` already in the inbox for
+   (instance, flow) answers 200 `{"execution_id": <first>, "duplicate": true}`.
+4. **Commit**: one core-SQL insert per request, group-committed by `InboxWriter` (inserts that
+   arrive while a transaction runs share the next one). The 202 `{"execution_id"}` is sent only
+   after its transaction committed; then `hub.runner.notify()`. A failed commit answers 503.
+5. **Sync** (trigger `sync`, or `X-Flowyard-Sync: true` when `allow_sync_header`): wait up to
+   `sync_timeout` for the execution's reply; see `sync_answer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from app.persistence.db import WRITE_OPTION
+from app.persistence.models import (
+    ConfigValueRow,
+    FlowRow,
+    InboxRow,
+    InstanceRow,
+    IntegrationRow,
+    IntegrationVersionRow,
+    WebhookTokenRow,
+)
+from app.persistence.repositories import table_of
+from app.services.bodies import BodyError, parse_body
+from app.services.errors import ServiceError
+from app.services.hub import Hub, SyncOutcome
+from components.api import StepError, TriggerEvent
+from components.builtin.webhook import (
+    DEFAULT_DELIVERY_ID_HEADERS,
+    WebhookInputs,
+    verify_signature,
+)
+from runtime.expressions import ExpressionLimits, render
+from runtime.graph import flow_from_node_link
+from runtime.model import EndpointSettings, Flow
+from runtime.observer import Status
+
+__all__ = [
+    "CACHE_SECONDS",
+    "RETRY_AFTER_SECONDS",
+    "FlowTarget",
+    "InboxWriter",
+    "Incoming",
+    "Ingest",
+    "IngestError",
+    "InstanceInfo",
+    "Pending",
+    "Reply",
+    "load_instance",
+    "sync_answer",
+]
+
+log = logging.getLogger("flowyard.ingest")
+
+CACHE_SECONDS = 2.0
+"""How long a resolved token or instance is reused (a disabled instance refuses within this)."""
+
+RETRY_AFTER_SECONDS = 30
+"""`Retry-After` sent with 503 when the instance is not accepting requests."""
+
+MAX_BATCH = 500
+"""Most inbox rows one group commit writes."""
+
+_KEY_LIMIT = 200  # InboxRow.delivery_id / dedup_key column size
+_LIMITS = ExpressionLimits()
+
+
+class IngestError(ServiceError):
+    """A refused request: `status` and extra `headers` of the answer; nothing was stored."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        hint: str = "",
+        headers: Mapping[str, str] | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+# --- routing data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTarget:
+    """One flow as the ingest path sees it: its webhook trigger settings, or why there are none."""
+
+    flow_id: str
+    label: str
+    trigger: WebhookInputs | None
+    problem: str = ""
+    """Set when the flow cannot take webhooks (not a webhook trigger, or its inputs are invalid)."""
+    dedup_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """An instance and the webhook settings of every flow of its pinned version."""
+
+    instance_id: str
+    name: str
+    status: str
+    enabled: bool
+    integration: str
+    endpoint: EndpointSettings
+    flows: Mapping[str, FlowTarget]
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def accepting(self) -> bool:
+        return self.enabled and self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    instance_id: str
+    name: str
+    status: str
+    enabled: bool
+    integration: str
+    document: dict[str, Any]
+    flows: list[Flow]
+    config: dict[str, Any]
+
+
+def _load(engine: Engine, instance_id: str) -> _Loaded | None:
+    instances, versions = table_of(InstanceRow), table_of(IntegrationVersionRow)
+    integrations, flows, values = (
+        table_of(IntegrationRow),
+        table_of(FlowRow),
+        table_of(ConfigValueRow),
+    )
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                instances.c.name,
+                instances.c.status,
+                instances.c.enabled,
+                versions.c.id,
+                versions.c.document,
+                integrations.c.name,
+            )
+            .join(versions, versions.c.id == instances.c.version_id)
+            .join(integrations, integrations.c.id == versions.c.integration_id)
+            .where(instances.c.id == instance_id)
+        ).first()
+        if row is None:
+            return None
+        name, status, enabled, version_id, document, integration = row
+        graphs = conn.execute(
+            select(flows.c.graph)
+            .where(flows.c.version_id == version_id)
+            .order_by(flows.c.position, flows.c.id)
+        ).scalars()
+        parsed = [flow_from_node_link(g) for g in graphs]
+        rows = conn.execute(
+            select(values.c.key, values.c.value).where(values.c.instance_id == instance_id)
+        )
+        config: dict[str, Any] = {row[0]: row[1] for row in rows}
+    return _Loaded(
+        instance_id, name, status, bool(enabled), integration, document or {}, parsed, config
+    )
+
+
+def _flow_target(hub: Hub, loaded: _Loaded, flow: Flow) -> FlowTarget:
+    """Resolve the trigger's inputs (templates read config values) on the event loop thread."""
+    label = flow.label
+    try:
+        cls = hub.registry.trigger(flow.trigger.action)
+    except LookupError as exc:
+        return FlowTarget(flow.id, label, None, f"its trigger cannot be loaded: {exc}")
+    if getattr(cls, "kind", "") != "webhook":
+        return FlowTarget(flow.id, label, None, "it is not started by a webhook")
+    scope = {
+        "config": loaded.config,
+        "instance": {"id": loaded.instance_id, "name": loaded.name},
+        "flow": {"id": flow.id, "name": label},
+        "execution": {"id": ""},
+    }
+    try:
+        data = render(dict(flow.trigger.inputs), scope, _LIMITS)
+        model = cls.Inputs if issubclass(cls.Inputs, WebhookInputs) else WebhookInputs
+        if model is WebhookInputs:
+            data = {k: v for k, v in data.items() if k in WebhookInputs.model_fields}
+        inputs = model.model_validate(data)
+    except Exception as exc:  # an invalid trigger is the flow author's to fix, never a crash
+        return FlowTarget(flow.id, label, None, f"its webhook trigger settings are invalid: {exc}")
+    return FlowTarget(flow.id, label, inputs, dedup_key=flow.settings.dedup_key)
+
+
+async def load_instance(hub: Hub, instance_id: str) -> InstanceInfo | None:
+    """The instance's routing data, read in a worker thread (None when it does not exist)."""
+    loaded = await asyncio.to_thread(_load, hub.db, instance_id)
+    if loaded is None:
+        return None
+    endpoint = _endpoint(loaded.document)
+    return InstanceInfo(
+        instance_id=instance_id,
+        name=loaded.name,
+        status=loaded.status,
+        enabled=loaded.enabled,
+        integration=loaded.integration,
+        endpoint=endpoint,
+        flows={f.id: _flow_target(hub, loaded, f) for f in loaded.flows},
+    )
+
+
+def lookup_token(engine: Engine, token: str) -> tuple[str, str] | None:
+    """(instance id, flow id) of a webhook token; flow "" is the instance-wide URL."""
+    tokens = table_of(WebhookTokenRow)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(tokens.c.instance_id, tokens.c.flow_id).where(tokens.c.token == token)
+        ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def lookup_instance_by_name(engine: Engine, integration: str, name: str) -> str | None:
+    """Id of the instance called `name` deployed from any version of `integration`."""
+    instances, versions = table_of(InstanceRow), table_of(IntegrationVersionRow)
+    integrations = table_of(IntegrationRow)
+    with engine.connect() as conn:
+        found: str | None = conn.execute(
+            select(instances.c.id)
+            .join(versions, versions.c.id == instances.c.version_id)
+            .join(integrations, integrations.c.id == versions.c.integration_id)
+            .where(integrations.c.name == integration, instances.c.name == name)
+        ).scalar()
+    return found
+
+
+def integration_endpoint(engine: Engine, integration: str) -> EndpointSettings | None:
+    """The endpoint settings of the newest version of `integration` (None: no such integration)."""
+    versions, integrations = table_of(IntegrationVersionRow), table_of(IntegrationRow)
+    with engine.connect() as conn:
+        document = conn.execute(
+            select(versions.c.document)
+            .join(integrations, integrations.c.id == versions.c.integration_id)
+            .where(integrations.c.name == integration)
+            .order_by(versions.c.version.desc())
+            .limit(1)
+        ).scalar()
+    if document is None:
+        return None
+    return _endpoint(document)
+
+
+def _endpoint(document: Mapping[str, Any]) -> EndpointSettings:
+    try:
+        return EndpointSettings.model_validate(document.get("endpoint") or {})
+    except Exception:  # a stored document was validated on save; never fail a request on it
+        return EndpointSettings()
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def bounded_key(value: str) -> str:
+    """`value`, or its SHA-256 when it does not fit the inbox column."""
+    if len(value) <= _KEY_LIMIT:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def delivery_id(trigger: WebhookInputs, headers: Mapping[str, str]) -> str | None:
+    """The request's delivery id from the configured header, else the standard ones."""
+    names = (
+        [trigger.delivery_id_header] if trigger.delivery_id_header else DEFAULT_DELIVERY_ID_HEADERS
+    )
+    for name in names:
+        value = headers.get(name.lower(), "").strip()
+        if value:
+            return bounded_key(value)
+    return None
+
+
+def dedup_key(template: str | None, payload: Mapping[str, Any], flow_label: str) -> str | None:
+    """The flow's dedup key for this payload; None when there is no template or it is empty."""
+    if not template:
+        return None
+    try:
+        value = render(template, {"trigger": payload}, _LIMITS)
+    except Exception as exc:
+        raise IngestError(
+            422,
+            f"Flow '{flow_label}' could not compute its dedup key from this request: {exc}",
+            hint="Send the field the flow's dedup key reads, or fix the flow's dedup key.",
+        ) from None
+    if value is None or value == "":
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return bounded_key(text)
+
+
+# --- the writer ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Pending:
+    """One request to store. `future` gets (execution id, duplicate?) after the commit."""
+
+    values: dict[str, Any]
+    future: asyncio.Future[tuple[str, bool]]
+
+
+class InboxWriter:
+    """Group commit: one writer at a time; requests arriving meanwhile share the next transaction.
+
+    No long-lived task: `submit` starts a drain task when none runs, and it ends when the queue is
+    empty, so nothing is left pending at shutdown. `group=False` writes each row in its own
+    transaction (`asyncio.to_thread` per request), kept for the benchmark's comparison.
+    """
+
+    def __init__(self, engine: Engine, *, group: bool = True) -> None:
+        self.engine = engine
+        self.group = group
+        self._queue: list[Pending] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
+        """Store one inbox row (or find its duplicate); returns after the commit."""
+        loop = asyncio.get_running_loop()
+        if not self.group:
+            return (await asyncio.to_thread(self._write, [values]))[0]
+        pending = Pending(values, loop.create_future())
+        self._queue.append(pending)
+        if self._drain is None or self._drain.done():
+            self._drain = loop.create_task(self._run())
+        return await pending.future
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                results = await asyncio.to_thread(self._write, [p.values for p in batch])
+            except Exception as exc:
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            for p, result in zip(batch, results, strict=True):
+                if not p.future.done():
+                    p.future.set_result(result)
+
+    def _write(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        try:
+            return self._write_batch(rows)
+        except IntegrityError:
+            if len(rows) == 1:
+                raise
+            # Another process inserted a delivery id first: redo row by row so only it is a dupe.
+            return [self._write_batch([row])[0] for row in rows]
+
+    def _write_batch(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        inbox = table_of(InboxRow)
+        results: list[tuple[str, bool]] = []
+        fresh: list[dict[str, Any]] = []
+        seen: dict[tuple[str, str, str, str], str] = {}
+        with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+            for row in rows:
+                first: str | None = None
+                for kind in ("delivery_id", "dedup_key"):
+                    value = row.get(kind)
+                    if value is None:
+                        continue
+                    key = (kind, row["instance_id"], row["flow_id"], value)
+                    first = (
+                        seen.get(key)
+                        or conn.execute(
+                            select(inbox.c.execution_id)
+                            .where(
+                                inbox.c.instance_id == row["instance_id"],
+                                inbox.c.flow_id == row["flow_id"],
+                                inbox.c[kind] == value,
+                            )
+                            .order_by(inbox.c.id)
+                            .limit(1)
+                        ).scalar()
+                    )
+                    if first is not None:
+                        break
+                if first is not None:
+                    results.append((first, True))
+                    continue
+                for kind in ("delivery_id", "dedup_key"):
+                    if row.get(kind) is not None:
+                        key = (kind, row["instance_id"], row["flow_id"], row[kind])
+                        seen[key] = row["execution_id"]
+                fresh.append(row)
+                results.append((row["execution_id"], False))
+            if fresh:
+                conn.execute(insert(inbox), fresh)
+        return results
+
+
+def inbox_values(
+    *,
+    token: str,
+    instance_id: str,
+    flow_id: str,
+    method: str,
+    headers: Mapping[str, str],
+    query: Mapping[str, Any],
+    body: bytes,
+    delivery: str | None,
+    dedup: str | None,
+) -> dict[str, Any]:
+    """The inbox row of a request, with a new execution id."""
+    return {
+        "token": token[:128],
+        "instance_id": instance_id,
+        "flow_id": flow_id,
+        "execution_id": uuid.uuid4().hex,
+        "method": method,
+        "headers": dict(headers),
+        "query": dict(query),
+        "body": body,
+        "delivery_id": delivery,
+        "received_at": time.time(),
+        "status": "queued",
+        "source": "webhook",
+        "attempt": 1,
+        "recovered": False,
+        "dedup_key": dedup,
+    }
+
+
+# --- the receive path ---------------------------------------------------------------------------
+
+
+class Incoming:
+    """A request as the ingest path needs it; the body is read once, up to a cap."""
+
+    def __init__(
+        self,
+        method: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, Any],
+        chunks: AsyncIterator[bytes],
+    ) -> None:
+        self.method = method.upper()
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.query = dict(query)
+        self._chunks = chunks
+        self._raw: bytes | None = None
+
+    async def body(self, cap: int) -> bytes:
+        """The raw body; 413 when it is longer than `cap` (nothing beyond the cap is buffered)."""
+        if self._raw is None:
+            declared = self.headers.get("content-length", "").strip()
+            if declared:
+                if not declared.isdigit():
+                    raise IngestError(400, "The Content-Length header is not a number.")
+                if int(declared) > cap:
+                    raise _too_large(cap)
+            buffer = bytearray()
+            async for chunk in self._chunks:
+                buffer += chunk
+                if len(buffer) > cap:
+                    raise _too_large(cap)
+            self._raw = bytes(buffer)
+        if len(self._raw) > cap:
+            raise _too_large(cap)
+        return self._raw
+
+
+def _too_large(cap: int) -> IngestError:
+    return IngestError(
+        413,
+        f"The request body is larger than this webhook accepts ({cap} bytes).",
+        hint="Send a smaller body, or raise the trigger's maximum body size.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer: `body` is sent as JSON unless it is `str` (text) or `bytes`."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def sync_answer(execution_id: str, outcome: SyncOutcome | None) -> Reply:
+    """The answer of a synchronous webhook.
+
+    The respond step's status, headers and body when it ran; else, when the execution ended, 200
+    with its last output (502 `{"error", "execution_id", "status"}` when it failed or crashed);
+    else (timeout) 202 `{"execution_id"}` and the flow keeps running.
+    """
+    if outcome is not None and outcome.response is not None:
+        r = outcome.response
+        return Reply(r.status, r.body, dict(r.headers))
+    if outcome is None or outcome.result is None:
+        return Reply(202, {"execution_id": execution_id})
+    result = outcome.result
+    if result.status == Status.SUCCEEDED:
+        return Reply(200, result.output)
+    message = result.error.message if result.error else f"The execution ended {result.status}."
+    return Reply(
+        502, {"error": message, "execution_id": execution_id, "status": str(result.status)}
+    )
+
+
+def _dig(value: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+_INLINE_PARSE_BYTES = 65_536
+"""Bodies up to this size are parsed on the event loop; larger ones in a worker thread."""
+
+
+class Ingest:
+    """The webhook receive path of one app (see the module docstring)."""
+
+    def __init__(self, hub: Hub, *, group_commit: bool = True) -> None:
+        self.hub = hub
+        self.writer = InboxWriter(hub.db, group=group_commit)
+        self._tokens: dict[str, tuple[tuple[str, str], float]] = {}
+        self._instances: dict[str, InstanceInfo] = {}
+        self._endpoints: dict[str, tuple[EndpointSettings | None, float]] = {}
+
+    def invalidate(self, instance_id: str | None = None) -> None:
+        """Forget cached routing (of one instance, or all)."""
+        if instance_id is None:
+            self._tokens.clear()
+            self._instances.clear()
+            self._endpoints.clear()
+            return
+        self._instances.pop(instance_id, None)
+        for token in [t for t, ((i, _), _) in self._tokens.items() if i == instance_id]:
+            del self._tokens[token]
+
+    async def _instance(self, instance_id: str) -> InstanceInfo | None:
+        info = self._instances.get(instance_id)
+        if info is not None and time.monotonic() - info.loaded_at < CACHE_SECONDS:
+            return info
+        info = await load_instance(self.hub, instance_id)
+        if info is None:
+            self._instances.pop(instance_id, None)
+        else:
+            self._instances[instance_id] = info
+        return info
+
+    async def receive_token(self, token: str, request: Incoming) -> Reply:
+        """A request to `/webhooks/{token}`."""
+        cached = self._tokens.get(token)
+        if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
+            target: tuple[str, str] | None = cached[0]
+        else:
+            target = await asyncio.to_thread(lookup_token, self.hub.db, token)
+            if target is None:
+                self._tokens.pop(token, None)
+            else:
+                self._tokens[token] = (target, time.monotonic())
+        info = None if target is None else await self._instance(target[0])
+        if target is None or info is None:
+            raise IngestError(
+                404,
+                "There is no webhook at this URL.",
+                hint="Check the URL; an instance's URLs change when it is redeployed.",
+            )
+        return await self._receive(info, target[1], token, request)
+
+    async def receive_shared(self, integration: str, request: Incoming, flow: str | None) -> Reply:
+        """A request to the shared endpoint of `integration`, routed to one of its instances."""
+        cached = self._endpoints.get(integration)
+        if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
+            endpoint = cached[0]
+        else:
+            endpoint = await asyncio.to_thread(integration_endpoint, self.hub.db, integration)
+            self._endpoints[integration] = (endpoint, time.monotonic())
+        if endpoint is None or not (endpoint.route_header or endpoint.route_field):
+            raise IngestError(
+                404,
+                f"Integration '{integration}' has no shared webhook endpoint.",
+                hint="Set the integration's endpoint route_header or route_field.",
+            )
+        if endpoint.route_header:
+            name: Any = request.headers.get(endpoint.route_header.lower())
+            where = f"header '{endpoint.route_header}'"
+        else:
+            assert endpoint.route_field is not None
+            raw = await request.body(self.hub.settings.max_body_bytes)
+            name = _dig(await self._parse(request.headers, raw), endpoint.route_field)
+            where = f"body field '{endpoint.route_field}'"
+        if isinstance(name, int | float) and not isinstance(name, bool):
+            name = str(name)
+        if not isinstance(name, str) or not name.strip():
+            raise IngestError(
+                400,
+                f"The request does not name an instance: {where} is missing or not text.",
+                hint=f"Send the instance name in the {where}.",
+            )
+        instance_id = await asyncio.to_thread(
+            lookup_instance_by_name, self.hub.db, integration, name.strip()
+        )
+        info = None if instance_id is None else await self._instance(instance_id)
+        if info is None:
+            raise IngestError(
+                404, f"Integration '{integration}' has no instance named '{name.strip()}'."
+            )
+        if flow is None:
+            if info.endpoint.preprocess_flow:
+                flow = ""
+            else:
+                hooks = [f.flow_id for f in info.flows.values() if f.trigger is not None]
+                if len(hooks) != 1:
+                    raise IngestError(
+                        404,
+                        f"Instance '{info.name}' has {len(hooks)} webhook flows; name one in the "
+                        f"URL: /webhooks/shared/{integration}/<flow id>.",
+                    )
+                flow = hooks[0]
+        return await self._receive(info, flow, f"shared:{integration}", request)
+
+    async def _parse(self, headers: Mapping[str, str], raw: bytes) -> Any:
+        try:
+            if len(raw) <= _INLINE_PARSE_BYTES:
+                return parse_body(headers, raw)
+            return await asyncio.to_thread(parse_body, headers, raw)
+        except BodyError as exc:
+            raise IngestError(400, str(exc)) from None
+
+    def _gate(self, info: InstanceInfo, flow_id: str) -> FlowTarget:
+        if not info.accepting:
+            state = "disabled" if not info.enabled else info.status
+            raise IngestError(
+                503,
+                f"Instance '{info.name}' is not accepting webhooks now ({state}).",
+                hint="Nothing was stored; retry later. Enable or redeploy the instance.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        target = info.flows.get(flow_id)
+        if target is None:
+            raise IngestError(404, "There is no webhook at this URL (its flow was removed).")
+        if target.trigger is None:
+            status = 404 if "not started by a webhook" in target.problem else 503
+            raise IngestError(
+                status,
+                f"Flow '{target.label}' cannot take this request: {target.problem}.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None,
+            )
+        return target
+
+    async def _receive(
+        self, info: InstanceInfo, flow_id: str, token: str, request: Incoming
+    ) -> Reply:
+        if flow_id == "":
+            pre = info.endpoint.preprocess_flow
+            if not pre:
+                raise IngestError(
+                    404,
+                    f"Instance '{info.name}' has no instance-wide routing.",
+                    hint="Set the integration's endpoint preprocess_flow.",
+                )
+            gate = self._gate(info, pre)
+        else:
+            gate = self._gate(info, flow_id)
+        trigger = gate.trigger
+        assert trigger is not None
+        if request.method not in trigger.methods:
+            raise IngestError(
+                405,
+                f"This webhook does not accept {request.method} requests.",
+                hint=f"Use {', '.join(trigger.methods)}, or allow the method on the trigger.",
+                headers={"Allow": ", ".join(trigger.methods)},
+            )
+        raw = await request.body(trigger.max_body_bytes)
+        headers = request.headers
+        try:
+            verify_signature(trigger.signature, headers, raw, time.time())
+        except StepError as exc:
+            raise IngestError(401, exc.message, hint=exc.hint) from None
+        except Exception:  # malformed input must never become a 500
+            raise IngestError(401, "The webhook signature could not be checked.") from None
+        body = await self._parse(headers, raw)
+        event = TriggerEvent(
+            body=body, headers=headers, query=request.query, raw_body=raw, method=request.method
+        )
+        target = gate
+        if flow_id == "":
+            first = await self._seen_instance_wide(info, token, delivery_id(trigger, headers))
+            if first is not None:
+                return Reply(200, {"execution_id": first, "duplicate": True})
+            target = await self._preprocess(info, gate, event)
+        assert target.trigger is not None
+        values = inbox_values(
+            token=token,
+            instance_id=info.instance_id,
+            flow_id=target.flow_id,
+            method=request.method,
+            headers=headers,
+            query=request.query,
+            body=raw,
+            delivery=delivery_id(target.trigger, headers),
+            dedup=dedup_key(target.dedup_key, event.as_payload(), target.label)
+            if target.dedup_key
+            else None,
+        )
+        try:
+            execution_id, duplicate = await self.writer.submit(values)
+        except Exception:
+            log.exception("webhook for instance %s could not be stored", info.instance_id)
+            raise IngestError(
+                503,
+                "The request could not be stored; nothing was accepted.",
+                hint="Retry later.",
+                headers={"Retry-After": "5"},
+            ) from None
+        if duplicate:
+            return Reply(200, {"execution_id": execution_id, "duplicate": True})
+        return await self._after_commit(execution_id, target.trigger, headers)
+
+    async def _after_commit(
+        self, execution_id: str, trigger: WebhookInputs, headers: Mapping[str, str]
+    ) -> Reply:
+        dispatcher = self.hub.dispatcher
+        if dispatcher is None:
+            return Reply(202, {"execution_id": execution_id})
+        sync = trigger.sync or (
+            trigger.allow_sync_header
+            and headers.get("x-flowyard-sync", "").strip().lower() in ("true", "1", "yes")
+        )
+        if not sync:
+            dispatcher.notify()
+            return Reply(202, {"execution_id": execution_id})
+        # Start waiting before the workers wake, so a fast execution cannot finish unobserved.
+        waiter = asyncio.ensure_future(
+            dispatcher.wait_for_reply(execution_id, trigger.sync_timeout)
+        )
+        dispatcher.notify()
+        try:
+            outcome = await waiter
+        except Exception:
+            log.exception("waiting for the reply of %s failed", execution_id)
+            outcome = None
+        return sync_answer(execution_id, outcome)
+
+    async def _seen_instance_wide(
+        self, info: InstanceInfo, token: str, delivery: str | None
+    ) -> str | None:
+        """A redelivery to the instance-wide URL is answered before the pre-process flow runs."""
+        if delivery is None:
+            return None
+        inbox = table_of(InboxRow)
+
+        def find() -> str | None:
+            with self.hub.db.connect() as conn:
+                found: str | None = conn.execute(
+                    select(inbox.c.execution_id)
+                    .where(
+                        inbox.c.instance_id == info.instance_id,
+                        inbox.c.token == token,
+                        inbox.c.delivery_id == delivery,
+                    )
+                    .limit(1)
+                ).scalar()
+            return found
+
+        return await asyncio.to_thread(find)
+
+    async def _preprocess(
+        self, info: InstanceInfo, pre: FlowTarget, event: TriggerEvent
+    ) -> FlowTarget:
+        """Run the pre-process flow now; its response body or output names the target flow."""
+        dispatcher = self.hub.dispatcher
+        if dispatcher is None:
+            raise IngestError(
+                503,
+                "Webhooks to instance-wide URLs need the worker pool, which is not running.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        result = await dispatcher.run_lifecycle(info.instance_id, pre.flow_id, event)
+        if result.status != Status.SUCCEEDED:
+            message = result.error.message if result.error else str(result.status)
+            raise IngestError(
+                502,
+                f"Pre-process flow '{pre.label}' failed: {message}",
+                details={"execution_id": result.execution_id},
+            )
+        named = result.response.body if result.response is not None else result.output
+        if isinstance(named, Mapping):
+            named = named.get("flow")
+        found = None
+        if isinstance(named, str):
+            found = info.flows.get(named) or next(
+                (f for f in info.flows.values() if f.label == named), None
+            )
+        if found is None or found.trigger is None:
+            shown = json.dumps(named, default=str)[:200]
+            raise IngestError(
+                422,
+                f"Pre-process flow '{pre.label}' routed the request to {shown}, which is not a "
+                "webhook flow of this instance.",
+                hint="Return a flow id (or an object with a `flow` key) naming a webhook flow.",
+            )
+        return found

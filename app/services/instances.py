@@ -1,0 +1,751 @@
+"""Instances: deploy an integration version with config values and connections; list, get,
+enable/disable, delete (tear down).
+
+Convention (as in the other services): `async` functions taking the `Hub`; database work runs in a
+worker thread (`asyncio.to_thread`, one short transaction each) so the event loop never waits on
+SQLite. Failures raise `app.services.errors` (NotFound 404, Conflict 409, InvalidInput 422).
+
+Deploy (`deploy`):
+1. Checks everything before storing anything: the integration and version (default: the newest
+   published version; when none is published, the draft, which the instance then follows as it
+   is edited until it is published), its flows' validation, the instance name, every config value
+   against its variable (typed as the CLI types `--config`; unknown keys; required ones; defaults
+   filled in) and every connection (unknown slot, missing required slot, empty or non-text
+   values). All problems come back at once: InvalidInput with `details = {field: message}`, where
+   a field is `name`, `version`, `config.<key>`, `connections.<slot>` or
+   `connections.<slot>.<field>`. A name in use is a Conflict. Nothing is stored.
+2. Stores, in one transaction, the instance (status `deploying`), its config values (secret-typed
+   ones encrypted), its connections (encrypted) and one webhook token per flow plus the
+   instance-wide one.
+3. Runs, in file order, each trigger's `on_deploy` hook (for triggers whose class defines one),
+   then every flow whose trigger kind is `deploy`, through `hub.runner.run_lifecycle` (recorded as
+   executions of the instance). Both see every flow's webhook URL and the instance's state.
+   The first failure stops the sequence: what follows is listed as `skipped`.
+4. The instance becomes `active` only when all succeeded, else `deploy_failed`; the outcome of
+   each run (execution id, status, error) is kept as the instance's lifecycle record.
+
+What a failed deploy leaves: the instance row (status `deploy_failed`, with the failing run's
+execution id and error), its config values, connections and webhook tokens (not routed: ingest
+only routes `active` and enabled instances), the state its deploy runs stored (e.g. ids of
+webhooks registered in a third-party app before the failure) and its deploy executions. Delete it
+(which runs its tear-down flows and hooks, so partial remote registrations get removed) and deploy
+again. A server stopped mid-deploy leaves `deploying`; `recover_interrupted` (at start-up) marks
+such instances `deploy_failed`.
+
+Delete (`delete_instance`): stops routing first (status `deleting`, committed), runs every
+`delete`-kind flow and then every `on_delete` hook (all of them, even after a failure), then
+removes the instance; config, connections, tokens, state and queued requests go with it, while
+executions stay (instance id NULL) so tear-down runs remain visible. The report lists each run.
+An instance left `deleting` by a crash can be deleted again. The name is free again afterwards.
+
+The lifecycle record lives in the instance's state under the scope `@lifecycle` (a scope no flow
+id can take), so it is removed with the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app.persistence import repositories as repo
+from app.persistence.crypto import SecretKeyError
+from app.persistence.db import session_scope
+from app.persistence.models import (
+    ConfigValueRow,
+    ConnectionRow,
+    InstanceRow,
+    InstanceStateRow,
+    IntegrationRow,
+    IntegrationVersionRow,
+)
+from app.persistence.recording import SqlStateBackend
+from app.services.config_values import ConfigErrors, check_connections, resolve_config
+from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.hub import Hub
+from app.services.integrations import check_integration
+from components.api import Connection, FlowyardError, StepLogger, Trigger, TriggerContext
+from components.api import TriggerEvent as Event
+from runtime.expressions import ExpressionLimits, render
+from runtime.model import Flow, Integration
+from runtime.state import BoundState
+
+__all__ = [
+    "ACTIVE",
+    "DELETING",
+    "DEPLOYING",
+    "DEPLOY_FAILED",
+    "ConnectionView",
+    "DeployRequest",
+    "FlowEndpoint",
+    "InstanceView",
+    "LifecycleRun",
+    "TeardownReport",
+    "delete_instance",
+    "deploy",
+    "get_instance",
+    "list_instances",
+    "recover_interrupted",
+    "set_enabled",
+]
+
+log = logging.getLogger("flowyard.instances")
+
+DEPLOYING, ACTIVE, DEPLOY_FAILED, DELETING = "deploying", "active", "deploy_failed", "deleting"
+LIFECYCLE_SCOPE = "@lifecycle"
+MASK = "***"
+_NAME_MAX = 200
+
+
+class DeployRequest(BaseModel):
+    """What deploying takes. Config values may be typed JSON or text (coerced like the CLI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Unique instance name, e.g. the customer's name.")
+    integration: str
+    version: int | None = Field(
+        None, description="Default: the newest published version, else the draft."
+    )
+    config: dict[str, Any] = Field(default_factory=dict)
+    connections: dict[str, Any] = Field(
+        default_factory=dict, description="slot -> {field: value}, e.g. {api: {api_key: ...}}."
+    )
+
+
+class FlowEndpoint(BaseModel):
+    flow_id: str
+    name: str
+    trigger: str
+    kind: str | None = Field(None, description="webhook, schedule, manual, deploy or delete.")
+    webhook_url: str
+
+
+class ConnectionView(BaseModel):
+    """A connection slot as shown: never its values."""
+
+    slot: str
+    type: str
+
+
+class LifecycleRun(BaseModel):
+    """One deploy or tear-down run: a lifecycle flow (an execution) or a trigger's hook."""
+
+    flow_id: str
+    kind: Literal["flow", "hook"]
+    status: str = Field(description="succeeded, failed, crashed, cancelled or skipped.")
+    execution_id: str | None = None
+    error: dict[str, Any] | None = None
+    logs: list[str] = Field(default_factory=list, description="A hook's log lines.")
+
+
+class InstanceView(BaseModel):
+    id: str
+    name: str
+    integration: str
+    version: int
+    status: str = Field(description="deploying, active, deploy_failed or deleting.")
+    enabled: bool
+    created_at: float
+    updated_at: float
+    instance_url: str = Field(description="The instance-wide webhook URL (pre-process flow).")
+    flows: list[FlowEndpoint]
+    config: dict[str, Any] = Field(description="Values; secret-typed ones masked.")
+    connections: list[ConnectionView]
+    lifecycle: list[LifecycleRun] = Field(description="The deploy runs, in the order they ran.")
+    failed_execution_id: str | None = None
+    error: dict[str, Any] | None = Field(None, description="Why the deploy failed.")
+
+
+class TeardownReport(BaseModel):
+    instance_id: str
+    name: str
+    removed: bool
+    ok: bool = Field(description="Every tear-down flow and hook succeeded.")
+    runs: list[LifecycleRun]
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    """An instance with everything its lifecycle runs need."""
+
+    id: str
+    name: str
+    status: str
+    integration: Integration
+    config: dict[str, Any]
+    connections: dict[str, Connection]
+    webhook_urls: dict[str, str]
+    secrets: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+
+def _instance_row(session: Session, instance_id: str) -> InstanceRow:
+    row = session.get(InstanceRow, instance_id)
+    if row is None:
+        raise NotFound(f"There is no instance with id '{instance_id}'.")
+    return row
+
+
+def _integration_of(session: Session, version_id: int) -> tuple[str, IntegrationVersionRow]:
+    version = session.get(IntegrationVersionRow, version_id)
+    assert version is not None  # instances.version_id is a foreign key
+    integration = session.get(IntegrationRow, version.integration_id)
+    assert integration is not None
+    return integration.name, version
+
+
+def _secrets(
+    integration: Integration, config: Mapping[str, Any], creds: Mapping[str, Any]
+) -> list[str]:
+    hidden = {v.key for v in integration.config if v.type == "secret"}
+    found = [str(v) for k, v in config.items() if k in hidden and v is not None]
+    for values in creds.values():
+        found += [str(v) for v in values.values()]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def _connection_objects(creds: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, Connection]:
+    return {
+        slot: Connection(slot, type_, {k: SecretStr(str(v)) for k, v in values.items()})
+        for slot, (type_, values) in creds.items()
+    }
+
+
+def _load(hub: Hub, session: Session, row: InstanceRow) -> _Loaded:
+    """Everything a lifecycle run needs. If the secret key changed since the values were stored,
+    config and connections are left empty and `problem` says why."""
+    name, version = _integration_of(session, row.version_id)
+    integration = repo.load_integration(session, name, version.version)
+    problem = None
+    try:
+        config = repo.load_config_values(session, hub.box, row.id)
+        creds = repo.load_connections(session, hub.box, row.id)
+    except SecretKeyError as exc:
+        config, creds, problem = {}, {}, str(exc)
+    tokens = repo.webhook_tokens(session, row.id)
+    return _Loaded(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        integration=integration,
+        config=config,
+        connections=_connection_objects(creds),
+        webhook_urls={
+            f.id: hub.webhook_url(tokens[f.id]) for f in integration.flows if f.id in tokens
+        },
+        secrets=_secrets(integration, config, {k: v[1] for k, v in creds.items()}),
+        problem=problem,
+    )
+
+
+def _trigger_class(hub: Hub, flow: Flow) -> type[Trigger[Any]] | None:
+    try:
+        return hub.registry.trigger(flow.trigger.action)
+    except LookupError:
+        return None
+
+
+def _has_hook(cls: type[Trigger[Any]] | None, hook: str) -> bool:
+    return cls is not None and getattr(cls, hook) is not getattr(Trigger, hook)
+
+
+def _kind(hub: Hub, flow: Flow) -> str | None:
+    cls = _trigger_class(hub, flow)
+    return cls.kind if cls is not None else None
+
+
+# --- views --------------------------------------------------------------------------------------
+
+
+def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
+    name, version = _integration_of(session, row.version_id)
+    integration = repo.load_integration(session, name, version.version)
+    tokens = repo.webhook_tokens(session, row.id)
+    hidden = {v.key for v in integration.config if v.type == "secret"}
+    config = {
+        key: MASK if key in hidden or _is_sealed(value) else value
+        for key, value in _raw_config(session, row.id).items()
+    }
+    connections = session.exec(
+        select(ConnectionRow)
+        .where(ConnectionRow.instance_id == row.id)
+        .order_by(col(ConnectionRow.slot))
+    )
+    record = _lifecycle(session, row.id)
+    runs = [LifecycleRun.model_validate(r) for r in record.get("runs", [])]
+    failed = next((r for r in runs if r.status not in ("succeeded", "skipped")), None)
+    return InstanceView(
+        id=row.id,
+        name=row.name,
+        integration=name,
+        version=version.version,
+        status=row.status,
+        enabled=row.enabled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        instance_url=hub.webhook_url(tokens[repo.INSTANCE_WIDE])
+        if repo.INSTANCE_WIDE in tokens
+        else "",
+        flows=[
+            FlowEndpoint(
+                flow_id=f.id,
+                name=f.label,
+                trigger=f.trigger.action,
+                kind=_kind(hub, f),
+                webhook_url=hub.webhook_url(tokens[f.id]) if f.id in tokens else "",
+            )
+            for f in integration.flows
+        ],
+        config=config,
+        connections=[ConnectionView(slot=c.slot, type=c.type) for c in connections],
+        lifecycle=runs,
+        failed_execution_id=failed.execution_id if failed else None,
+        error=record.get("error"),
+    )
+
+
+def _is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and value.keys() == {repo.SECRET_MARK}
+
+
+def _raw_config(session: Session, instance_id: str) -> dict[str, Any]:
+    rows = session.exec(select(ConfigValueRow).where(ConfigValueRow.instance_id == instance_id))
+    return {r.key: r.value for r in rows}
+
+
+def _lifecycle(session: Session, instance_id: str) -> dict[str, Any]:
+    row = _lifecycle_row(session, instance_id)
+    return row.value if row is not None and isinstance(row.value, dict) else {}
+
+
+def _lifecycle_row(session: Session, instance_id: str) -> InstanceStateRow | None:
+    return session.exec(
+        select(InstanceStateRow).where(
+            InstanceStateRow.instance_id == instance_id,
+            InstanceStateRow.flow_id == LIFECYCLE_SCOPE,
+            InstanceStateRow.key == "deploy",
+        )
+    ).first()
+
+
+async def get_instance(hub: Hub, instance_id: str) -> InstanceView:
+    """One instance: status, each flow's webhook URL, config (secrets masked), connection slots
+    (never values) and its deploy runs."""
+    return await asyncio.to_thread(_get, hub, instance_id)
+
+
+def _get(hub: Hub, instance_id: str) -> InstanceView:
+    with session_scope(hub.db, write=False) as session:
+        return _view(hub, session, _instance_row(session, instance_id))
+
+
+async def list_instances(hub: Hub, integration: str | None = None) -> list[InstanceView]:
+    """Every instance by name, optionally only those of one integration."""
+    return await asyncio.to_thread(_list, hub, integration)
+
+
+def _list(hub: Hub, integration: str | None) -> list[InstanceView]:
+    with session_scope(hub.db, write=False) as session:
+        query = select(InstanceRow).order_by(col(InstanceRow.name))
+        if integration is not None:
+            query = (
+                query.join(
+                    IntegrationVersionRow, col(IntegrationVersionRow.id) == InstanceRow.version_id
+                )
+                .join(
+                    IntegrationRow, col(IntegrationRow.id) == IntegrationVersionRow.integration_id
+                )
+                .where(IntegrationRow.name == integration)
+            )
+        return [_view(hub, session, row) for row in session.exec(query)]
+
+
+# --- deploy -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    name: str
+    integration: Integration
+    version: int
+    config: dict[str, Any]
+    connections: dict[str, tuple[str, dict[str, str]]]
+
+
+async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
+    """Deploy an instance and run its deploy hooks and flows; see the module docstring."""
+    runner = hub.runner  # fail before storing anything when no dispatcher runs
+    plan = await asyncio.to_thread(_plan, hub, request)
+    instance_id = await asyncio.to_thread(_store, hub, plan)
+    runs: list[LifecycleRun] = []
+    try:
+        loaded = await asyncio.to_thread(_load_instance, hub, instance_id)
+        await _run_deploy(hub, loaded, runs)
+    except asyncio.CancelledError:
+        runs.append(_interrupted("The deploy was interrupted."))
+        await asyncio.shield(asyncio.to_thread(_finish_deploy, hub, instance_id, runs))
+        raise
+    await asyncio.to_thread(_finish_deploy, hub, instance_id, runs)
+    runner.invalidate(instance_id)
+    return await get_instance(hub, instance_id)
+
+
+def _resolve_version(session: Session, request: DeployRequest) -> int:
+    row = session.exec(
+        select(IntegrationRow).where(IntegrationRow.name == request.integration)
+    ).first()
+    if row is None:
+        raise InvalidInput(
+            f"There is no integration named '{request.integration}'.",
+            details={"integration": f"there is no integration named '{request.integration}'"},
+            hint="Import the integration first.",
+        )
+    versions = list(
+        session.exec(
+            select(IntegrationVersionRow)
+            .where(IntegrationVersionRow.integration_id == row.id)
+            .order_by(col(IntegrationVersionRow.version).desc())
+        )
+    )
+    if request.version is not None:
+        if not any(v.version == request.version for v in versions):
+            known = ", ".join(str(v.version) for v in reversed(versions))
+            raise InvalidInput(
+                f"Integration '{request.integration}' has no version {request.version}.",
+                details={"version": f"no such version; versions: {known}"},
+            )
+        return request.version
+    published = next((v for v in versions if v.published), None)
+    return (published or versions[0]).version
+
+
+def _plan(hub: Hub, request: DeployRequest) -> _Plan:
+    with session_scope(hub.db, write=False) as session:
+        version = _resolve_version(session, request)
+        integration = repo.load_integration(session, request.integration, version)
+        name = request.name.strip()
+        taken = session.exec(select(InstanceRow.id).where(InstanceRow.name == name)).first()
+    errors = [i for i in check_integration(integration, hub.registry) if i.severity == "error"]
+    if errors:
+        raise InvalidInput(
+            f"Integration '{integration.name}' version {version} cannot be deployed: its flows "
+            f"have {len(errors)} problem{'s' * (len(errors) > 1)}.",
+            details={"issues": [i.model_dump() for i in errors]},
+            hint="Fix the flows, then deploy again.",
+        )
+    problems: dict[str, str] = {}
+    if not name:
+        problems["name"] = "give the instance a name"
+    elif len(name) > _NAME_MAX:
+        problems["name"] = f"at most {_NAME_MAX} characters"
+    config: dict[str, Any] = {}
+    try:
+        config = resolve_config(integration.config, request.config)
+    except ConfigErrors as exc:
+        problems.update({f"config.{k}": m for k, m in exc.by_key().items()})
+    connections, wrong = check_connections(integration.connections, request.connections)
+    problems.update(wrong)
+    if problems:
+        count = f"{len(problems)} problem{'s' * (len(problems) > 1)}"
+        raise InvalidInput(
+            f"The instance was not deployed: {count} with the request.",
+            details=problems,
+            hint="Fix each field listed and deploy again; nothing was stored.",
+        )
+    if taken is not None:
+        raise Conflict(
+            f"An instance named '{name}' already exists.",
+            details={"name": "already in use"},
+            hint="Choose another name, or delete that instance first.",
+        )
+    return _Plan(name, integration, version, config, connections)
+
+
+def _store(hub: Hub, plan: _Plan) -> str:
+    hidden = [v.key for v in plan.integration.config if v.type == "secret"]
+    try:
+        with session_scope(hub.db) as session:
+            instance_id = repo.create_instance(
+                session, plan.name, plan.integration.name, plan.version
+            )
+            repo.set_config_values(
+                session, instance_id, plan.config, box=hub.box, secret_keys=hidden
+            )
+            for slot, (type_, values) in plan.connections.items():
+                repo.set_connection(session, hub.box, instance_id, slot, type_, values)
+            repo.create_webhook_tokens(session, instance_id, [f.id for f in plan.integration.flows])
+    except IntegrityError:
+        raise Conflict(
+            f"An instance named '{plan.name}' already exists.", details={"name": "already in use"}
+        ) from None
+    return instance_id
+
+
+def _load_instance(hub: Hub, instance_id: str) -> _Loaded:
+    with session_scope(hub.db, write=False) as session:
+        return _load(hub, session, _instance_row(session, instance_id))
+
+
+def _event(kind: str, loaded: _Loaded) -> Event:
+    return Event(body={"event": kind, "instance_id": loaded.id, "instance_name": loaded.name})
+
+
+async def _run_deploy(hub: Hub, loaded: _Loaded, runs: list[LifecycleRun]) -> None:
+    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure."""
+    steps: list[tuple[Flow, type[Trigger[Any]] | None]] = []
+    for flow in loaded.integration.flows:
+        cls = _trigger_class(hub, flow)
+        if _has_hook(cls, "on_deploy"):
+            steps.append((flow, cls))
+    steps += [(f, None) for f in loaded.integration.flows if _kind(hub, f) == "deploy"]
+    failed = False
+    for flow, hook_class in steps:
+        if failed:
+            kind: Literal["flow", "hook"] = "flow" if hook_class is None else "hook"
+            runs.append(LifecycleRun(flow_id=flow.id, kind=kind, status="skipped"))
+            continue
+        if hook_class is not None:
+            run = await _run_hook(hub, loaded, flow, hook_class, "on_deploy")
+        else:
+            run = await _run_flow(hub, loaded, flow, _event("deploy", loaded))
+        runs.append(run)
+        failed = run.status != "succeeded"
+
+
+def _finish_deploy(hub: Hub, instance_id: str, runs: list[LifecycleRun]) -> None:
+    failed = next((r for r in runs if r.status not in ("succeeded", "skipped")), None)
+    record = {
+        "event": "deploy",
+        "finished_at": time.time(),
+        "runs": [r.model_dump() for r in runs],
+        "error": failed.error if failed else None,
+    }
+    with session_scope(hub.db) as session:
+        row = session.get(InstanceRow, instance_id)
+        if row is None:  # deleted meanwhile
+            return
+        if row.status == DEPLOYING:
+            row.status = DEPLOY_FAILED if failed else ACTIVE
+        row.updated_at = time.time()
+        state = _lifecycle_row(session, instance_id)
+        if state is None:
+            session.add(
+                InstanceStateRow(
+                    instance_id=instance_id,
+                    flow_id=LIFECYCLE_SCOPE,
+                    key="deploy",
+                    value=record,
+                    updated_at=time.time(),
+                )
+            )
+        else:
+            state.value, state.updated_at = record, time.time()
+
+
+# --- running lifecycle flows and hooks ----------------------------------------------------------
+
+
+def _mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _error(
+    kind: str, message: str, hint: str, secrets: list[str], step: str | None = None
+) -> dict[str, Any]:
+    masked = _mask(message, secrets), _mask(hint, secrets)
+    return {"kind": kind, "message": masked[0], "hint": masked[1], "step": step}
+
+
+async def _run_flow(hub: Hub, loaded: _Loaded, flow: Flow, event: Event) -> LifecycleRun:
+    try:
+        result = await hub.runner.run_lifecycle(loaded.id, flow.id, event)
+    except Exception as exc:
+        error = _error(
+            "lifecycle_failed",
+            f"Flow '{flow.label}' could not be run: {type(exc).__name__}: {exc}",
+            "Check the server log; the flow can be run again by deploying again.",
+            loaded.secrets,
+        )
+        return LifecycleRun(flow_id=flow.id, kind="flow", status="crashed", error=error)
+    error_info = None
+    if result.error is not None:
+        e = asdict(result.error)
+        error_info = _error(e["kind"], e["message"], e["hint"], loaded.secrets, e.get("step"))
+    return LifecycleRun(
+        flow_id=flow.id,
+        kind="flow",
+        status=result.status.value,
+        execution_id=result.execution_id,
+        error=error_info,
+    )
+
+
+async def _run_hook(
+    hub: Hub, loaded: _Loaded, flow: Flow, cls: type[Trigger[Any]], hook: str
+) -> LifecycleRun:
+    """Call a trigger's `on_deploy` / `on_delete` with its resolved inputs and instance services."""
+    logger = StepLogger(loaded.secrets)
+    ctx = TriggerContext(
+        log=logger,
+        http=hub.http,
+        config=loaded.config,
+        connections=loaded.connections,
+        state=BoundState(SqlStateBackend(hub.db), loaded.id, flow.id),
+        instance_id=loaded.id,
+        flow_id=flow.id,
+        webhook_urls=loaded.webhook_urls,
+    )
+    scope = {
+        "config": dict(loaded.config),
+        "instance": {"id": loaded.id, "name": loaded.name},
+        "flow": {"id": flow.id, "name": flow.label},
+    }
+    label = f"The {hook} hook of trigger '{flow.trigger.label}' in flow '{flow.label}'"
+    error: dict[str, Any] | None = None
+    try:
+        raw = render(flow.trigger.inputs, scope, ExpressionLimits())
+        inputs = cls.Inputs.model_validate(raw)
+        async with asyncio.timeout(flow.settings.step_timeout):
+            await getattr(cls(), hook)(inputs, ctx)
+    except Exception as exc:
+        kind, message, hint = _hook_failure(exc, label, flow.settings.step_timeout)
+        error = _error(kind, message, hint, loaded.secrets, flow.trigger.id)
+    return LifecycleRun(
+        flow_id=flow.id,
+        kind="hook",
+        status="failed" if error else "succeeded",
+        error=error,
+        logs=[f"{line.level}: {line.message}" for line in logger.lines],
+    )
+
+
+def _hook_failure(exc: Exception, label: str, timeout: float) -> tuple[str, str, str]:
+    """(kind, message, hint) of a hook that raised."""
+    if isinstance(exc, TimeoutError):
+        return "timeout", f"{label} took longer than {timeout:g} s.", "Raise its step_timeout."
+    if isinstance(exc, FlowyardError):
+        return exc.kind, f"{label} failed: {exc.message}", exc.hint
+    if isinstance(exc, pydantic.ValidationError):
+        problem = exc.errors()[0]["msg"]
+        return "misconfigured", f"{label} has invalid inputs: {problem}.", "Fix its inputs."
+    return "crashed", f"{label} crashed: {type(exc).__name__}: {exc}", "A bug in its component."
+
+
+# --- enable, delete, recover --------------------------------------------------------------------
+
+
+async def set_enabled(hub: Hub, instance_id: str, enabled: bool) -> InstanceView:
+    """Turn routing of webhooks (and schedules) to the instance on or off."""
+    runner = hub.runner
+    await asyncio.to_thread(_set_enabled, hub, instance_id, enabled)
+    runner.invalidate(instance_id)
+    return await get_instance(hub, instance_id)
+
+
+def _set_enabled(hub: Hub, instance_id: str, enabled: bool) -> None:
+    with session_scope(hub.db) as session:
+        row = _instance_row(session, instance_id)
+        if row.status == DELETING:
+            raise Conflict(f"Instance '{row.name}' is being deleted.")
+        row.enabled, row.updated_at = enabled, time.time()
+
+
+async def delete_instance(hub: Hub, instance_id: str) -> TeardownReport:
+    """Stop routing, run tear-down flows and `on_delete` hooks, remove the instance.
+
+    Every tear-down run is attempted even after one fails; failures stay visible as executions
+    (and in the report) and do not keep the instance. Refused (Conflict) while it is deploying.
+    """
+    runner = hub.runner
+    loaded = await asyncio.to_thread(_begin_delete, hub, instance_id)
+    runner.invalidate(instance_id)
+    runs: list[LifecycleRun] = []
+    if loaded.problem is not None:
+        error = {"kind": "secret_key", "message": loaded.problem, "hint": "", "step": None}
+        runs.append(LifecycleRun(flow_id="", kind="hook", status="failed", error=error))
+    for flow in loaded.integration.flows:
+        if _kind(hub, flow) == "delete":
+            runs.append(await _run_flow(hub, loaded, flow, _event("delete", loaded)))
+    for flow in loaded.integration.flows:
+        cls = _trigger_class(hub, flow)
+        if cls is not None and _has_hook(cls, "on_delete"):
+            runs.append(await _run_hook(hub, loaded, flow, cls, "on_delete"))
+    await asyncio.to_thread(_remove, hub, instance_id)
+    runner.invalidate(instance_id)
+    for run in runs:
+        if run.status != "succeeded":
+            log.warning(
+                "tear-down of instance %s (%s): %s %s %s: %s",
+                loaded.name,
+                loaded.id,
+                run.kind,
+                run.flow_id,
+                run.status,
+                (run.error or {}).get("message", ""),
+            )
+    return TeardownReport(
+        instance_id=loaded.id,
+        name=loaded.name,
+        removed=True,
+        ok=all(r.status == "succeeded" for r in runs),
+        runs=runs,
+    )
+
+
+def _begin_delete(hub: Hub, instance_id: str) -> _Loaded:
+    with session_scope(hub.db) as session:
+        row = _instance_row(session, instance_id)
+        if row.status == DEPLOYING:
+            raise Conflict(
+                f"Instance '{row.name}' is still deploying.",
+                hint="Wait until its deploy finishes, then delete it.",
+            )
+        row.status, row.updated_at = DELETING, time.time()
+    # Routing stopped (committed above); now read what the tear-down needs.
+    return _load_instance(hub, instance_id)
+
+
+def _remove(hub: Hub, instance_id: str) -> None:
+    with session_scope(hub.db) as session:
+        row = session.get(InstanceRow, instance_id)
+        if row is not None:  # config, connections, tokens, state and inbox rows cascade
+            session.delete(row)
+
+
+async def recover_interrupted(hub: Hub) -> list[str]:
+    """Mark instances a stopped server left `deploying` as `deploy_failed`; return their ids.
+
+    Call at start-up, before the dispatcher starts. Instances left `deleting` stay so: deleting
+    them again finishes the tear-down.
+    """
+    return await asyncio.to_thread(_recover, hub)
+
+
+def _recover(hub: Hub) -> list[str]:
+    with session_scope(hub.db, write=False) as session:
+        query = select(InstanceRow.id).where(InstanceRow.status == DEPLOYING)
+        ids = list(session.exec(query))
+    for instance_id in ids:
+        message = "The server stopped while this instance was being deployed."
+        _finish_deploy(hub, instance_id, [_interrupted(message)])
+    return ids
+
+
+def _interrupted(message: str) -> LifecycleRun:
+    hint = "Delete the instance and deploy it again."
+    error = {"kind": "interrupted", "message": message, "hint": hint, "step": None}
+    return LifecycleRun(flow_id="", kind="hook", status="cancelled", error=error)

@@ -1,0 +1,202 @@
+"""Acceptance over HTTP against a real server process on 127.0.0.1: deploy an instance from an
+integration file, post webhooks in every format and signature scheme, read executions back."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server.conftest import FIXTURES, ServerProcess
+
+STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def deploy(server: ServerProcess, file: str, name: str, **request: Any) -> dict[str, str]:
+    """Import `file`, deploy it as instance `name`; return {flow id: webhook URL}."""
+    text = (FIXTURES / file).read_text()
+    imported = httpx.post(
+        f"{server.url}/api/integrations",
+        content=text,
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert imported.status_code == 201, imported.text
+    integration = imported.json()["name"]
+    body = {"name": name, "integration": integration, **request}
+    deployed = httpx.post(f"{server.url}/api/instances", json=body, timeout=30)
+    assert deployed.status_code == 201, deployed.text
+    view = deployed.json()
+    assert view["status"] == "active", view
+    return {flow["flow_id"]: flow["webhook_url"] for flow in view["flows"]}
+
+
+def wait_for(server: ServerProcess, execution_id: str, timeout: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{server.url}/api/executions/{execution_id}")
+        if response.status_code == 200 and response.json()["status"] not in ("queued", "running"):
+            detail: dict[str, Any] = response.json()
+            return detail
+        time.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} did not finish: {response.text}")
+
+
+def total(server: ServerProcess) -> int:
+    count: int = httpx.get(f"{server.url}/api/executions", params={"limit": 1}).json()["total"]
+    return count
+
+
+def step_output(detail: dict[str, Any], step_id: str) -> Any:
+    (record,) = [s for s in detail["steps"] if s["step_id"] == step_id]
+    assert record["status"] == "succeeded", record
+    return record["output"]
+
+
+@pytest.mark.timeout(120)
+def test_webhooks_in_every_format_run_and_are_recorded(server: ServerProcess) -> None:
+    urls = deploy(server, "webhooks.yaml", "checks")
+
+    sent = httpx.post(urls["echo"], json={"order": 7, "items": [1, 2]}, params={"src": "t"})
+    assert sent.status_code == 202, sent.text
+    detail = wait_for(server, sent.json()["execution_id"])
+    assert detail["status"] == "succeeded"
+    output = step_output(detail, "shape")
+    assert output["body"] == {"order": 7, "items": [1, 2]}
+    assert output["query"] == {"src": "t"}
+    assert [s["step_id"] for s in detail["steps"]] == ["trigger", "shape"]
+
+    form = httpx.post(
+        urls["echo"],
+        content=b"a=1&b=two",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 202, form.text
+    assert step_output(wait_for(server, form.json()["execution_id"]), "shape")["body"] == {
+        "a": "1",
+        "b": "two",
+    }
+
+    xml = httpx.put(
+        urls["echo"],
+        content=b"<order><id>7</id><sku>x</sku></order>",
+        headers={"Content-Type": "application/xml"},
+    )
+    assert xml.status_code == 202, xml.text
+    body = step_output(wait_for(server, xml.json()["execution_id"]), "shape")["body"]
+    assert body == {"order": {"id": "7", "sku": "x"}}
+
+    payload = json.dumps({"ref": "refs/heads/main"}).encode()
+    signature = hmac.new(b"gh-secret-1", payload, hashlib.sha256).hexdigest()
+    github = httpx.post(
+        urls["github"],
+        content=payload,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": f"sha256={signature}",
+            "X-GitHub-Delivery": "delivery-1",
+        },
+    )
+    assert github.status_code == 202, github.text
+    first_id = github.json()["execution_id"]
+    assert step_output(wait_for(server, first_id), "note") == {"ref": "refs/heads/main"}
+    again = httpx.post(
+        urls["github"],
+        content=payload,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": f"sha256={signature}",
+            "X-GitHub-Delivery": "delivery-1",
+        },
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["execution_id"] == first_id
+
+    message_id, timestamp = "msg_1", str(int(time.time()))
+    standard_body = json.dumps({"type": "invoice.paid"}).encode()
+    key = base64.b64decode(STANDARD_SECRET.removeprefix("whsec_"))
+    signed = f"{message_id}.{timestamp}.".encode() + standard_body
+    standard_sig = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    standard = httpx.post(
+        urls["standard"],
+        content=standard_body,
+        headers={
+            "Content-Type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": timestamp,
+            "webhook-signature": f"v1,{standard_sig}",
+        },
+    )
+    assert standard.status_code == 202, standard.text
+    assert step_output(wait_for(server, standard.json()["execution_id"]), "note") == {
+        "type": "invoice.paid"
+    }
+
+    challenge = httpx.get(urls["challenge"], params={"challenge": "abc123"}, timeout=15)
+    assert challenge.status_code == 200, challenge.text
+    assert challenge.text == "abc123"
+    assert challenge.headers["x-challenge"] == "answered"
+
+    listed = httpx.get(f"{server.url}/api/executions", params={"flow": "echo"}).json()
+    assert listed["counts"]["succeeded"] == 3
+    found = httpx.get(f"{server.url}/api/executions", params={"q": "refs/heads/main"}).json()
+    assert [e["id"] for e in found["executions"]] == [first_id]
+
+
+@pytest.mark.timeout(120)
+def test_bad_input_gets_its_4xx_and_stores_nothing(server: ServerProcess) -> None:
+    urls = deploy(server, "webhooks.yaml", "bad-input")
+    before = total(server)
+    base = server.url
+
+    assert httpx.post(f"{base}/webhooks/not-a-token", json={}).status_code == 404
+    assert httpx.get(urls["echo"]).status_code == 405
+    malformed = httpx.post(
+        urls["echo"], content=b'{"a": 1,,}', headers={"Content-Type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    assert "position" in malformed.text or "column" in malformed.text
+    too_big = httpx.post(
+        urls["echo"], content=b"x" * (1_048_576 + 10), headers={"Content-Type": "text/plain"}
+    )
+    assert too_big.status_code == 413
+    bad_xml = httpx.post(
+        urls["echo"],
+        content=b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY b "bbbb">]><a>&b;</a>',
+        headers={"Content-Type": "application/xml"},
+    )
+    assert bad_xml.status_code == 400
+    unsigned = httpx.post(urls["github"], json={"ref": "x"})
+    assert unsigned.status_code == 401
+    forged = httpx.post(
+        urls["github"], json={"ref": "x"}, headers={"X-Hub-Signature-256": "sha256=00"}
+    )
+    assert forged.status_code == 401
+    garbage = httpx.post(
+        urls["standard"],
+        json={},
+        headers={
+            "webhook-id": "m",
+            "webhook-timestamp": "not-a-time",
+            "webhook-signature": "v1,!!",
+        },
+    )
+    assert garbage.status_code == 401
+    stale_ts = str(int(time.time()) - 3600)
+    stale = httpx.post(
+        urls["standard"],
+        json={},
+        headers={"webhook-id": "m", "webhook-timestamp": stale_ts, "webhook-signature": "v1,AAAA"},
+    )
+    assert stale.status_code == 401
+    foreign_host = httpx.get(f"{base}/api/health", headers={"Host": "evil.example"})
+    assert foreign_host.status_code == 400
+
+    time.sleep(0.5)
+    assert total(server) == before
+    assert "Traceback" not in server.log()

@@ -1,0 +1,104 @@
+"""Schedule triggers fire per active instance, once per fire time, across restarts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.services.dispatcher import WorkerPool
+from app.services.environment import EnvironmentCache
+from app.services.schedules import ScheduleTicker
+from tests.server.test_dispatcher_support import (
+    all_finished,
+    deploy,
+    execution,
+    inbox_rows,
+    make_hub,
+    wait_until,
+)
+
+T0 = datetime(2025, 1, 6, 9, 1, tzinfo=UTC).timestamp()
+
+
+def scheduled_flow(cron: str = "*/5 * * * *") -> dict[str, Any]:
+    return {
+        "id": "tick",
+        "trigger": {"id": "trigger", "action": "schedule.cron", "inputs": {"cron": cron}},
+        "steps": [
+            {
+                "id": "echo",
+                "action": "testkit.echo",
+                "inputs": {"value": "{{ trigger.body.scheduled_at }}"},
+            }
+        ],
+        "edges": [{"from": "trigger", "to": "echo"}],
+    }
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_fires_once_per_fire_time_and_a_restart_does_not_double_fire(
+    tmp_path: Path,
+) -> None:
+    async with make_hub(tmp_path) as hub:
+        active = deploy(hub.db, [scheduled_flow()], created_at=T0 - 3600)
+        deploy(hub.db, [scheduled_flow()], name="off", enabled=False, created_at=T0 - 3600)
+        deploy(hub.db, [scheduled_flow()], name="new", status="deploying", created_at=T0 - 3600)
+        clock = Clock(T0)
+        ticker = ScheduleTicker(hub, EnvironmentCache(hub), clock=clock, catchup=300)
+        assert await ticker.tick() == 1  # 09:00, inside the catch-up window
+        assert await ticker.tick() == 0
+        clock.now = T0 + 10 * 60  # 09:11
+        assert await ticker.tick() == 2  # 09:05, 09:10
+        # A restart (or a second process) looks back over 09:06-09:11 again: nothing new.
+        restarted = ScheduleTicker(hub, EnvironmentCache(hub), clock=clock, catchup=300)
+        assert await restarted.tick() == 0
+        rows = inbox_rows(hub.db)
+        assert {r.instance_id for r in rows} == {active}
+        assert [r.delivery_id for r in rows] == [
+            "schedule:2025-01-06T09:00:00+00:00",
+            "schedule:2025-01-06T09:05:00+00:00",
+            "schedule:2025-01-06T09:10:00+00:00",
+        ]
+        assert {r.source for r in rows} == {"schedule"}
+        assert json.loads(rows[0].body) == {
+            "scheduled_at": "2025-01-06T09:00:00+00:00",
+            "cron": "*/5 * * * *",
+        }
+
+        pool = WorkerPool(hub, poll_interval=0.05, schedule_interval=3600)
+        await pool.start()
+        try:
+            await wait_until(all_finished(hub.db))
+        finally:
+            await pool.stop()
+        first = execution(hub.db, rows[0].execution_id)
+        assert first is not None
+        assert (first.status, first.output) == ("succeeded", "2025-01-06T09:00:00+00:00")
+
+
+async def test_nothing_fires_before_the_instance_existed(tmp_path: Path) -> None:
+    async with make_hub(tmp_path) as hub:
+        deploy(hub.db, [scheduled_flow("0 * * * *")], created_at=T0 - 30)  # after 09:00
+        ticker = ScheduleTicker(hub, EnvironmentCache(hub), clock=Clock(T0), catchup=3600)
+        assert await ticker.tick() == 0
+
+
+async def test_time_zone_is_followed(tmp_path: Path) -> None:
+    async with make_hub(tmp_path) as hub:
+        flow = scheduled_flow("0 10 * * *")
+        flow["trigger"]["inputs"]["timezone"] = "Europe/Berlin"  # 10:00 CET is 09:00 UTC
+        deploy(hub.db, [flow], created_at=T0 - 86_400)
+        ticker = ScheduleTicker(hub, EnvironmentCache(hub), clock=Clock(T0), catchup=300)
+        assert await ticker.tick() == 1
+        (row,) = inbox_rows(hub.db)
+        assert row.delivery_id == "schedule:2025-01-06T09:00:00+00:00"
+        assert json.loads(row.body)["scheduled_at"] == "2025-01-06T10:00:00+01:00"
