@@ -214,12 +214,7 @@ def main() -> None:
         print(f"  flowyard /webhooks, {label:<27}: {rate:8.0f} acks/s  ({rate / baseline:.2f})")
     print("  target: flowyard ack rate >= 0.40 of the baseline")
 
-    # --- END-TO-END (placeholder) ----------------------------------------------------------------
-    # webhook -> branch -> transform -> HTTP call to a local server -> respond, every record
-    # persisted, through `app.services.dispatcher.WorkerPool`; target >= 0.12 of the baseline.
-    # To be filled in by the lead now that the worker pool has landed.
-    print("  end-to-end: not measured yet (placeholder; see bench/ingest.py)")
-
+    _end_to_end(options, baseline)
 
 if __name__ == "__main__":
     main()
