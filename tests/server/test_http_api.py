@@ -200,3 +200,46 @@ def test_bad_input_gets_its_4xx_and_stores_nothing(server: ServerProcess) -> Non
     time.sleep(0.5)
     assert total(server) == before
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.timeout(120)
+def test_replay_disable_enable_and_publish(server: ServerProcess) -> None:
+    urls = deploy(server, "webhooks.yaml", "ops")
+    first = httpx.post(urls["echo"], json={"n": 1})
+    original = wait_for(server, first.json()["execution_id"])
+
+    replayed = httpx.post(f"{server.url}/api/executions/{original['id']}/replay")
+    assert replayed.status_code == 202, replayed.text
+    again = wait_for(server, replayed.json()["execution_id"])
+    assert again["status"] == "succeeded"
+    assert again["request"]["replay_of"] == original["id"]
+    assert step_output(again, "shape") == step_output(original, "shape")
+    assert httpx.post(f"{server.url}/api/executions/nope/replay").status_code == 404
+
+    instance = httpx.get(f"{server.url}/api/instances").json()[0]
+    assert (
+        httpx.post(f"{server.url}/api/instances/{instance['id']}/disable").json()["enabled"]
+        is False
+    )
+    refused = httpx.post(urls["echo"], json={"n": 2})
+    assert refused.status_code == 503
+    assert "retry-after" in refused.headers
+    assert httpx.post(f"{server.url}/api/instances/{instance['id']}/enable").status_code == 200
+    accepted = httpx.post(urls["echo"], json={"n": 3})
+    assert accepted.status_code == 202
+    assert wait_for(server, accepted.json()["execution_id"])["status"] == "succeeded"
+
+    published = httpx.post(f"{server.url}/api/integrations/Webhook checks/publish")
+    assert published.status_code == 200, published.text
+    assert published.json()["version"] == 1
+    detail = httpx.get(f"{server.url}/api/integrations/Webhook checks").json()
+    assert detail["published"] is True
+    conflict = httpx.delete(f"{server.url}/api/integrations/Webhook checks")
+    assert conflict.status_code == 409
+    assert "ops" in conflict.text
+    bad_deploy = httpx.post(
+        f"{server.url}/api/instances",
+        json={"name": "x", "integration": "Webhook checks", "config": {"nope": 1}},
+    )
+    assert bad_deploy.status_code == 422
+    assert "config.nope" in bad_deploy.text
