@@ -10,6 +10,7 @@ unguessable token and need no login.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import secrets
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import nicegui
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -75,6 +77,8 @@ def create_app(settings: Settings) -> FastAPI:
             pool = WorkerPool(hub)
             hub.dispatcher = pool
             app.state.hub = hub
+            if settings.ui:
+                nicegui.app.state.hub = hub
             await pool.start()
             try:
                 yield
@@ -124,4 +128,33 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(webhooks.router)
+    if settings.ui:
+        _mount_ui(app, settings)
     return app
+
+
+def _mount_ui(app: FastAPI, settings: Settings) -> None:
+    """Mount NiceGUI's pages on our app (after our routes, which therefore match first)."""
+    from nicegui import core, ui
+
+    importlib.import_module("app.pages.home")  # registers the pages
+
+    # NiceGUI's socket.io accepts any Origin by default: only this server's own pages may connect.
+    core.sio.eio.cors_allowed_origins = _allowed_origins(settings)
+    ui.run_with(
+        app,
+        title="Flowyard",
+        storage_secret=None,
+        reconnect_timeout=30.0,  # a brief network drop must not lose an edit (3 s lost one here)
+        show_welcome_message=False,
+    )
+
+
+def _allowed_origins(settings: Settings) -> list[str]:
+    hosts = {"127.0.0.1", "localhost", "[::1]"}
+    if settings.host not in ("0.0.0.0", "::"):
+        hosts.add(f"[{settings.host}]" if ":" in settings.host else settings.host)
+    origins = {f"http://{host}:{settings.port}" for host in hosts}
+    if settings.public_url:
+        origins.add(settings.public_url.rstrip("/"))
+    return sorted(origins)

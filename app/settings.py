@@ -33,6 +33,8 @@ class Settings:
     """Default seconds a synchronous webhook waits for its flow's reply."""
     max_body_bytes: int = 1_048_576
     retention_days: float = field(default_factory=lambda: _env_float("FLOWYARD_RETENTION_DAYS", 30))
+    ui: bool = True
+    """Mount the NiceGUI pages (off for API-only embedding)."""
     retention_max_executions: int = 100_000
     """Oldest finished executions beyond this count are pruned."""
 

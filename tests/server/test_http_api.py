@@ -243,3 +243,20 @@ def test_replay_disable_enable_and_publish(server: ServerProcess) -> None:
     )
     assert bad_deploy.status_code == 422
     assert "config.nope" in bad_deploy.text
+
+
+def test_start_page_lists_instances_and_socket_refuses_foreign_origins(
+    server: ServerProcess,
+) -> None:
+    deploy(server, "webhooks.yaml", "page-check")
+    page = httpx.get(f"{server.url}/")
+    assert page.status_code == 200
+    assert "<title>Flowyard</title>" in page.text
+    assert "page-check" in page.text
+    assert "Webhook checks" in page.text
+    socket = f"{server.url}/_nicegui_ws/socket.io/"
+    params = {"EIO": "4", "transport": "polling"}
+    foreign = httpx.get(socket, params=params, headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 400
+    own = httpx.get(socket, params=params, headers={"Origin": server.url})
+    assert own.status_code == 200
