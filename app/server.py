@@ -79,6 +79,12 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.hub = hub
             if settings.ui:
                 nicegui.app.state.hub = hub
+            from app.services.instances import recover_interrupted
+
+            for instance_id in await recover_interrupted(hub):
+                log.warning(
+                    "instance %s was left deploying by a stop: now deploy_failed", instance_id
+                )
             await pool.start()
             try:
                 yield

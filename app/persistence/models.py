@@ -144,13 +144,15 @@ class InboxRow(SQLModel, table=True):
     """A received webhook request, committed before it is acknowledged.
 
     `delivery_id` is unique per (instance, flow): a redelivery fails the insert and is answered
-    with the first request's execution. NULL delivery ids never collide.
+    with the first request's execution. NULL delivery ids never collide. `dedup_key` is not
+    unique; ingest looks it up per (instance, flow) before inserting, through its index.
     """
 
     __tablename__ = "inbox"
     __table_args__ = (
         UniqueConstraint("instance_id", "flow_id", "delivery_id"),
         Index("ix_inbox_status_received", "status", "received_at"),
+        Index("ix_inbox_instance_flow_dedup", "instance_id", "flow_id", "dedup_key"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

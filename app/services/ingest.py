@@ -2,9 +2,10 @@
 
 `Ingest(hub)` is created once per app (the route keeps it at `app.state.ingest`). The receive path:
 
-1. **Route**: a token names (instance, flow); flow "" is the instance-wide URL, routed by the
-   integration's pre-process flow. Tokens and instances are cached for `CACHE_SECONDS`; an unknown
-   token is never cached, so a fresh deploy answers at once. `invalidate()` drops the cache.
+1. **Route** (`routing.py`): a token names (instance, flow); flow "" is the instance-wide URL,
+   routed by the integration's pre-process flow. Tokens and instances are cached for
+   `CACHE_SECONDS`; an unknown token is never cached, so a fresh deploy answers at once.
+   `invalidate()` drops the cache.
 2. **Checks**, each refusing with a JSON `{"error", "hint"?}` and storing nothing: unknown 404;
    instance not active or disabled 503 + `Retry-After` (the sender retries later, nothing is lost);
    method 405 + `Allow`; body over the trigger's cap 413 (Content-Length first, then the stream is
@@ -12,9 +13,10 @@
 3. **Dedup**: a delivery id (the trigger's `delivery_id_header`, else `webhook-id`,
    `x-github-delivery`, `idempotency-key`) or the flow's `dedup_key` already in the inbox for
    (instance, flow) answers 200 `{"execution_id": <first>, "duplicate": true}`.
-4. **Commit**: one core-SQL insert per request, group-committed by `InboxWriter` (inserts that
-   arrive while a transaction runs share the next one). The 202 `{"execution_id"}` is sent only
-   after its transaction committed; then `hub.runner.notify()`. A failed commit answers 503.
+4. **Commit** (`inbox_writer.py`): one core-SQL insert per request, group-committed by
+   `InboxWriter` (inserts that arrive while a transaction runs share the next one). The 202
+   `{"execution_id"}` is sent only after its transaction committed; then `hub.runner.notify()`.
+   A failed commit answers 503.
 5. **Sync** (trigger `sync`, or `X-Flowyard-Sync: true` when `allow_sync_header`): wait up to
    `sync_timeout` for the execution's reply; see `sync_answer`.
 """
@@ -26,28 +28,21 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
-
-from app.persistence.db import WRITE_OPTION
-from app.persistence.models import (
-    ConfigValueRow,
-    FlowRow,
-    InboxRow,
-    InstanceRow,
-    IntegrationRow,
-    IntegrationVersionRow,
-    WebhookTokenRow,
-)
-from app.persistence.repositories import table_of
 from app.services.bodies import BodyError, parse_body
 from app.services.errors import ServiceError
 from app.services.hub import Hub, SyncOutcome
+from app.services.inbox_writer import InboxWriter, Pending, find_delivery, inbox_values
+from app.services.routing import (
+    CACHE_SECONDS,
+    FlowTarget,
+    InstanceInfo,
+    RoutingCache,
+    load_instance,
+)
 from components.api import StepError, TriggerEvent
 from components.builtin.webhook import (
     DEFAULT_DELIVERY_ID_HEADERS,
@@ -55,10 +50,10 @@ from components.builtin.webhook import (
     verify_signature,
 )
 from runtime.expressions import ExpressionLimits, render
-from runtime.graph import flow_from_node_link
-from runtime.model import EndpointSettings, Flow
 from runtime.observer import Status
 
+# CACHE_SECONDS, FlowTarget, InstanceInfo, InboxWriter, Pending and load_instance moved to
+# `routing` and `inbox_writer`; they stay importable from here.
 __all__ = [
     "CACHE_SECONDS",
     "RETRY_AFTER_SECONDS",
@@ -76,14 +71,8 @@ __all__ = [
 
 log = logging.getLogger("flowyard.ingest")
 
-CACHE_SECONDS = 2.0
-"""How long a resolved token or instance is reused (a disabled instance refuses within this)."""
-
 RETRY_AFTER_SECONDS = 30
 """`Retry-After` sent with 503 when the instance is not accepting requests."""
-
-MAX_BATCH = 500
-"""Most inbox rows one group commit writes."""
 
 _KEY_LIMIT = 200  # InboxRow.delivery_id / dedup_key column size
 _LIMITS = ExpressionLimits()
@@ -104,180 +93,6 @@ class IngestError(ServiceError):
         super().__init__(message, hint=hint, details=details)
         self.status = status
         self.headers = dict(headers or {})
-
-
-# --- routing data -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FlowTarget:
-    """One flow as the ingest path sees it: its webhook trigger settings, or why there are none."""
-
-    flow_id: str
-    label: str
-    trigger: WebhookInputs | None
-    problem: str = ""
-    """Set when the flow cannot take webhooks (not a webhook trigger, or its inputs are invalid)."""
-    dedup_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceInfo:
-    """An instance and the webhook settings of every flow of its pinned version."""
-
-    instance_id: str
-    name: str
-    status: str
-    enabled: bool
-    integration: str
-    endpoint: EndpointSettings
-    flows: Mapping[str, FlowTarget]
-    loaded_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def accepting(self) -> bool:
-        return self.enabled and self.status == "active"
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    instance_id: str
-    name: str
-    status: str
-    enabled: bool
-    integration: str
-    document: dict[str, Any]
-    flows: list[Flow]
-    config: dict[str, Any]
-
-
-def _load(engine: Engine, instance_id: str) -> _Loaded | None:
-    instances, versions = table_of(InstanceRow), table_of(IntegrationVersionRow)
-    integrations, flows, values = (
-        table_of(IntegrationRow),
-        table_of(FlowRow),
-        table_of(ConfigValueRow),
-    )
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(
-                instances.c.name,
-                instances.c.status,
-                instances.c.enabled,
-                versions.c.id,
-                versions.c.document,
-                integrations.c.name,
-            )
-            .join(versions, versions.c.id == instances.c.version_id)
-            .join(integrations, integrations.c.id == versions.c.integration_id)
-            .where(instances.c.id == instance_id)
-        ).first()
-        if row is None:
-            return None
-        name, status, enabled, version_id, document, integration = row
-        graphs = conn.execute(
-            select(flows.c.graph)
-            .where(flows.c.version_id == version_id)
-            .order_by(flows.c.position, flows.c.id)
-        ).scalars()
-        parsed = [flow_from_node_link(g) for g in graphs]
-        rows = conn.execute(
-            select(values.c.key, values.c.value).where(values.c.instance_id == instance_id)
-        )
-        config: dict[str, Any] = {row[0]: row[1] for row in rows}
-    return _Loaded(
-        instance_id, name, status, bool(enabled), integration, document or {}, parsed, config
-    )
-
-
-def _flow_target(hub: Hub, loaded: _Loaded, flow: Flow) -> FlowTarget:
-    """Resolve the trigger's inputs (templates read config values) on the event loop thread."""
-    label = flow.label
-    try:
-        cls = hub.registry.trigger(flow.trigger.action)
-    except LookupError as exc:
-        return FlowTarget(flow.id, label, None, f"its trigger cannot be loaded: {exc}")
-    if getattr(cls, "kind", "") != "webhook":
-        return FlowTarget(flow.id, label, None, "it is not started by a webhook")
-    scope = {
-        "config": loaded.config,
-        "instance": {"id": loaded.instance_id, "name": loaded.name},
-        "flow": {"id": flow.id, "name": label},
-        "execution": {"id": ""},
-    }
-    try:
-        data = render(dict(flow.trigger.inputs), scope, _LIMITS)
-        model = cls.Inputs if issubclass(cls.Inputs, WebhookInputs) else WebhookInputs
-        if model is WebhookInputs:
-            data = {k: v for k, v in data.items() if k in WebhookInputs.model_fields}
-        inputs = model.model_validate(data)
-    except Exception as exc:  # an invalid trigger is the flow author's to fix, never a crash
-        return FlowTarget(flow.id, label, None, f"its webhook trigger settings are invalid: {exc}")
-    return FlowTarget(flow.id, label, inputs, dedup_key=flow.settings.dedup_key)
-
-
-async def load_instance(hub: Hub, instance_id: str) -> InstanceInfo | None:
-    """The instance's routing data, read in a worker thread (None when it does not exist)."""
-    loaded = await asyncio.to_thread(_load, hub.db, instance_id)
-    if loaded is None:
-        return None
-    endpoint = _endpoint(loaded.document)
-    return InstanceInfo(
-        instance_id=instance_id,
-        name=loaded.name,
-        status=loaded.status,
-        enabled=loaded.enabled,
-        integration=loaded.integration,
-        endpoint=endpoint,
-        flows={f.id: _flow_target(hub, loaded, f) for f in loaded.flows},
-    )
-
-
-def lookup_token(engine: Engine, token: str) -> tuple[str, str] | None:
-    """(instance id, flow id) of a webhook token; flow "" is the instance-wide URL."""
-    tokens = table_of(WebhookTokenRow)
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(tokens.c.instance_id, tokens.c.flow_id).where(tokens.c.token == token)
-        ).first()
-    return None if row is None else (row[0], row[1])
-
-
-def lookup_instance_by_name(engine: Engine, integration: str, name: str) -> str | None:
-    """Id of the instance called `name` deployed from any version of `integration`."""
-    instances, versions = table_of(InstanceRow), table_of(IntegrationVersionRow)
-    integrations = table_of(IntegrationRow)
-    with engine.connect() as conn:
-        found: str | None = conn.execute(
-            select(instances.c.id)
-            .join(versions, versions.c.id == instances.c.version_id)
-            .join(integrations, integrations.c.id == versions.c.integration_id)
-            .where(integrations.c.name == integration, instances.c.name == name)
-        ).scalar()
-    return found
-
-
-def integration_endpoint(engine: Engine, integration: str) -> EndpointSettings | None:
-    """The endpoint settings of the newest version of `integration` (None: no such integration)."""
-    versions, integrations = table_of(IntegrationVersionRow), table_of(IntegrationRow)
-    with engine.connect() as conn:
-        document = conn.execute(
-            select(versions.c.document)
-            .join(integrations, integrations.c.id == versions.c.integration_id)
-            .where(integrations.c.name == integration)
-            .order_by(versions.c.version.desc())
-            .limit(1)
-        ).scalar()
-    if document is None:
-        return None
-    return _endpoint(document)
-
-
-def _endpoint(document: Mapping[str, Any]) -> EndpointSettings:
-    try:
-        return EndpointSettings.model_validate(document.get("endpoint") or {})
-    except Exception:  # a stored document was validated on save; never fail a request on it
-        return EndpointSettings()
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -318,139 +133,6 @@ def dedup_key(template: str | None, payload: Mapping[str, Any], flow_label: str)
         return None
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return bounded_key(text)
-
-
-# --- the writer ---------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Pending:
-    """One request to store. `future` gets (execution id, duplicate?) after the commit."""
-
-    values: dict[str, Any]
-    future: asyncio.Future[tuple[str, bool]]
-
-
-class InboxWriter:
-    """Group commit: one writer at a time; requests arriving meanwhile share the next transaction.
-
-    No long-lived task: `submit` starts a drain task when none runs, and it ends when the queue is
-    empty, so nothing is left pending at shutdown. `group=False` writes each row in its own
-    transaction (`asyncio.to_thread` per request), kept for the benchmark's comparison.
-    """
-
-    def __init__(self, engine: Engine, *, group: bool = True) -> None:
-        self.engine = engine
-        self.group = group
-        self._queue: list[Pending] = []
-        self._drain: asyncio.Task[None] | None = None
-
-    async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
-        """Store one inbox row (or find its duplicate); returns after the commit."""
-        loop = asyncio.get_running_loop()
-        if not self.group:
-            return (await asyncio.to_thread(self._write, [values]))[0]
-        pending = Pending(values, loop.create_future())
-        self._queue.append(pending)
-        if self._drain is None or self._drain.done():
-            self._drain = loop.create_task(self._run())
-        return await pending.future
-
-    async def _run(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            try:
-                results = await asyncio.to_thread(self._write, [p.values for p in batch])
-            except Exception as exc:
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            for p, result in zip(batch, results, strict=True):
-                if not p.future.done():
-                    p.future.set_result(result)
-
-    def _write(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
-        try:
-            return self._write_batch(rows)
-        except IntegrityError:
-            if len(rows) == 1:
-                raise
-            # Another process inserted a delivery id first: redo row by row so only it is a dupe.
-            return [self._write_batch([row])[0] for row in rows]
-
-    def _write_batch(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
-        inbox = table_of(InboxRow)
-        results: list[tuple[str, bool]] = []
-        fresh: list[dict[str, Any]] = []
-        seen: dict[tuple[str, str, str, str], str] = {}
-        with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-            for row in rows:
-                first: str | None = None
-                for kind in ("delivery_id", "dedup_key"):
-                    value = row.get(kind)
-                    if value is None:
-                        continue
-                    key = (kind, row["instance_id"], row["flow_id"], value)
-                    first = (
-                        seen.get(key)
-                        or conn.execute(
-                            select(inbox.c.execution_id)
-                            .where(
-                                inbox.c.instance_id == row["instance_id"],
-                                inbox.c.flow_id == row["flow_id"],
-                                inbox.c[kind] == value,
-                            )
-                            .order_by(inbox.c.id)
-                            .limit(1)
-                        ).scalar()
-                    )
-                    if first is not None:
-                        break
-                if first is not None:
-                    results.append((first, True))
-                    continue
-                for kind in ("delivery_id", "dedup_key"):
-                    if row.get(kind) is not None:
-                        key = (kind, row["instance_id"], row["flow_id"], row[kind])
-                        seen[key] = row["execution_id"]
-                fresh.append(row)
-                results.append((row["execution_id"], False))
-            if fresh:
-                conn.execute(insert(inbox), fresh)
-        return results
-
-
-def inbox_values(
-    *,
-    token: str,
-    instance_id: str,
-    flow_id: str,
-    method: str,
-    headers: Mapping[str, str],
-    query: Mapping[str, Any],
-    body: bytes,
-    delivery: str | None,
-    dedup: str | None,
-) -> dict[str, Any]:
-    """The inbox row of a request, with a new execution id."""
-    return {
-        "token": token[:128],
-        "instance_id": instance_id,
-        "flow_id": flow_id,
-        "execution_id": uuid.uuid4().hex,
-        "method": method,
-        "headers": dict(headers),
-        "query": dict(query),
-        "body": body,
-        "delivery_id": delivery,
-        "received_at": time.time(),
-        "status": "queued",
-        "source": "webhook",
-        "attempt": 1,
-        "recovered": False,
-        "dedup_key": dedup,
-    }
 
 
 # --- the receive path ---------------------------------------------------------------------------
@@ -551,44 +233,16 @@ class Ingest:
     def __init__(self, hub: Hub, *, group_commit: bool = True) -> None:
         self.hub = hub
         self.writer = InboxWriter(hub.db, group=group_commit)
-        self._tokens: dict[str, tuple[tuple[str, str], float]] = {}
-        self._instances: dict[str, InstanceInfo] = {}
-        self._endpoints: dict[str, tuple[EndpointSettings | None, float]] = {}
+        self.routing = RoutingCache(hub)
 
     def invalidate(self, instance_id: str | None = None) -> None:
         """Forget cached routing (of one instance, or all)."""
-        if instance_id is None:
-            self._tokens.clear()
-            self._instances.clear()
-            self._endpoints.clear()
-            return
-        self._instances.pop(instance_id, None)
-        for token in [t for t, ((i, _), _) in self._tokens.items() if i == instance_id]:
-            del self._tokens[token]
-
-    async def _instance(self, instance_id: str) -> InstanceInfo | None:
-        info = self._instances.get(instance_id)
-        if info is not None and time.monotonic() - info.loaded_at < CACHE_SECONDS:
-            return info
-        info = await load_instance(self.hub, instance_id)
-        if info is None:
-            self._instances.pop(instance_id, None)
-        else:
-            self._instances[instance_id] = info
-        return info
+        self.routing.invalidate(instance_id)
 
     async def receive_token(self, token: str, request: Incoming) -> Reply:
         """A request to `/webhooks/{token}`."""
-        cached = self._tokens.get(token)
-        if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
-            target: tuple[str, str] | None = cached[0]
-        else:
-            target = await asyncio.to_thread(lookup_token, self.hub.db, token)
-            if target is None:
-                self._tokens.pop(token, None)
-            else:
-                self._tokens[token] = (target, time.monotonic())
-        info = None if target is None else await self._instance(target[0])
+        target = await self.routing.token(token)
+        info = None if target is None else await self.routing.instance(target[0])
         if target is None or info is None:
             raise IngestError(
                 404,
@@ -599,12 +253,7 @@ class Ingest:
 
     async def receive_shared(self, integration: str, request: Incoming, flow: str | None) -> Reply:
         """A request to the shared endpoint of `integration`, routed to one of its instances."""
-        cached = self._endpoints.get(integration)
-        if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
-            endpoint = cached[0]
-        else:
-            endpoint = await asyncio.to_thread(integration_endpoint, self.hub.db, integration)
-            self._endpoints[integration] = (endpoint, time.monotonic())
+        endpoint = await self.routing.endpoint(integration)
         if endpoint is None or not (endpoint.route_header or endpoint.route_field):
             raise IngestError(
                 404,
@@ -627,10 +276,7 @@ class Ingest:
                 f"The request does not name an instance: {where} is missing or not text.",
                 hint=f"Send the instance name in the {where}.",
             )
-        instance_id = await asyncio.to_thread(
-            lookup_instance_by_name, self.hub.db, integration, name.strip()
-        )
-        info = None if instance_id is None else await self._instance(instance_id)
+        info = await self.routing.instance_by_name(integration, name.strip())
         if info is None:
             raise IngestError(
                 404, f"Integration '{integration}' has no instance named '{name.strip()}'."
@@ -778,22 +424,9 @@ class Ingest:
         """A redelivery to the instance-wide URL is answered before the pre-process flow runs."""
         if delivery is None:
             return None
-        inbox = table_of(InboxRow)
-
-        def find() -> str | None:
-            with self.hub.db.connect() as conn:
-                found: str | None = conn.execute(
-                    select(inbox.c.execution_id)
-                    .where(
-                        inbox.c.instance_id == info.instance_id,
-                        inbox.c.token == token,
-                        inbox.c.delivery_id == delivery,
-                    )
-                    .limit(1)
-                ).scalar()
-            return found
-
-        return await asyncio.to_thread(find)
+        return await asyncio.to_thread(
+            find_delivery, self.hub.db, info.instance_id, token, delivery
+        )
 
     async def _preprocess(
         self, info: InstanceInfo, pre: FlowTarget, event: TriggerEvent

@@ -17,10 +17,9 @@ Deploy (`deploy`):
 2. Stores, in one transaction, the instance (status `deploying`), its config values (secret-typed
    ones encrypted), its connections (encrypted) and one webhook token per flow plus the
    instance-wide one.
-3. Runs, in file order, each trigger's `on_deploy` hook (for triggers whose class defines one),
-   then every flow whose trigger kind is `deploy`, through `hub.runner.run_lifecycle` (recorded as
-   executions of the instance). Both see every flow's webhook URL and the instance's state.
-   The first failure stops the sequence: what follows is listed as `skipped`.
+3. Runs the deploy hooks and flows (`lifecycle.run_deploy`: each trigger's `on_deploy` hook, then
+   every `deploy`-kind flow, in file order, through `hub.runner.run_lifecycle`). The first failure
+   stops the sequence: what follows is listed as `skipped`.
 4. The instance becomes `active` only when all succeeded, else `deploy_failed`; the outcome of
    each run (execution id, status, error) is kept as the instance's lifecycle record.
 
@@ -33,13 +32,11 @@ again. A server stopped mid-deploy leaves `deploying`; `recover_interrupted` (at
 such instances `deploy_failed`.
 
 Delete (`delete_instance`): stops routing first (status `deleting`, committed), runs every
-`delete`-kind flow and then every `on_delete` hook (all of them, even after a failure), then
-removes the instance; config, connections, tokens, state and queued requests go with it, while
-executions stay (instance id NULL) so tear-down runs remain visible. The report lists each run.
-An instance left `deleting` by a crash can be deleted again. The name is free again afterwards.
-
-The lifecycle record lives in the instance's state under the scope `@lifecycle` (a scope no flow
-id can take), so it is removed with the instance.
+`delete`-kind flow and then every `on_delete` hook (`lifecycle.run_teardown`: all of them, even
+after a failure), then removes the instance; config, connections, tokens, state and queued
+requests go with it, while executions stay (instance id NULL) so tear-down runs remain visible.
+The report lists each run. An instance left `deleting` by a crash can be deleted again. The name
+is free again afterwards.
 """
 
 from __future__ import annotations
@@ -47,37 +44,48 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.persistence import repositories as repo
-from app.persistence.crypto import SecretKeyError
 from app.persistence.db import session_scope
 from app.persistence.models import (
     ConfigValueRow,
     ConnectionRow,
     InstanceRow,
-    InstanceStateRow,
     IntegrationRow,
     IntegrationVersionRow,
 )
-from app.persistence.recording import SqlStateBackend
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
-from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.errors import Conflict, InvalidInput
 from app.services.hub import Hub
 from app.services.integrations import check_integration
-from components.api import Connection, FlowyardError, StepLogger, Trigger, TriggerContext
-from components.api import TriggerEvent as Event
-from runtime.expressions import ExpressionLimits, render
-from runtime.model import Flow, Integration
-from runtime.state import BoundState
+from app.services.lifecycle import (
+    ACTIVE,
+    DELETING,
+    DEPLOY_FAILED,
+    DEPLOYING,
+    MASK,
+    LifecycleRun,
+    LoadedInstance,
+    finish_deploy,
+    instance_row,
+    integration_of,
+    interrupted,
+    lifecycle_record,
+    load_for_runs,
+    run_deploy,
+    run_teardown,
+    trigger_kind,
+)
+from runtime.model import Integration
 
+# ACTIVE, DELETING, DEPLOYING, DEPLOY_FAILED and LifecycleRun live in `lifecycle` (the runs and
+# their record); they are part of this service's surface too.
 __all__ = [
     "ACTIVE",
     "DELETING",
@@ -99,9 +107,6 @@ __all__ = [
 
 log = logging.getLogger("flowyard.instances")
 
-DEPLOYING, ACTIVE, DEPLOY_FAILED, DELETING = "deploying", "active", "deploy_failed", "deleting"
-LIFECYCLE_SCOPE = "@lifecycle"
-MASK = "***"
 _NAME_MAX = 200
 
 
@@ -136,17 +141,6 @@ class ConnectionView(BaseModel):
     type: str
 
 
-class LifecycleRun(BaseModel):
-    """One deploy or tear-down run: a lifecycle flow (an execution) or a trigger's hook."""
-
-    flow_id: str
-    kind: Literal["flow", "hook"]
-    status: str = Field(description="succeeded, failed, crashed, cancelled or skipped.")
-    execution_id: str | None = None
-    error: dict[str, Any] | None = None
-    logs: list[str] = Field(default_factory=list, description="A hook's log lines.")
-
-
 class InstanceView(BaseModel):
     id: str
     name: str
@@ -173,104 +167,11 @@ class TeardownReport(BaseModel):
     runs: list[LifecycleRun]
 
 
-# --- loading ------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Loaded:
-    """An instance with everything its lifecycle runs need."""
-
-    id: str
-    name: str
-    status: str
-    integration: Integration
-    config: dict[str, Any]
-    connections: dict[str, Connection]
-    webhook_urls: dict[str, str]
-    secrets: list[str] = field(default_factory=list)
-    problem: str | None = None
-
-
-def _instance_row(session: Session, instance_id: str) -> InstanceRow:
-    row = session.get(InstanceRow, instance_id)
-    if row is None:
-        raise NotFound(f"There is no instance with id '{instance_id}'.")
-    return row
-
-
-def _integration_of(session: Session, version_id: int) -> tuple[str, IntegrationVersionRow]:
-    version = session.get(IntegrationVersionRow, version_id)
-    assert version is not None  # instances.version_id is a foreign key
-    integration = session.get(IntegrationRow, version.integration_id)
-    assert integration is not None
-    return integration.name, version
-
-
-def _secrets(
-    integration: Integration, config: Mapping[str, Any], creds: Mapping[str, Any]
-) -> list[str]:
-    hidden = {v.key for v in integration.config if v.type == "secret"}
-    found = [str(v) for k, v in config.items() if k in hidden and v is not None]
-    for values in creds.values():
-        found += [str(v) for v in values.values()]
-    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
-
-
-def _connection_objects(creds: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, Connection]:
-    return {
-        slot: Connection(slot, type_, {k: SecretStr(str(v)) for k, v in values.items()})
-        for slot, (type_, values) in creds.items()
-    }
-
-
-def _load(hub: Hub, session: Session, row: InstanceRow) -> _Loaded:
-    """Everything a lifecycle run needs. If the secret key changed since the values were stored,
-    config and connections are left empty and `problem` says why."""
-    name, version = _integration_of(session, row.version_id)
-    integration = repo.load_integration(session, name, version.version)
-    problem = None
-    try:
-        config = repo.load_config_values(session, hub.box, row.id)
-        creds = repo.load_connections(session, hub.box, row.id)
-    except SecretKeyError as exc:
-        config, creds, problem = {}, {}, str(exc)
-    tokens = repo.webhook_tokens(session, row.id)
-    return _Loaded(
-        id=row.id,
-        name=row.name,
-        status=row.status,
-        integration=integration,
-        config=config,
-        connections=_connection_objects(creds),
-        webhook_urls={
-            f.id: hub.webhook_url(tokens[f.id]) for f in integration.flows if f.id in tokens
-        },
-        secrets=_secrets(integration, config, {k: v[1] for k, v in creds.items()}),
-        problem=problem,
-    )
-
-
-def _trigger_class(hub: Hub, flow: Flow) -> type[Trigger[Any]] | None:
-    try:
-        return hub.registry.trigger(flow.trigger.action)
-    except LookupError:
-        return None
-
-
-def _has_hook(cls: type[Trigger[Any]] | None, hook: str) -> bool:
-    return cls is not None and getattr(cls, hook) is not getattr(Trigger, hook)
-
-
-def _kind(hub: Hub, flow: Flow) -> str | None:
-    cls = _trigger_class(hub, flow)
-    return cls.kind if cls is not None else None
-
-
 # --- views --------------------------------------------------------------------------------------
 
 
 def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
-    name, version = _integration_of(session, row.version_id)
+    name, version = integration_of(session, row.version_id)
     integration = repo.load_integration(session, name, version.version)
     tokens = repo.webhook_tokens(session, row.id)
     hidden = {v.key for v in integration.config if v.type == "secret"}
@@ -283,7 +184,7 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
         .where(ConnectionRow.instance_id == row.id)
         .order_by(col(ConnectionRow.slot))
     )
-    record = _lifecycle(session, row.id)
+    record = lifecycle_record(session, row.id)
     runs = [LifecycleRun.model_validate(r) for r in record.get("runs", [])]
     failed = next((r for r in runs if r.status not in ("succeeded", "skipped")), None)
     return InstanceView(
@@ -303,7 +204,7 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
                 flow_id=f.id,
                 name=f.label,
                 trigger=f.trigger.action,
-                kind=_kind(hub, f),
+                kind=trigger_kind(hub, f),
                 webhook_url=hub.webhook_url(tokens[f.id]) if f.id in tokens else "",
             )
             for f in integration.flows
@@ -325,21 +226,6 @@ def _raw_config(session: Session, instance_id: str) -> dict[str, Any]:
     return {r.key: r.value for r in rows}
 
 
-def _lifecycle(session: Session, instance_id: str) -> dict[str, Any]:
-    row = _lifecycle_row(session, instance_id)
-    return row.value if row is not None and isinstance(row.value, dict) else {}
-
-
-def _lifecycle_row(session: Session, instance_id: str) -> InstanceStateRow | None:
-    return session.exec(
-        select(InstanceStateRow).where(
-            InstanceStateRow.instance_id == instance_id,
-            InstanceStateRow.flow_id == LIFECYCLE_SCOPE,
-            InstanceStateRow.key == "deploy",
-        )
-    ).first()
-
-
 async def get_instance(hub: Hub, instance_id: str) -> InstanceView:
     """One instance: status, each flow's webhook URL, config (secrets masked), connection slots
     (never values) and its deploy runs."""
@@ -348,7 +234,7 @@ async def get_instance(hub: Hub, instance_id: str) -> InstanceView:
 
 def _get(hub: Hub, instance_id: str) -> InstanceView:
     with session_scope(hub.db, write=False) as session:
-        return _view(hub, session, _instance_row(session, instance_id))
+        return _view(hub, session, instance_row(session, instance_id))
 
 
 async def list_instances(hub: Hub, integration: str | None = None) -> list[InstanceView]:
@@ -391,13 +277,13 @@ async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
     instance_id = await asyncio.to_thread(_store, hub, plan)
     runs: list[LifecycleRun] = []
     try:
-        loaded = await asyncio.to_thread(_load_instance, hub, instance_id)
-        await _run_deploy(hub, loaded, runs)
+        loaded = await asyncio.to_thread(load_for_runs, hub, instance_id)
+        await run_deploy(hub, loaded, runs)
     except asyncio.CancelledError:
-        runs.append(_interrupted("The deploy was interrupted."))
-        await asyncio.shield(asyncio.to_thread(_finish_deploy, hub, instance_id, runs))
+        runs.append(interrupted("The deploy was interrupted."))
+        await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
         raise
-    await asyncio.to_thread(_finish_deploy, hub, instance_id, runs)
+    await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
     runner.invalidate(instance_id)
     return await get_instance(hub, instance_id)
 
@@ -493,158 +379,6 @@ def _store(hub: Hub, plan: _Plan) -> str:
     return instance_id
 
 
-def _load_instance(hub: Hub, instance_id: str) -> _Loaded:
-    with session_scope(hub.db, write=False) as session:
-        return _load(hub, session, _instance_row(session, instance_id))
-
-
-def _event(kind: str, loaded: _Loaded) -> Event:
-    return Event(body={"event": kind, "instance_id": loaded.id, "instance_name": loaded.name})
-
-
-async def _run_deploy(hub: Hub, loaded: _Loaded, runs: list[LifecycleRun]) -> None:
-    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure."""
-    steps: list[tuple[Flow, type[Trigger[Any]] | None]] = []
-    for flow in loaded.integration.flows:
-        cls = _trigger_class(hub, flow)
-        if _has_hook(cls, "on_deploy"):
-            steps.append((flow, cls))
-    steps += [(f, None) for f in loaded.integration.flows if _kind(hub, f) == "deploy"]
-    failed = False
-    for flow, hook_class in steps:
-        if failed:
-            kind: Literal["flow", "hook"] = "flow" if hook_class is None else "hook"
-            runs.append(LifecycleRun(flow_id=flow.id, kind=kind, status="skipped"))
-            continue
-        if hook_class is not None:
-            run = await _run_hook(hub, loaded, flow, hook_class, "on_deploy")
-        else:
-            run = await _run_flow(hub, loaded, flow, _event("deploy", loaded))
-        runs.append(run)
-        failed = run.status != "succeeded"
-
-
-def _finish_deploy(hub: Hub, instance_id: str, runs: list[LifecycleRun]) -> None:
-    failed = next((r for r in runs if r.status not in ("succeeded", "skipped")), None)
-    record = {
-        "event": "deploy",
-        "finished_at": time.time(),
-        "runs": [r.model_dump() for r in runs],
-        "error": failed.error if failed else None,
-    }
-    with session_scope(hub.db) as session:
-        row = session.get(InstanceRow, instance_id)
-        if row is None:  # deleted meanwhile
-            return
-        if row.status == DEPLOYING:
-            row.status = DEPLOY_FAILED if failed else ACTIVE
-        row.updated_at = time.time()
-        state = _lifecycle_row(session, instance_id)
-        if state is None:
-            session.add(
-                InstanceStateRow(
-                    instance_id=instance_id,
-                    flow_id=LIFECYCLE_SCOPE,
-                    key="deploy",
-                    value=record,
-                    updated_at=time.time(),
-                )
-            )
-        else:
-            state.value, state.updated_at = record, time.time()
-
-
-# --- running lifecycle flows and hooks ----------------------------------------------------------
-
-
-def _mask(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
-
-
-def _error(
-    kind: str, message: str, hint: str, secrets: list[str], step: str | None = None
-) -> dict[str, Any]:
-    masked = _mask(message, secrets), _mask(hint, secrets)
-    return {"kind": kind, "message": masked[0], "hint": masked[1], "step": step}
-
-
-async def _run_flow(hub: Hub, loaded: _Loaded, flow: Flow, event: Event) -> LifecycleRun:
-    try:
-        result = await hub.runner.run_lifecycle(loaded.id, flow.id, event)
-    except Exception as exc:
-        error = _error(
-            "lifecycle_failed",
-            f"Flow '{flow.label}' could not be run: {type(exc).__name__}: {exc}",
-            "Check the server log; the flow can be run again by deploying again.",
-            loaded.secrets,
-        )
-        return LifecycleRun(flow_id=flow.id, kind="flow", status="crashed", error=error)
-    error_info = None
-    if result.error is not None:
-        e = asdict(result.error)
-        error_info = _error(e["kind"], e["message"], e["hint"], loaded.secrets, e.get("step"))
-    return LifecycleRun(
-        flow_id=flow.id,
-        kind="flow",
-        status=result.status.value,
-        execution_id=result.execution_id,
-        error=error_info,
-    )
-
-
-async def _run_hook(
-    hub: Hub, loaded: _Loaded, flow: Flow, cls: type[Trigger[Any]], hook: str
-) -> LifecycleRun:
-    """Call a trigger's `on_deploy` / `on_delete` with its resolved inputs and instance services."""
-    logger = StepLogger(loaded.secrets)
-    ctx = TriggerContext(
-        log=logger,
-        http=hub.http,
-        config=loaded.config,
-        connections=loaded.connections,
-        state=BoundState(SqlStateBackend(hub.db), loaded.id, flow.id),
-        instance_id=loaded.id,
-        flow_id=flow.id,
-        webhook_urls=loaded.webhook_urls,
-    )
-    scope = {
-        "config": dict(loaded.config),
-        "instance": {"id": loaded.id, "name": loaded.name},
-        "flow": {"id": flow.id, "name": flow.label},
-    }
-    label = f"The {hook} hook of trigger '{flow.trigger.label}' in flow '{flow.label}'"
-    error: dict[str, Any] | None = None
-    try:
-        raw = render(flow.trigger.inputs, scope, ExpressionLimits())
-        inputs = cls.Inputs.model_validate(raw)
-        async with asyncio.timeout(flow.settings.step_timeout):
-            await getattr(cls(), hook)(inputs, ctx)
-    except Exception as exc:
-        kind, message, hint = _hook_failure(exc, label, flow.settings.step_timeout)
-        error = _error(kind, message, hint, loaded.secrets, flow.trigger.id)
-    return LifecycleRun(
-        flow_id=flow.id,
-        kind="hook",
-        status="failed" if error else "succeeded",
-        error=error,
-        logs=[f"{line.level}: {line.message}" for line in logger.lines],
-    )
-
-
-def _hook_failure(exc: Exception, label: str, timeout: float) -> tuple[str, str, str]:
-    """(kind, message, hint) of a hook that raised."""
-    if isinstance(exc, TimeoutError):
-        return "timeout", f"{label} took longer than {timeout:g} s.", "Raise its step_timeout."
-    if isinstance(exc, FlowyardError):
-        return exc.kind, f"{label} failed: {exc.message}", exc.hint
-    if isinstance(exc, pydantic.ValidationError):
-        problem = exc.errors()[0]["msg"]
-        return "misconfigured", f"{label} has invalid inputs: {problem}.", "Fix its inputs."
-    return "crashed", f"{label} crashed: {type(exc).__name__}: {exc}", "A bug in its component."
-
-
 # --- enable, delete, recover --------------------------------------------------------------------
 
 
@@ -658,7 +392,7 @@ async def set_enabled(hub: Hub, instance_id: str, enabled: bool) -> InstanceView
 
 def _set_enabled(hub: Hub, instance_id: str, enabled: bool) -> None:
     with session_scope(hub.db) as session:
-        row = _instance_row(session, instance_id)
+        row = instance_row(session, instance_id)
         if row.status == DELETING:
             raise Conflict(f"Instance '{row.name}' is being deleted.")
         row.enabled, row.updated_at = enabled, time.time()
@@ -673,17 +407,7 @@ async def delete_instance(hub: Hub, instance_id: str) -> TeardownReport:
     runner = hub.runner
     loaded = await asyncio.to_thread(_begin_delete, hub, instance_id)
     runner.invalidate(instance_id)
-    runs: list[LifecycleRun] = []
-    if loaded.problem is not None:
-        error = {"kind": "secret_key", "message": loaded.problem, "hint": "", "step": None}
-        runs.append(LifecycleRun(flow_id="", kind="hook", status="failed", error=error))
-    for flow in loaded.integration.flows:
-        if _kind(hub, flow) == "delete":
-            runs.append(await _run_flow(hub, loaded, flow, _event("delete", loaded)))
-    for flow in loaded.integration.flows:
-        cls = _trigger_class(hub, flow)
-        if cls is not None and _has_hook(cls, "on_delete"):
-            runs.append(await _run_hook(hub, loaded, flow, cls, "on_delete"))
+    runs = await run_teardown(hub, loaded)
     await asyncio.to_thread(_remove, hub, instance_id)
     runner.invalidate(instance_id)
     for run in runs:
@@ -706,9 +430,9 @@ async def delete_instance(hub: Hub, instance_id: str) -> TeardownReport:
     )
 
 
-def _begin_delete(hub: Hub, instance_id: str) -> _Loaded:
+def _begin_delete(hub: Hub, instance_id: str) -> LoadedInstance:
     with session_scope(hub.db) as session:
-        row = _instance_row(session, instance_id)
+        row = instance_row(session, instance_id)
         if row.status == DEPLOYING:
             raise Conflict(
                 f"Instance '{row.name}' is still deploying.",
@@ -716,7 +440,7 @@ def _begin_delete(hub: Hub, instance_id: str) -> _Loaded:
             )
         row.status, row.updated_at = DELETING, time.time()
     # Routing stopped (committed above); now read what the tear-down needs.
-    return _load_instance(hub, instance_id)
+    return load_for_runs(hub, instance_id)
 
 
 def _remove(hub: Hub, instance_id: str) -> None:
@@ -741,11 +465,5 @@ def _recover(hub: Hub) -> list[str]:
         ids = list(session.exec(query))
     for instance_id in ids:
         message = "The server stopped while this instance was being deployed."
-        _finish_deploy(hub, instance_id, [_interrupted(message)])
+        finish_deploy(hub, instance_id, [interrupted(message)])
     return ids
-
-
-def _interrupted(message: str) -> LifecycleRun:
-    hint = "Delete the instance and deploy it again."
-    error = {"kind": "interrupted", "message": message, "hint": hint, "step": None}
-    return LifecycleRun(flow_id="", kind="hook", status="cancelled", error=error)

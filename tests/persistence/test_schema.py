@@ -113,3 +113,10 @@ def test_inbox_refuses_a_second_request_with_the_same_delivery_id(engine: Engine
     assert [r.execution_id for r in rows] == ["e1", "e2", "e3"]
     assert rows[0].body == b'{"a": 1}'
     assert rows[0].headers == {"content-type": "application/json"}
+
+
+def test_inbox_dedup_lookup_is_indexed() -> None:
+    from app.persistence.models import InboxRow
+
+    indexes = {tuple(c.name for c in index.columns) for index in InboxRow.__table__.indexes}  # type: ignore[attr-defined]
+    assert ("instance_id", "flow_id", "dedup_key") in indexes
