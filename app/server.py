@@ -133,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
     from app.routes import api, webhooks
 
     app.include_router(api.router)
-    app.include_router(webhooks.router)
+    webhooks.install(app)
     if settings.ui:
         _mount_ui(app, settings)
     return app

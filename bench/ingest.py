@@ -130,7 +130,7 @@ def _serve_ours(port: int, data_dir: str, group_commit: bool) -> None:
             )
         )
     app = FastAPI()
-    app.include_router(webhooks.router)
+    webhooks.install(app)
     hub = Hub(
         settings=Settings(data_dir=directory, port=port),
         db=db,

@@ -160,7 +160,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             dispatcher=dispatcher,
         )
         app = FastAPI()
-        app.include_router(webhooks.router)
+        webhooks.install(app)
         app.state.hub = hub
         instance_id, tokens = deploy(hub, "acme")
         transport = httpx.ASGITransport(app=app)
