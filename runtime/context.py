@@ -20,6 +20,10 @@ from runtime.state import MemoryState, StateBackend
 
 __all__ = ["RunContext"]
 
+_SHARED_RANDOM = random.Random()
+"""The default `RunContext.random`: the engine only draws retry jitter from it, and seeding a new
+generator from the OS per execution cost more than the rest of setting up a run."""
+
 
 @dataclass(kw_only=True)
 class RunContext:
@@ -43,6 +47,6 @@ class RunContext:
     limits: ExpressionLimits = field(default_factory=ExpressionLimits)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     now: Callable[[], float] = time.time
-    random: random.Random = field(default_factory=random.Random)
+    random: random.Random = _SHARED_RANDOM
     call_depth: int = 0
     max_call_depth: int = 8

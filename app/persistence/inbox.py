@@ -18,7 +18,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.persistence.db import WRITE_OPTION
@@ -32,10 +43,13 @@ __all__ = [
     "FlowLimits",
     "Retry",
     "claim",
+    "claim_rows",
     "crash_orphaned_executions",
     "finish",
     "insert_ignoring_duplicates",
+    "mark_finished",
     "prepare_execution",
+    "release",
     "renew_leases",
     "requeue",
     "requeue_running",
@@ -116,28 +130,67 @@ def insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool
     return bool(conn.execute(stmt).rowcount)
 
 
-def _claimable(now: float) -> Any:
-    c = _inbox.c
-    return or_(
-        and_(c.status == "queued", or_(c.not_before.is_(None), c.not_before <= now)),
-        and_(c.status == "running", or_(c.lease_until.is_(None), c.lease_until < now)),
+def _candidates_query(status: str) -> Any:
+    c, i = _inbox.c, _instances.c
+    now: Any = bindparam("now")
+    due = (
+        or_(c.not_before.is_(None), c.not_before <= now)
+        if status == "queued"
+        else or_(c.lease_until.is_(None), c.lease_until < now)
+    )
+    return (
+        select(c.id, c.instance_id, c.flow_id, c.status, c.recovered, c.received_at)
+        .join(_instances, i.id == c.instance_id)
+        .where(c.status == status, due, i.status == "active", i.enabled.is_(True))
+        .order_by(c.received_at, c.id)
+        .limit(bindparam("scan"))
     )
 
 
-def _running_count(conn: Connection, instance_id: str, flow_id: str, now: float) -> int:
-    c = _inbox.c
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(_inbox)
-            .where(
-                c.instance_id == instance_id,
-                c.flow_id == flow_id,
-                c.status == "running",
-                c.lease_until >= now,
-            )
-        ).scalar_one()
+# The claim path's statements are built once: building one costs more than running it.
+_queued = _candidates_query("queued")
+_expired = _candidates_query("running")
+_running = (
+    select(_inbox.c.instance_id, _inbox.c.flow_id, func.count())
+    .where(_inbox.c.status == "running", _inbox.c.lease_until >= bindparam("now"))
+    .group_by(_inbox.c.instance_id, _inbox.c.flow_id)
+)
+_claimed_rows = select(
+    *(
+        _inbox.c[name]
+        for name in (
+            "id",
+            "instance_id",
+            "flow_id",
+            "execution_id",
+            "method",
+            "headers",
+            "query",
+            "body",
+            "received_at",
+            "source",
+            "attempt",
+            "token",
+            "dedup_key",
+        )
     )
+).where(_inbox.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _candidates(conn: Connection, now: float, limit: int) -> list[Any]:
+    """Ids (and what the limits need) of claimable rows, oldest first.
+
+    Queued rows and expired leases are read by two queries, so SQLite walks
+    `ix_inbox_status_received` in order for each (no sort) and reads no body.
+    """
+    params = {"now": now, "scan": limit}
+    found = [*conn.execute(_queued, params), *conn.execute(_expired, params)]
+    return sorted(found, key=lambda r: (r.received_at, r.id))
+
+
+def _running_counts(conn: Connection, now: float) -> dict[tuple[str, str], int]:
+    """Rows running under a live lease, per (instance, flow)."""
+    return {(r[0], r[1]): int(r[2]) for r in conn.execute(_running, {"now": now})}
 
 
 def _queued_ahead(conn: Connection, row: Any) -> bool:
@@ -148,14 +201,26 @@ def _queued_ahead(conn: Connection, row: Any) -> bool:
     found = conn.execute(
         select(c.id)
         .where(
+            c.status == "queued",
             c.instance_id == row.instance_id,
             c.flow_id == row.flow_id,
-            c.status == "queued",
             earlier,
         )
         .limit(1)
     ).first()
     return found is not None
+
+
+_lease = (
+    update(_inbox)
+    .where(_inbox.c.id == bindparam("row_id"), _inbox.c.status == bindparam("old_status"))
+    .values(status="running", lease_until=bindparam("until"), recovered=bindparam("is_recovered"))
+)
+_mark = (
+    update(_inbox)
+    .where(_inbox.c.id == bindparam("row_id"), _inbox.c.status == "running")
+    .values(status=bindparam("new_status"), lease_until=None)
+)
 
 
 def claim(
@@ -172,71 +237,124 @@ def claim(
     expired lease (then marked recovered). Per (instance, flow), `limits_of` caps the rows running
     at once; a sequential flow runs one row at a time, and only the oldest queued one (FIFO).
     """
-    c, i = _inbox.c, _instances.c
-    claimed: list[Claimed] = []
     with _writer(engine).begin() as conn:
-        candidates = conn.execute(
-            select(_inbox)
-            .join(_instances, i.id == c.instance_id)
-            .where(i.status == "active", i.enabled.is_(True), _claimable(now))
-            .order_by(c.received_at, c.id)
-            .limit(max(4 * limit, 32))
-        ).all()
-        running: dict[tuple[str, str], int] = {}
-        blocked: set[tuple[str, str]] = set()
-        for row in candidates:
-            if len(claimed) >= limit:
-                break
-            key = (row.instance_id, row.flow_id)
-            if key in blocked:
-                continue
-            limits = limits_of(*key)
-            if key not in running:
-                running[key] = _running_count(conn, *key, now)
-            if limits.sequential:
-                if running[key] > 0 or _queued_ahead(conn, row):
-                    blocked.add(key)
-                    continue
-            elif running[key] >= limits.concurrency:
+        return claim_rows(
+            conn, now=now, lease_seconds=lease_seconds, limit=limit, limits_of=limits_of
+        )
+
+
+def claim_rows(
+    conn: Connection,
+    *,
+    now: float,
+    lease_seconds: float,
+    limit: int,
+    limits_of: Callable[[str, str], FlowLimits],
+) -> list[Claimed]:
+    """`claim` inside the caller's write transaction (e.g. the one finishing other rows)."""
+    picked: list[tuple[Any, bool]] = []
+    if limit <= 0:
+        return []
+    scan = max(4 * limit, 32)
+    candidates = _candidates(conn, now, scan)
+    running = _running_counts(conn, now) if candidates else {}
+    blocked: set[tuple[str, str]] = set()
+    for row in candidates:
+        if len(picked) >= limit:
+            break
+        key = (row.instance_id, row.flow_id)
+        if key in blocked:
+            continue
+        limits = limits_of(*key)
+        count = running.get(key, 0)
+        if limits.sequential:
+            if count > 0 or _queued_ahead(conn, row):
                 blocked.add(key)
                 continue
-            recovered = bool(row.recovered) or row.status == "running"
-            done = conn.execute(
-                update(_inbox)
-                .where(c.id == row.id, c.status == row.status)
-                .values(status="running", lease_until=now + lease_seconds, recovered=recovered)
-            )
-            if done.rowcount != 1:
-                continue
-            running[key] += 1
-            claimed.append(
-                Claimed(
-                    id=row.id,
-                    instance_id=row.instance_id,
-                    flow_id=row.flow_id,
-                    execution_id=row.execution_id,
-                    method=row.method,
-                    headers=dict(row.headers or {}),
-                    query=dict(row.query or {}),
-                    body=bytes(row.body),
-                    received_at=row.received_at,
-                    source=row.source,
-                    attempt=row.attempt,
-                    recovered=recovered,
-                    token=row.token,
-                    dedup_key=row.dedup_key,
-                )
-            )
-        for item in claimed:
+        elif count >= limits.concurrency:
+            blocked.add(key)
+            continue
+        recovered = bool(row.recovered) or row.status == "running"
+        done = conn.execute(
+            _lease,
+            {
+                "row_id": row.id,
+                "old_status": row.status,
+                "until": now + lease_seconds,
+                "is_recovered": recovered,
+            },
+        )
+        if done.rowcount != 1:
+            continue
+        running[key] = count + 1
+        picked.append((row.id, recovered))
+    if not picked:
+        return []
+    flags = dict(picked)
+    full = {r.id: r for r in conn.execute(_claimed_rows, {"ids": list(flags)})}
+    claimed = [
+        Claimed(
+            id=row.id,
+            instance_id=row.instance_id,
+            flow_id=row.flow_id,
+            execution_id=row.execution_id,
+            method=row.method,
+            headers=dict(row.headers or {}),
+            query=dict(row.query or {}),
+            body=bytes(row.body),
+            received_at=row.received_at,
+            source=row.source,
+            attempt=row.attempt,
+            recovered=flags[row.id],
+            token=row.token,
+            dedup_key=row.dedup_key,
+        )
+        for row in (full[row_id] for row_id, _ in picked)
+    ]
+    fresh = [item for item in claimed if not item.recovered]
+    if fresh:
+        _insert_executions(
+            conn,
+            [
+                {
+                    "id": item.execution_id,
+                    "flow_id": item.flow_id,
+                    "instance_id": item.instance_id,
+                    "status": "queued",
+                    "queued_at": item.received_at,
+                    "recovered": False,
+                    "steps_run": 0,
+                }
+                for item in fresh
+            ],
+        )
+    for item in claimed:
+        if item.recovered:
             prepare_execution(
                 conn,
                 execution_id=item.execution_id,
                 flow_id=item.flow_id,
                 instance_id=item.instance_id,
                 queued_at=item.received_at,
-                recovered=item.recovered,
+                recovered=True,
             )
     return claimed
+
+
+_PREPARE: dict[str, Any] = {}
+
+
+def _insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert new execution rows; an existing one only gets its instance (one statement, cached)."""
+    dialect = conn.dialect.name
+    stmt = _PREPARE.get(dialect)
+    if stmt is None:
+        base = _dialect_insert(conn, _executions)
+        stmt = base.on_conflict_do_update(
+            index_elements=["id"], set_={"instance_id": base.excluded.instance_id}
+        )
+        _PREPARE[dialect] = stmt
+    conn.execute(stmt, rows)
 
 
 def prepare_execution(
@@ -253,23 +371,25 @@ def prepare_execution(
     A recovered execution keeps its row (marked `recovered`) but loses the step records and child
     executions an interrupted run left, so the re-run records each step once.
     """
-    if recovered:
-        conn.execute(delete(_steps).where(_steps.c.execution_id == execution_id))
-        conn.execute(delete(_executions).where(_executions.c.parent_execution_id == execution_id))
-    stmt = _dialect_insert(conn, _executions).values(
-        id=execution_id,
-        flow_id=flow_id,
-        instance_id=instance_id,
-        status="queued",
-        queued_at=queued_at,
-        recovered=recovered,
-        steps_run=0,
-    )
+    values = {
+        "id": execution_id,
+        "flow_id": flow_id,
+        "instance_id": instance_id,
+        "status": "queued",
+        "queued_at": queued_at,
+        "recovered": recovered,
+        "steps_run": 0,
+    }
+    if not recovered:
+        _insert_executions(conn, [values])
+        return
+    conn.execute(delete(_steps).where(_steps.c.execution_id == execution_id))
+    conn.execute(delete(_executions).where(_executions.c.parent_execution_id == execution_id))
+    stmt = _dialect_insert(conn, _executions).values(values)
     update_set: dict[str, Any] = {"instance_id": stmt.excluded.instance_id}
-    if recovered:
-        update_set.update(
-            recovered=True, status="queued", finished_at=None, duration_ms=None, steps_run=0
-        )
+    update_set.update(
+        recovered=True, status="queued", finished_at=None, duration_ms=None, steps_run=0
+    )
     conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update_set))
 
 
@@ -288,47 +408,50 @@ def renew_leases(engine: Engine, row_ids: Iterable[int], until: float) -> int:
 
 def finish(engine: Engine, items: Sequence[Finish], *, now: float) -> None:
     """Mark rows finished and queue their retries, all in one transaction."""
-    c = _inbox.c
     with _writer(engine).begin() as conn:
-        for item in items:
-            conn.execute(
-                update(_inbox)
-                .where(c.id == item.row.id, c.status == "running")
-                .values(status=item.status, lease_until=None)
-            )
-            if item.retry is None:
-                continue
-            original = conn.execute(select(_inbox).where(c.id == item.row.id)).first()
-            if original is None:  # the instance was deleted meanwhile
-                continue
-            new_id = item.retry.new_id()
-            conn.execute(
-                insert(_inbox).values(
-                    token=original.token,
-                    instance_id=original.instance_id,
-                    flow_id=original.flow_id,
-                    execution_id=new_id,
-                    method=original.method,
-                    headers=original.headers,
-                    query=original.query,
-                    body=original.body,
-                    delivery_id=None,
-                    received_at=now,
-                    status="queued",
-                    source="retry",
-                    attempt=original.attempt + 1,
-                    not_before=now + item.retry.delay,
-                    dedup_key=original.dedup_key,
-                    replay_of=original.execution_id,
-                )
-            )
-            prepare_execution(
-                conn,
-                execution_id=new_id,
-                flow_id=original.flow_id,
+        mark_finished(conn, items, now=now)
+
+
+def mark_finished(conn: Connection, items: Sequence[Finish], *, now: float) -> None:
+    """`finish` inside the caller's transaction (e.g. the one committing the rows' records)."""
+    if not items:
+        return
+    c = _inbox.c
+    conn.execute(_mark, [{"row_id": item.row.id, "new_status": item.status} for item in items])
+    for item in items:
+        if item.retry is None:
+            continue
+        original = conn.execute(select(_inbox).where(c.id == item.row.id)).first()
+        if original is None:  # the instance was deleted meanwhile
+            continue
+        new_id = item.retry.new_id()
+        conn.execute(
+            insert(_inbox).values(
+                token=original.token,
                 instance_id=original.instance_id,
-                queued_at=now,
+                flow_id=original.flow_id,
+                execution_id=new_id,
+                method=original.method,
+                headers=original.headers,
+                query=original.query,
+                body=original.body,
+                delivery_id=None,
+                received_at=now,
+                status="queued",
+                source="retry",
+                attempt=original.attempt + 1,
+                not_before=now + item.retry.delay,
+                dedup_key=original.dedup_key,
+                replay_of=original.execution_id,
             )
+        )
+        prepare_execution(
+            conn,
+            execution_id=new_id,
+            flow_id=original.flow_id,
+            instance_id=original.instance_id,
+            queued_at=now,
+        )
 
 
 def requeue(engine: Engine, row_ids: Iterable[int]) -> None:
@@ -342,6 +465,20 @@ def requeue(engine: Engine, row_ids: Iterable[int]) -> None:
             update(_inbox)
             .where(c.id.in_(ids), c.status == "running")
             .values(status="queued", lease_until=None, recovered=True)
+        )
+
+
+def release(engine: Engine, row_ids: Iterable[int]) -> None:
+    """Give back rows claimed but never started (a stopping worker's prefetch), as they were."""
+    ids = list(row_ids)
+    if not ids:
+        return
+    c = _inbox.c
+    with _writer(engine).begin() as conn:
+        conn.execute(
+            update(_inbox)
+            .where(c.id.in_(ids), c.status == "running")
+            .values(status="queued", lease_until=None)
         )
 
 

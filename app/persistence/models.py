@@ -151,7 +151,7 @@ class InboxRow(SQLModel, table=True):
     __tablename__ = "inbox"
     __table_args__ = (
         UniqueConstraint("instance_id", "flow_id", "delivery_id"),
-        Index("ix_inbox_status_received", "status", "received_at"),
+        Index("ix_inbox_status_received", "status", "received_at", "id"),
         Index("ix_inbox_instance_flow_dedup", "instance_id", "flow_id", "dedup_key"),
     )
 

@@ -7,8 +7,9 @@ Both work on an `Engine` (not a session): they run their own short transactions 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -22,22 +23,45 @@ from app.persistence.repositories import table_of
 from components.api import Response
 from runtime.observer import ExecutionInfo, ExecutionResult, StepRecord
 
-__all__ = ["SqlRecorder", "SqlStateBackend"]
+__all__ = ["SqlRecorder", "SqlStateBackend", "WriteHook"]
+
+
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], Any] = {}
+"""Upsert statements by (dialect, table, columns, keys, updated columns): built once, reused."""
+
+
+def _upsert_statement(
+    dialect: str, table: Table, columns: tuple[str, ...], keys: list[str], update: list[str]
+) -> Any:
+    cache_key = (dialect, table.name, columns, tuple(keys), tuple(update))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        # Statement objects are costly to build (column proxies); executing a cached one only
+        # binds parameters, and SQLAlchemy's compiled cache skips the compile.
+        base = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        stmt = base.on_conflict_do_update(
+            index_elements=keys, set_={name: base.excluded[name] for name in update}
+        )
+        _UPSERTS[cache_key] = stmt
+    return stmt
 
 
 def _upsert(
-    conn: Connection, table: Table, values: dict[str, Any], keys: list[str], update: list[str]
+    conn: Connection,
+    table: Table,
+    values: dict[str, Any] | list[dict[str, Any]],
+    keys: list[str],
+    update: list[str],
 ) -> None:
-    """INSERT, or UPDATE the `update` columns of the row with the same `keys` (portable upsert)."""
-    stmt: Any
-    if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(table).values(values)
-    else:
-        stmt = sqlite.insert(table).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={name: stmt.excluded[name] for name in update}
-    )
-    conn.execute(stmt)
+    """INSERT, or UPDATE the `update` columns of the row with the same `keys` (portable upsert).
+
+    A list of rows (all with the same columns) is written with one `executemany`.
+    """
+    rows = values if isinstance(values, list) else [values]
+    if not rows:
+        return
+    stmt = _upsert_statement(conn.dialect.name, table, tuple(rows[0]), keys, update)
+    conn.execute(stmt, rows)
 
 
 def _json(value: Any, secrets: tuple[str, ...] = ()) -> Any:
@@ -64,8 +88,9 @@ MASK = "***"
 class SqlStateBackend:
     """`runtime.state.StateBackend` over the `instance_state` table. Values are stored as JSON."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, on_write: WriteHook | None = None) -> None:
         self._engine = engine
+        self._on_write = on_write
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._table = table_of(InstanceStateRow)
 
@@ -114,7 +139,16 @@ class SqlStateBackend:
             conn.execute(delete(self._table).where(self._where(instance_id, flow_id, key)))
 
 
-_Op = tuple[str, dict[str, Any]]
+_Op = tuple[str, Any]
+"""("execution", values) | ("step", values) | ("then", a callable run in the same transaction)."""
+
+WriteHook = Callable[[Connection], Callable[[bool], None] | None]
+"""Runs last in every write transaction of a `SqlRecorder`; what it returns is called with
+whether that transaction committed."""
+
+_executions = table_of(ExecutionRow)
+_steps = table_of(StepRecordRow)
+_insert_steps = insert(_steps)
 
 
 class SqlRecorder:
@@ -133,6 +167,12 @@ class SqlRecorder:
       stored (live status and sync replies travel another way).
     - The execution row is upserted by id: a host that inserted it first (with its instance and
       queue time, at ingest) keeps those columns.
+    - `flush(then=write)` also runs `write(connection)` in the transaction that commits
+      everything reported before it (a host marks its queue row finished there, atomically with
+      the records); if that transaction fails, `write` is put back with the batch, unless the
+      host takes it back with `forget(write)`.
+    - `on_write(connection)`, if given, runs last in every write transaction (a host claims its
+      next queue rows there); the callable it may return learns whether the transaction committed.
     - Secrets: the engine redacts secret-typed inputs and log lines, but a step's output (or a
       literal input) may still contain a connection's value. A host that calls
       `add_secrets(execution_id, values)` before the run gets every occurrence of those values
@@ -140,10 +180,13 @@ class SqlRecorder:
       execution and its child executions (`<id>.<n>`).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, on_write: WriteHook | None = None) -> None:
         self._engine = engine
+        self._on_write = on_write
         self._pending: list[_Op] = []
         self._lock = asyncio.Lock()
+        self._start = 0
+        self._inflight: asyncio.Future[None] | None = None
         self._secrets: dict[str, tuple[str, ...]] = {}
         self.commits = 0
         """Transactions committed so far (for tests and metrics)."""
@@ -224,48 +267,91 @@ class SqlRecorder:
             )
         )
 
-    async def flush(self) -> None:
+    def forget(self, then: Callable[[Connection], None]) -> None:
+        """Drop a `then` write a failed flush put back (its caller will handle it another way)."""
+        # Later reports move one number down: their callers may write once more than needed,
+        # never less.
+        self._pending = [op for op in self._pending if not (op[0] == "then" and op[1] is then)]
+
+    async def flush(self, then: Callable[[Connection], None] | None = None) -> None:
         """Write everything reported so far in one transaction; see the class docstring."""
+        if then is not None:
+            self._pending.append(("then", then))
+        # Reports are numbered in order; `_start` is the number of `_pending[0]`. A caller whose
+        # reports a previous flush already committed returns without a transaction of its own,
+        # even when other executions have reported more since (group commit).
+        mark = self._start + len(self._pending)
         async with self._lock:
-            batch, self._pending = self._pending, []
-            if not batch:
+            if self._inflight is not None:  # a cancelled flush's write, still running
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._inflight)
+                self._inflight = None
+            if self._start >= mark:
                 return
+            batch, self._pending = self._pending, []
+            self._start += len(batch)
             write = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
             try:
                 await asyncio.shield(write)
             except asyncio.CancelledError:
                 # The thread cannot be stopped and may still commit: requeue only if it fails,
                 # so a cancelled flush never writes a batch twice.
+                self._inflight = write
                 write.add_done_callback(lambda done: self._requeue_if_failed(done, batch))
                 raise
             except Exception:
-                self._pending[:0] = batch
+                self._requeue(batch)
                 raise
+
+    def _requeue(self, batch: list[_Op]) -> None:
+        self._pending[:0] = batch
+        self._start -= len(batch)
 
     def _requeue_if_failed(self, done: asyncio.Future[None], batch: list[_Op]) -> None:
         if not done.cancelled() and done.exception() is not None:
-            self._pending[:0] = batch
+            self._requeue(batch)
 
     def _write(self, batch: list[_Op]) -> None:
-        executions, steps = table_of(ExecutionRow), table_of(StepRecordRow)
-        with self._engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-            rows: list[dict[str, Any]] = []
-            for kind, values in batch:
-                if kind == "step":
-                    rows.append(self._step_row(values))
-                    continue
-                if rows:  # keep report order: an execution row precedes its step records
-                    conn.execute(insert(steps), rows)
-                    rows = []
-                secrets = self._secrets_of(values["id"])
-                if values.get("error") is not None:
-                    values = {**values, "error": _json(asdict(values["error"]), secrets)}
-                if "output" in values:
-                    values = {**values, "output": _json(values["output"], secrets)}
-                update = [k for k in values if k not in ("id", "flow_id")]
-                _upsert(conn, executions, values, ["id"], update)
-            if rows:
-                conn.execute(insert(steps), rows)
+        # Reports of one execution are merged into one row (later reports win), written before
+        # all step records (their foreign key) in order of first report, so a parent precedes
+        # its children; same-shaped rows share one executemany.
+        merged: dict[str, dict[str, Any]] = {}
+        steps: list[dict[str, Any]] = []
+        then: list[Callable[[Connection], None]] = []
+        for kind, values in batch:
+            if kind == "step":
+                steps.append(self._step_row(values))
+            elif kind == "then":
+                then.append(values)
+            else:
+                row = merged.get(values["id"])
+                merged[values["id"]] = values if row is None else {**row, **values}
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in merged.values():
+            secrets = self._secrets_of(row["id"])
+            if row.get("error") is not None:
+                row = {**row, "error": _json(asdict(row["error"]), secrets)}
+            if "output" in row:
+                row = {**row, "output": _json(row["output"], secrets)}
+            shapes.setdefault(tuple(row), []).append(row)
+        settle: Callable[[bool], None] | None = None
+        try:
+            with self._engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+                for columns, rows in shapes.items():
+                    update = [k for k in columns if k not in ("id", "flow_id")]
+                    _upsert(conn, _executions, rows, ["id"], update)
+                if steps:
+                    conn.execute(_insert_steps, steps)
+                for write in then:
+                    write(conn)
+                if self._on_write is not None:
+                    settle = self._on_write(conn)
+        except BaseException:
+            if settle is not None:
+                settle(False)
+            raise
+        if settle is not None:
+            settle(True)
         self.commits += 1
         for kind, values in batch:
             if kind == "execution" and "finished_at" in values and "." not in values["id"]:

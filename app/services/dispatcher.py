@@ -5,9 +5,9 @@
 are marked crashed), then runs a claim loop, a lease heartbeat, the schedule ticker and retention.
 
 Guarantees, for every inbox row: its execution and all its step records are committed (one
-`SqlRecorder`, group commit) before the row is marked finished, and a re-run first deletes what an
-interrupted run recorded under the same execution id. So each acknowledged row ends with exactly
-one finished execution, whatever was killed when.
+`SqlRecorder`, group commit) in the transaction that marks the row finished, and a re-run first
+deletes what an interrupted run recorded under the same execution id. So each acknowledged row
+ends with exactly one finished execution, whatever was killed when.
 
 Per (instance, flow): at most `settings.concurrency` executions at once, or one at a time in
 arrival order when `settings.sequential`. Failed executions are retried per
@@ -22,13 +22,15 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection
 
 from app.persistence import inbox
 from app.persistence.db import WRITE_OPTION
@@ -138,45 +140,6 @@ class _Fanout:
         self._recorder.execution_finished(result)
 
 
-class _Finisher:
-    """Marks rows finished in shared transactions (group commit); each caller waits for its own."""
-
-    def __init__(self, engine: Engine, clock: Callable[[], float]) -> None:
-        self._engine, self._clock = engine, clock
-        self._pending: list[tuple[Finish, asyncio.Future[None]]] = []
-        self._lock = asyncio.Lock()
-        self._write: asyncio.Future[None] | None = None
-
-    async def finish(self, item: Finish) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, done))
-        async with self._lock:
-            if not done.done():
-                batch, self._pending = self._pending, []
-                self._write = write = asyncio.ensure_future(
-                    asyncio.to_thread(
-                        inbox.finish, self._engine, [i for i, _ in batch], now=self._clock()
-                    )
-                )
-                write.add_done_callback(lambda w: _settle(w, [f for _, f in batch]))
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(write)
-        await done
-
-
-def _settle(write: asyncio.Future[None], futures: list[asyncio.Future[None]]) -> None:
-    error = None if write.cancelled() else write.exception()
-    for future in futures:
-        if future.done():
-            continue
-        if write.cancelled():
-            future.cancel()
-        elif error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(None)
-
-
 def _failure(execution_id: str, flow_id: str, error: ErrorInfo) -> ExecutionResult:
     return ExecutionResult(
         execution_id=execution_id,
@@ -213,13 +176,20 @@ class WorkerPool:
         self.retention_interval = retention_interval
         self.recover = recover
         self.environments = EnvironmentCache(hub)
-        self.recorder = SqlRecorder(hub.db)
+        self.recorder = SqlRecorder(hub.db, on_write=self._claim_in)
         self.state = SqlStateBackend(hub.db)
         self.schedules = ScheduleTicker(hub, self.environments, clock=clock, on_fire=self.notify)
         self._replies = _Replies()
-        self._finisher = _Finisher(hub.db, clock)
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        # Claimed rows not started yet (leased; a slot frees soon), and the bookkeeping that
+        # keeps claims from the claim loop and from the recorder's transactions from overlapping.
+        # Both run in worker threads, hence the lock.
+        self._ready: deque[Claimed] = deque()
+        self._leasing = 0
+        self._committing = 0
+        self._ready_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lifecycle: set[asyncio.Task[Any]] = set()
         self._services: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -239,6 +209,7 @@ class WorkerPool:
             if requeued or crashed:
                 log.warning("recovered %d unfinished requests; %d runs crashed", requeued, crashed)
         self._stopping = False
+        self._loop = asyncio.get_running_loop()
         self._services = [
             asyncio.create_task(self._claim_loop(), name="flowyard-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="flowyard-lease"),
@@ -271,6 +242,13 @@ class WorkerPool:
             await self.recorder.flush()
         except Exception:
             log.exception("could not write the last execution records")
+        with self._ready_lock:
+            unstarted = [row.id for row in self._ready]
+            self._ready.clear()
+        try:
+            await asyncio.to_thread(inbox.release, self.hub.db, unstarted)
+        except Exception:
+            log.exception("could not give back %d claimed requests", len(unstarted))
 
     # ------------------------------------------------------------------------------ Dispatcher
 
@@ -346,9 +324,8 @@ class WorkerPool:
         while True:
             await asyncio.sleep(lease / 3)
             try:
-                await asyncio.to_thread(
-                    inbox.renew_leases, self.hub.db, list(self._running), self.clock() + lease
-                )
+                held = [*self._running, *(row.id for row in list(self._ready))]
+                await asyncio.to_thread(inbox.renew_leases, self.hub.db, held, self.clock() + lease)
             except Exception:
                 log.exception("could not renew leases")
 
@@ -362,28 +339,67 @@ class WorkerPool:
             return FlowLimits()
         return FlowLimits(flow.settings.concurrency, flow.settings.sequential)
 
+    def _claim_in(self, conn: Connection) -> Callable[[bool], None] | None:
+        """Claim rows for the free slots inside `conn`'s write transaction (worker thread).
+
+        Called by the claim loop and, last, in every recorder transaction: rows finishing there
+        free their slots, and the next rows are leased in the same commit. Claimed rows go to
+        `_ready` once the transaction commits; the loop starts them as slots free.
+        """
+        with self._ready_lock:
+            if self._stopping:
+                return None
+            busy = len(self._running) - self._committing
+            free = self.settings.workers - max(busy, 0) - len(self._ready) - self._leasing
+            if free <= 0:
+                return None
+            self._leasing += free
+        try:
+            with conn.begin_nested():  # a failed claim must not undo the records around it
+                rows = inbox.claim_rows(
+                    conn,
+                    now=self.clock(),
+                    lease_seconds=self.settings.lease_seconds,
+                    limit=free,
+                    limits_of=self._limits,
+                )
+        except Exception:
+            log.exception("could not claim queued requests")
+            rows = []
+
+        def settle(committed: bool) -> None:
+            with self._ready_lock:
+                self._leasing -= free
+                if committed:
+                    self._ready.extend(rows)
+            if committed and rows and self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    self._loop.call_soon_threadsafe(self._wake.set)
+
+        return settle
+
+    def _claim(self) -> None:
+        with self.hub.db.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+            settle = self._claim_in(conn)
+        if settle is not None:
+            settle(True)
+
     async def _claim_loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            free = self.settings.workers - len(self._running)
-            claimed: list[Claimed] = []
-            if free > 0:
+            while self._ready and len(self._running) < self.settings.workers:
+                row = self._ready.popleft()
+                self._running[row.id] = asyncio.create_task(
+                    self._run_row(row), name=f"flowyard-run-{row.execution_id}"
+                )
+            # While executions are committing, their transaction claims for the slots they free.
+            idle = len(self._running) + len(self._ready) < self.settings.workers
+            if idle and self._committing == 0:
                 try:
-                    claimed = await asyncio.to_thread(
-                        inbox.claim,
-                        self.hub.db,
-                        now=self.clock(),
-                        lease_seconds=self.settings.lease_seconds,
-                        limit=free,
-                        limits_of=self._limits,
-                    )
+                    await asyncio.to_thread(self._claim)
                 except Exception:
                     log.exception("could not claim queued requests")
-                for row in claimed:
-                    self._running[row.id] = asyncio.create_task(
-                        self._run_row(row), name=f"flowyard-run-{row.execution_id}"
-                    )
-                if claimed and len(claimed) == free:
+                if self._ready:
                     continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
@@ -393,12 +409,22 @@ class WorkerPool:
     async def _run_row(self, row: Claimed) -> None:
         try:
             result, retry = await self._run_claimed(row)
-            await self.recorder.flush()
-            self._replies.publish(row.execution_id, SyncOutcome(result.response, result))
             status = "done" if result.status == Status.SUCCEEDED else "failed"
             if result.error is not None and result.error.kind in ("body_error", "invalid_flow"):
                 status = "dead"
-            await self._finisher.finish(Finish(row, status, retry))
+            # The row is marked finished in the transaction that commits its records.
+            finish = partial(
+                inbox.mark_finished, items=[Finish(row, status, retry)], now=self.clock()
+            )
+            self._committing += 1
+            try:
+                await self.recorder.flush(then=finish)
+            except Exception:
+                self.recorder.forget(finish)  # requeued below instead
+                raise
+            finally:
+                self._committing -= 1
+            self._replies.publish(row.execution_id, SyncOutcome(result.response, result))
         except asyncio.CancelledError:
             raise
         except Exception:
