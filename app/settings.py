@@ -25,7 +25,7 @@ class Settings:
     )
     public_url: str = ""
     components_dir: Path | None = None
-    workers: int = 4
+    workers: int = 16
     """Executions run at once in this process, across flows."""
     lease_seconds: float = 60.0
     """A claimed inbox row whose lease expired (its worker died) is claimed again."""
