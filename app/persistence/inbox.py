@@ -49,6 +49,7 @@ __all__ = [
     "insert_ignoring_duplicates",
     "mark_finished",
     "prepare_execution",
+    "queue_copy",
     "release",
     "renew_leases",
     "requeue",
@@ -425,25 +426,15 @@ def mark_finished(conn: Connection, items: Sequence[Finish], *, now: float) -> N
         if original is None:  # the instance was deleted meanwhile
             continue
         new_id = item.retry.new_id()
-        conn.execute(
-            insert(_inbox).values(
-                token=original.token,
-                instance_id=original.instance_id,
-                flow_id=original.flow_id,
-                execution_id=new_id,
-                method=original.method,
-                headers=original.headers,
-                query=original.query,
-                body=original.body,
-                delivery_id=None,
-                received_at=now,
-                status="queued",
-                source="retry",
-                attempt=original.attempt + 1,
-                not_before=now + item.retry.delay,
-                dedup_key=original.dedup_key,
-                replay_of=original.execution_id,
-            )
+        queue_copy(
+            conn,
+            original,
+            new_id,
+            source="retry",
+            now=now,
+            attempt=original.attempt + 1,
+            not_before=now + item.retry.delay,
+            dedup_key=original.dedup_key,
         )
         prepare_execution(
             conn,
@@ -452,6 +443,40 @@ def mark_finished(conn: Connection, items: Sequence[Finish], *, now: float) -> N
             instance_id=original.instance_id,
             queued_at=now,
         )
+
+
+def queue_copy(
+    conn: Connection,
+    original: Any,
+    new_id: str,
+    *,
+    source: str,
+    now: float,
+    attempt: int = 1,
+    not_before: float | None = None,
+    dedup_key: str | None = None,
+) -> None:
+    """Queue `original`'s request again as execution `new_id` (a retry or a replay of it)."""
+    conn.execute(
+        insert(_inbox).values(
+            token=original.token,
+            instance_id=original.instance_id,
+            flow_id=original.flow_id,
+            execution_id=new_id,
+            method=original.method,
+            headers=original.headers,
+            query=original.query,
+            body=original.body,
+            delivery_id=None,
+            received_at=now,
+            status="queued",
+            source=source,
+            attempt=attempt,
+            not_before=not_before,
+            dedup_key=dedup_key,
+            replay_of=original.execution_id,
+        )
+    )
 
 
 def requeue(engine: Engine, row_ids: Iterable[int]) -> None:

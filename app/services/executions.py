@@ -12,12 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, cast, func, insert
+from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from app.persistence import session_scope
+from app.persistence.inbox import queue_copy
 from app.persistence.models import ExecutionRow, InboxRow, StepRecordRow
-from app.persistence.repositories import table_of
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.hub import Hub
 
@@ -200,23 +200,7 @@ def _replay(hub: Hub, execution_id: str) -> str:
                 hint="Deploy and tear-down runs are repeated by redeploying the instance.",
             )
         new_id = uuid.uuid4().hex
-        session.execute(
-            insert(table_of(InboxRow)).values(
-                token=original.token,
-                instance_id=original.instance_id,
-                flow_id=original.flow_id,
-                execution_id=new_id,
-                method=original.method,
-                headers=original.headers,
-                query=original.query,
-                body=original.body,
-                delivery_id=None,
-                received_at=time.time(),
-                status="queued",
-                source="replay",
-                replay_of=execution_id,
-            )
-        )
+        queue_copy(session.connection(), original, new_id, source="replay", now=time.time())
     return new_id
 
 
