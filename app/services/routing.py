@@ -12,6 +12,7 @@ them in a worker thread. A flow's trigger inputs are rendered on the event loop 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from app.persistence.crypto import SecretKeyError
 from app.persistence.models import (
     ConfigValueRow,
     FlowRow,
@@ -27,7 +29,7 @@ from app.persistence.models import (
     IntegrationVersionRow,
     WebhookTokenRow,
 )
-from app.persistence.repositories import table_of
+from app.persistence.repositories import SECRET_MARK, table_of
 from app.services.hub import Hub
 from components.builtin.webhook import WebhookInputs
 from runtime.expressions import ExpressionLimits, render
@@ -158,11 +160,29 @@ def _flow_target(hub: Hub, loaded: _Loaded, flow: Flow) -> FlowTarget:
     return FlowTarget(flow.id, label, inputs, dedup_key=flow.settings.dedup_key)
 
 
+def _config_values(hub: Hub, loaded: _Loaded) -> dict[str, Any]:
+    """Config as flows see it: declared defaults, then stored values with secrets decrypted."""
+    values = {
+        var["key"]: var.get("default")
+        for var in loaded.document.get("config") or []
+        if isinstance(var, dict) and "key" in var
+    }
+    for key, value in loaded.config.items():
+        if isinstance(value, dict) and value.keys() == {SECRET_MARK}:
+            value = hub.box.decrypt(value[SECRET_MARK].encode("ascii"), what=f"Config '{key}'")
+        values[key] = value
+    return values
+
+
 async def load_instance(hub: Hub, instance_id: str) -> InstanceInfo | None:
     """The instance's routing data, read in a worker thread (None when it does not exist)."""
     loaded = await asyncio.to_thread(_load, hub.db, instance_id)
     if loaded is None:
         return None
+    try:
+        loaded = dataclasses.replace(loaded, config=_config_values(hub, loaded))
+    except SecretKeyError:  # templates needing a secret then fail: the trigger counts as invalid
+        loaded = dataclasses.replace(loaded, config={})
     endpoint = _endpoint(loaded.document)
     return InstanceInfo(
         instance_id=instance_id,

@@ -260,3 +260,22 @@ def test_start_page_lists_instances_and_socket_refuses_foreign_origins(
     assert foreign.status_code == 400
     own = httpx.get(socket, params=params, headers={"Origin": server.url})
     assert own.status_code == 200
+
+
+def test_signature_secret_from_a_secret_config_value(server: ServerProcess) -> None:
+    urls = deploy(server, "signed.yaml", "signed", config={"signing_secret": "per-instance-9"})
+    body = b'{"x": 1}'
+    good = hmac.new(b"per-instance-9", body, hashlib.sha256).hexdigest()
+    bad = hmac.new(b"someone-else", body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json"}
+    refused = httpx.post(
+        urls["signed"], content=body, headers={**headers, "X-Hub-Signature-256": f"sha256={bad}"}
+    )
+    assert refused.status_code == 401, refused.text
+    accepted = httpx.post(
+        urls["signed"], content=body, headers={**headers, "X-Hub-Signature-256": f"sha256={good}"}
+    )
+    assert accepted.status_code == 202, accepted.text
+    assert wait_for(server, accepted.json()["execution_id"])["status"] == "succeeded"
+    instance = httpx.get(f"{server.url}/api/instances").json()[0]
+    assert instance["config"]["signing_secret"] == "***"
