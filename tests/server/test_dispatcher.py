@@ -103,8 +103,11 @@ async def test_concurrency_limit_is_respected(tmp_path: Path) -> None:
             await pool.stop()
         spans = [(r.started_at or 0, r.finished_at or 0) for r in executions(hub.db)]
         overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
-        assert most == 2
+        # The limit is on executions running at once (their recorded spans). `pool.running` also
+        # holds a finished run until the group commit that records it, so it may briefly show one
+        # more while the next run has started.
         assert overlap == 2
+        assert 2 <= most <= 3
 
 
 async def test_expired_lease_is_claimed_again_and_marked_recovered(tmp_path: Path) -> None:
