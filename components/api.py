@@ -29,6 +29,7 @@ import hashlib
 import logging
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
@@ -280,7 +281,7 @@ class _Described:
     Inputs: ClassVar[type[BaseModel]] = NoInputs
 
 
-class Action(_Described, Generic[InputsT]):
+class Action(_Described, ABC, Generic[InputsT]):
     """One thing a step can do. Subclass it, set the class attributes and implement `run`."""
 
     Output: ClassVar[type[BaseModel] | None] = None
@@ -292,9 +293,9 @@ class Action(_Described, Generic[InputsT]):
         del inputs
         return cls.ports
 
+    @abstractmethod
     async def run(self, inputs: InputsT, ctx: StepContext) -> Result | LoopPlan | Any:
         """Do the work; return a `Result`, a `LoopPlan` (loops only) or a bare JSON output."""
-        raise NotImplementedError
 
 
 class Trigger(_Described, Generic[InputsT]):

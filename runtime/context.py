@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,8 @@ class RunContext:
     instance_id: str = "local"
     state: StateBackend = field(default_factory=MemoryState)
     webhook_urls: Mapping[str, str] = field(default_factory=dict)
+    secrets: Sequence[str] = ()
+    """Values masked in everything reported, besides connection values (secret config values)."""
     flows: Mapping[str, Flow] = field(default_factory=dict)
     limits: ExpressionLimits = field(default_factory=ExpressionLimits)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -33,7 +33,6 @@ import pydantic
 from components.api import (
     DEFAULT_PORT,
     Action,
-    Connection,
     LoopPlan,
     Response,
     Result,
@@ -65,6 +64,7 @@ from runtime.observer import (
     StepRecord,
 )
 from runtime.prepare import PreparedFlow, PreparedStep, prepare_flow
+from runtime.redaction import redact, secret_values
 from runtime.state import BoundState
 
 __all__ = ["backoff_delay", "run_flow"]
@@ -150,7 +150,7 @@ class _Run:
         self.execution_id = context.execution_id
         self.steps_run = 0
         self.response: Response | None = None
-        self.secrets = _secret_values(context.connections)
+        self.secrets = _secret_values(context)
         self.state = BoundState(context.state, context.instance_id, self.flow.id)
         # What every trigger and step context shares for this run.
         self.services: dict[str, Any] = {
@@ -221,8 +221,18 @@ class _Run:
             response=self.response,
             steps_run=self.steps_run,
         )
-        self.obs.execution_finished(result)
+        # The caller (a calling flow, a synchronous webhook) gets the real values; what is
+        # reported to be recorded is redacted like every step record.
+        self.obs.execution_finished(
+            replace(result, output=redact(output, self.secrets), error=self.redact_error(error))
+        )
         return result
+
+    def redact_error(self, error: ErrorInfo | None) -> ErrorInfo | None:
+        if error is None or not self.secrets:
+            return error
+        message, hint = redact(error.message, self.secrets), redact(error.hint, self.secrets)
+        return replace(error, message=message, hint=hint)
 
     async def run_top(self) -> Any:
         trigger_out = await self.run_trigger()
@@ -334,11 +344,10 @@ class _Run:
         record.port = port
         record.error = error
         record.logs = logger.lines
-        if self.secrets:  # a connection value echoed into an input or output is never recorded
-            record.input = _redact(record.input, self.secrets)
-            record.output = _redact(output, self.secrets)
-            if error is not None:
-                record.error = replace(error, message=_redact(error.message, self.secrets))
+        if self.secrets:  # a secret echoed into an input or output is never recorded
+            record.input = redact(record.input, self.secrets)
+            record.output = redact(output, self.secrets)
+            record.error = self.redact_error(error)
         self.obs.step_finished(record)
 
     def record_skipped(self, step: PreparedStep, iteration: tuple[int, ...]) -> None:
@@ -618,22 +627,10 @@ class _Run:
         }
 
 
-def _secret_values(connections: Mapping[str, Connection]) -> list[str]:
-    values = (v.get_secret_value() for c in connections.values() for v in c.values.values())
-    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
-
-
-def _redact(value: Any, secrets: list[str]) -> Any:
-    """A copy of a JSON value with every secret replaced by `***` inside strings."""
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        return {k: _redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, secrets) for v in value]
-    return value
+def _secret_values(context: RunContext) -> tuple[str, ...]:
+    connections = context.connections.values()
+    values = (v.get_secret_value() for c in connections for v in c.values.values())
+    return secret_values([*values, *context.secrets])
 
 
 def _jsonable(value: Any) -> Any:

@@ -57,6 +57,7 @@ import json
 import math
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -360,7 +361,7 @@ def _document(scope: Mapping[str, Any]) -> dict[str, Any]:
     return scope if isinstance(scope, dict) else dict(scope)
 
 
-class Compiled:
+class Compiled(ABC):
     """A compiled input value. `render` evaluates its templates against a scope.
 
     `static` is True when the value holds no template (it then renders to itself); `references`
@@ -373,8 +374,9 @@ class Compiled:
         self.static = static
         self.references = references
 
+    @abstractmethod
     def render(self, scope: Mapping[str, Any], limits: ExpressionLimits) -> Any:
-        raise NotImplementedError
+        """The value with its templates evaluated against `scope`."""
 
 
 class _Static(Compiled):

@@ -265,3 +265,18 @@ async def test_secret_inputs_are_redacted_in_step_records(
     (record,) = recorder.records
     assert record.input["signature"]["secret"] == "**********"
     assert "s3cret-signing-key" not in repr(record.to_json())
+
+
+async def test_context_secrets_are_redacted_in_reports_but_not_in_the_result(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = linear({"id": "say", "action": "testkit.echo", "inputs": {"value": "{{ config.key }}"}})
+    recorder = MemoryRecorder()
+    context = RunContext(
+        registry=registry, http=http, config={"key": "cfg-secret-1"}, secrets=["cfg-secret-1"]
+    )
+    result = await run_flow(flow, TriggerEvent(), context, recorder)
+    assert recorder.records[-1].output == "***"
+    assert recorder.records[-1].input["value"] == "***"
+    assert recorder.results[-1].output == "***"
+    assert result.output == "cfg-secret-1"  # a calling flow or sync reply gets the real value

@@ -50,7 +50,6 @@ __all__ = [
     "mark_finished",
     "prepare_execution",
     "queue_copy",
-    "release",
     "renew_leases",
     "requeue",
     "requeue_running",
@@ -479,32 +478,21 @@ def queue_copy(
     )
 
 
-def requeue(engine: Engine, row_ids: Iterable[int]) -> None:
-    """Give rows back to the queue (their run could not be recorded); they re-run as recovered."""
+def requeue(engine: Engine, row_ids: Iterable[int], *, started: bool = True) -> None:
+    """Give claimed rows back to the queue.
+
+    `started`: their run began but could not be recorded, so they re-run marked recovered; else
+    they were claimed but never started (a stopping worker's prefetch) and go back as they were.
+    """
     ids = list(row_ids)
     if not ids:
         return
     c = _inbox.c
+    values: dict[str, Any] = {"status": "queued", "lease_until": None}
+    if started:
+        values["recovered"] = True
     with _writer(engine).begin() as conn:
-        conn.execute(
-            update(_inbox)
-            .where(c.id.in_(ids), c.status == "running")
-            .values(status="queued", lease_until=None, recovered=True)
-        )
-
-
-def release(engine: Engine, row_ids: Iterable[int]) -> None:
-    """Give back rows claimed but never started (a stopping worker's prefetch), as they were."""
-    ids = list(row_ids)
-    if not ids:
-        return
-    c = _inbox.c
-    with _writer(engine).begin() as conn:
-        conn.execute(
-            update(_inbox)
-            .where(c.id.in_(ids), c.status == "running")
-            .values(status="queued", lease_until=None)
-        )
+        conn.execute(update(_inbox).where(c.id.in_(ids), c.status == "running").values(**values))
 
 
 def requeue_running(engine: Engine) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -64,25 +64,9 @@ def _upsert(
     conn.execute(stmt, rows)
 
 
-def _json(value: Any, secrets: tuple[str, ...] = ()) -> Any:
+def _json(value: Any) -> Any:
     # Outputs are JSON by contract; anything else is stored as its string form, never dropped.
-    data = to_jsonable_python(value, fallback=str)
-    return _mask(data, secrets) if secrets else data
-
-
-def _mask(value: Any, secrets: tuple[str, ...]) -> Any:
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, dict):
-        return {_mask(k, secrets): _mask(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, secrets) for v in value]
-    return value
-
-
-MASK = "***"
+    return to_jsonable_python(value, fallback=str)
 
 
 class SqlStateBackend:
@@ -173,11 +157,8 @@ class SqlRecorder:
       host takes it back with `forget(write)`.
     - `on_write(connection)`, if given, runs last in every write transaction (a host claims its
       next queue rows there); the callable it may return learns whether the transaction committed.
-    - Secrets: the engine redacts secret-typed inputs and log lines, but a step's output (or a
-      literal input) may still contain a connection's value. A host that calls
-      `add_secrets(execution_id, values)` before the run gets every occurrence of those values
-      (4 characters or longer) masked as `***` in everything this recorder writes for that
-      execution and its child executions (`<id>.<n>`).
+    - Secrets: the engine reports everything redacted (secret-typed inputs, connection values
+      and `RunContext.secrets` wherever they appear); this recorder stores what it is told.
     """
 
     def __init__(self, engine: Engine, *, on_write: WriteHook | None = None) -> None:
@@ -187,7 +168,6 @@ class SqlRecorder:
         self._lock = asyncio.Lock()
         self._start = 0
         self._inflight: asyncio.Future[None] | None = None
-        self._secrets: dict[str, tuple[str, ...]] = {}
         self.commits = 0
         """Transactions committed so far (for tests and metrics)."""
 
@@ -195,16 +175,6 @@ class SqlRecorder:
     def pending(self) -> int:
         """Reports buffered and not yet written."""
         return len(self._pending)
-
-    def add_secrets(self, execution_id: str, values: Iterable[str]) -> None:
-        """Mask `values` in what is stored for this execution; see the class docstring."""
-        found = {v for v in values if len(v) >= 4}
-        # Longest first, so a secret containing another is masked whole.
-        known = set(self._secrets.get(execution_id, ()))
-        self._secrets[execution_id] = tuple(sorted(found | known, key=len, reverse=True))
-
-    def _secrets_of(self, execution_id: str) -> tuple[str, ...]:
-        return self._secrets.get(execution_id.split(".", 1)[0], ())
 
     def execution_started(self, info: ExecutionInfo) -> None:
         self._pending.append(
@@ -328,11 +298,10 @@ class SqlRecorder:
                 merged[values["id"]] = values if row is None else {**row, **values}
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in merged.values():
-            secrets = self._secrets_of(row["id"])
             if row.get("error") is not None:
-                row = {**row, "error": _json(asdict(row["error"]), secrets)}
+                row = {**row, "error": _json(asdict(row["error"]))}
             if "output" in row:
-                row = {**row, "output": _json(row["output"], secrets)}
+                row = {**row, "output": _json(row["output"])}
             shapes.setdefault(tuple(row), []).append(row)
         settle: Callable[[bool], None] | None = None
         try:
@@ -353,17 +322,13 @@ class SqlRecorder:
         if settle is not None:
             settle(True)
         self.commits += 1
-        for kind, values in batch:
-            if kind == "execution" and "finished_at" in values and "." not in values["id"]:
-                self._secrets.pop(values["id"], None)
 
     def _step_row(self, values: dict[str, Any]) -> dict[str, Any]:
-        secrets = self._secrets_of(values["execution_id"])
         error = values["error"]
         return {
             **values,
-            "input": _json(values["input"], secrets),
-            "output": _json(values["output"], secrets),
-            "error": _json(asdict(error), secrets) if error is not None else None,
-            "logs": [_json(asdict(line), secrets) for line in values["logs"]],
+            "input": _json(values["input"]),
+            "output": _json(values["output"]),
+            "error": _json(asdict(error)) if error is not None else None,
+            "logs": [_json(asdict(line)) for line in values["logs"]],
         }

@@ -47,6 +47,7 @@ __all__ = [
     "load_flow",
     "load_integration",
     "publish_version",
+    "reveal_config_value",
     "save_flow",
     "save_integration",
     "set_config_values",
@@ -372,15 +373,15 @@ def load_connection(
 def load_config_values(session: Session, box: SecretBox, instance_id: str) -> dict[str, Any]:
     """The instance's config values, secret-typed ones decrypted (`SecretKeyError` if the key
     changed since they were stored)."""
-    values: dict[str, Any] = {}
-    for row in session.exec(
-        select(ConfigValueRow).where(ConfigValueRow.instance_id == instance_id)
-    ):
-        value = row.value
-        if isinstance(value, dict) and value.keys() == {SECRET_MARK}:
-            value = box.decrypt(value[SECRET_MARK].encode("ascii"), what=f"Config '{row.key}'")
-        values[row.key] = value
-    return values
+    rows = session.exec(select(ConfigValueRow).where(ConfigValueRow.instance_id == instance_id))
+    return {row.key: reveal_config_value(box, row.key, row.value) for row in rows}
+
+
+def reveal_config_value(box: SecretBox, key: str, value: Any) -> Any:
+    """A stored config value as flows see it: a sealed secret-typed value is decrypted."""
+    if isinstance(value, dict) and value.keys() == {SECRET_MARK}:
+        return box.decrypt(value[SECRET_MARK].encode("ascii"), what=f"Config '{key}'")
+    return value
 
 
 def load_connections(

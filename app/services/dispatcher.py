@@ -246,7 +246,7 @@ class WorkerPool:
             unstarted = [row.id for row in self._ready]
             self._ready.clear()
         try:
-            await asyncio.to_thread(inbox.release, self.hub.db, unstarted)
+            await asyncio.to_thread(inbox.requeue, self.hub.db, unstarted, started=False)
         except Exception:
             log.exception("could not give back %d claimed requests", len(unstarted))
 
@@ -488,7 +488,6 @@ class WorkerPool:
                 "Restore the secret key the connections were saved with, or set them again.",
             )
             return self._record_failure(execution_id, flow.id, error)
-        self.recorder.add_secrets(execution_id, env.secrets)
         context = RunContext(
             registry=self.hub.registry,
             http=self.hub.http,
@@ -497,6 +496,7 @@ class WorkerPool:
             connections=env.connections,
             instance=env.instance,
             instance_id=env.instance_id,
+            secrets=env.secrets,
             state=self.state,
             webhook_urls=env.webhook_urls,
             flows=env.flows,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from app.persistence.repositories import load_config_values, load_integration
 from app.services.errors import NotFound
 from app.services.hub import Hub
 from components.api import Connection
-from runtime.model import Flow, Integration
+from runtime.model import ConfigVariable, Flow, Integration
 
 __all__ = ["EnvironmentCache", "InstanceEnvironment", "load_environment"]
 
@@ -60,10 +60,13 @@ class InstanceEnvironment:
         return {"id": self.instance_id, "name": self.name}
 
 
-def _config(integration: Integration, stored: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+def config_values(
+    variables: Sequence[ConfigVariable], stored: Mapping[str, Any]
+) -> tuple[dict[str, Any], set[str]]:
+    """Config as flows see it (declared defaults, then stored values) and its secret values."""
     values: dict[str, Any] = {}
     secret: set[str] = set()
-    for variable in integration.config:
+    for variable in variables:
         if variable.key in stored:
             values[variable.key] = stored[variable.key]
         elif variable.default is not None:
@@ -100,7 +103,7 @@ def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
                 select(WebhookTokenRow).where(WebhookTokenRow.instance_id == instance_id)
             )
         }
-    config, secrets = _config(integration, stored)
+    config, secrets = config_values(integration.config, stored)
     connections: dict[str, Connection] = {}
     for row in connection_rows:
         try:

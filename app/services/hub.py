@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 from sqlalchemy import Engine
@@ -59,7 +58,6 @@ class Hub:
     http: httpx.AsyncClient
     box: SecretBox
     dispatcher: Dispatcher | None = None
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
     def webhook_url(self, token: str) -> str:
         return f"{self.settings.base_url}/webhooks/{token}"

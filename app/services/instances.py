@@ -61,6 +61,7 @@ from app.persistence.models import (
     IntegrationVersionRow,
 )
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
+from app.services.environment import InstanceEnvironment
 from app.services.errors import Conflict, InvalidInput
 from app.services.hub import Hub
 from app.services.integrations import check_integration
@@ -71,7 +72,6 @@ from app.services.lifecycle import (
     DEPLOYING,
     MASK,
     LifecycleRun,
-    LoadedInstance,
     finish_deploy,
     instance_row,
     integration_of,
@@ -415,14 +415,14 @@ async def delete_instance(hub: Hub, instance_id: str) -> TeardownReport:
             log.warning(
                 "tear-down of instance %s (%s): %s %s %s: %s",
                 loaded.name,
-                loaded.id,
+                loaded.instance_id,
                 run.kind,
                 run.flow_id,
                 run.status,
                 (run.error or {}).get("message", ""),
             )
     return TeardownReport(
-        instance_id=loaded.id,
+        instance_id=loaded.instance_id,
         name=loaded.name,
         removed=True,
         ok=all(r.status == "succeeded" for r in runs),
@@ -430,7 +430,7 @@ async def delete_instance(hub: Hub, instance_id: str) -> TeardownReport:
     )
 
 
-def _begin_delete(hub: Hub, instance_id: str) -> LoadedInstance:
+def _begin_delete(hub: Hub, instance_id: str) -> InstanceEnvironment:
     with session_scope(hub.db) as session:
         row = instance_row(session, instance_id)
         if row.status == DEPLOYING:

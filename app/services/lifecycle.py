@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
-from app.persistence import repositories as repo
-from app.persistence.crypto import SecretKeyError
 from app.persistence.db import session_scope
 from app.persistence.models import (
     InstanceRow,
@@ -42,12 +39,14 @@ from app.persistence.models import (
     IntegrationVersionRow,
 )
 from app.persistence.recording import SqlStateBackend
+from app.services.environment import InstanceEnvironment, load_environment
 from app.services.errors import NotFound
 from app.services.hub import Hub
-from components.api import Connection, FlowyardError, StepLogger, Trigger, TriggerContext
+from components.api import FlowyardError, StepLogger, Trigger, TriggerContext
 from components.api import TriggerEvent as Event
 from runtime.expressions import ExpressionLimits, render
-from runtime.model import Flow, Integration
+from runtime.model import Flow
+from runtime.redaction import MASK, redact
 from runtime.state import BoundState
 
 __all__ = [
@@ -58,7 +57,6 @@ __all__ = [
     "LIFECYCLE_SCOPE",
     "MASK",
     "LifecycleRun",
-    "LoadedInstance",
     "finish_deploy",
     "instance_row",
     "integration_of",
@@ -72,7 +70,6 @@ __all__ = [
 
 DEPLOYING, ACTIVE, DEPLOY_FAILED, DELETING = "deploying", "active", "deploy_failed", "deleting"
 LIFECYCLE_SCOPE = "@lifecycle"
-MASK = "***"
 
 
 class LifecycleRun(BaseModel):
@@ -87,21 +84,6 @@ class LifecycleRun(BaseModel):
 
 
 # --- loading --------------------------------------------------------------------------------------
-
-
-@dataclass
-class LoadedInstance:
-    """An instance with everything its lifecycle runs need."""
-
-    id: str
-    name: str
-    status: str
-    integration: Integration
-    config: dict[str, Any]
-    connections: dict[str, Connection]
-    webhook_urls: dict[str, str]
-    secrets: list[str] = field(default_factory=list)
-    problem: str | None = None
 
 
 def instance_row(session: Session, instance_id: str) -> InstanceRow:
@@ -121,54 +103,11 @@ def integration_of(session: Session, version_id: int) -> tuple[str, IntegrationV
     return integration.name, version
 
 
-def load_for_runs(hub: Hub, instance_id: str) -> LoadedInstance:
-    """Read an instance with everything its lifecycle runs need (NotFound when missing)."""
-    with session_scope(hub.db, write=False) as session:
-        return _load(hub, session, instance_row(session, instance_id))
-
-
-def _load(hub: Hub, session: Session, row: InstanceRow) -> LoadedInstance:
-    """Everything a lifecycle run needs. If the secret key changed since the values were stored,
-    config and connections are left empty and `problem` says why."""
-    name, version = integration_of(session, row.version_id)
-    integration = repo.load_integration(session, name, version.version)
-    problem = None
-    try:
-        config = repo.load_config_values(session, hub.box, row.id)
-        creds = repo.load_connections(session, hub.box, row.id)
-    except SecretKeyError as exc:
-        config, creds, problem = {}, {}, str(exc)
-    tokens = repo.webhook_tokens(session, row.id)
-    return LoadedInstance(
-        id=row.id,
-        name=row.name,
-        status=row.status,
-        integration=integration,
-        config=config,
-        connections=_connection_objects(creds),
-        webhook_urls={
-            f.id: hub.webhook_url(tokens[f.id]) for f in integration.flows if f.id in tokens
-        },
-        secrets=_secrets(integration, config, {k: v[1] for k, v in creds.items()}),
-        problem=problem,
-    )
-
-
-def _secrets(
-    integration: Integration, config: Mapping[str, Any], creds: Mapping[str, Any]
-) -> list[str]:
-    hidden = {v.key for v in integration.config if v.type == "secret"}
-    found = [str(v) for k, v in config.items() if k in hidden and v is not None]
-    for values in creds.values():
-        found += [str(v) for v in values.values()]
-    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
-
-
-def _connection_objects(creds: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, Connection]:
-    return {
-        slot: Connection(slot, type_, {k: SecretStr(str(v)) for k, v in values.items()})
-        for slot, (type_, values) in creds.items()
-    }
+def load_for_runs(hub: Hub, instance_id: str) -> InstanceEnvironment:
+    """Everything lifecycle runs need: the same environment executions run in (blocking; NotFound
+    when missing). If the secret key changed, `problem` says why config and connections are empty.
+    """
+    return load_environment(hub, instance_id)
 
 
 def trigger_kind(hub: Hub, flow: Flow) -> str | None:
@@ -191,7 +130,7 @@ def _has_hook(cls: type[Trigger[Any]] | None, hook: str) -> bool:
 # --- deploy and tear-down -------------------------------------------------------------------------
 
 
-async def run_deploy(hub: Hub, loaded: LoadedInstance, runs: list[LifecycleRun]) -> None:
+async def run_deploy(hub: Hub, loaded: InstanceEnvironment, runs: list[LifecycleRun]) -> None:
     """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure."""
     steps: list[tuple[Flow, type[Trigger[Any]] | None]] = []
     for flow in loaded.integration.flows:
@@ -213,7 +152,7 @@ async def run_deploy(hub: Hub, loaded: LoadedInstance, runs: list[LifecycleRun])
         failed = run.status != "succeeded"
 
 
-async def run_teardown(hub: Hub, loaded: LoadedInstance) -> list[LifecycleRun]:
+async def run_teardown(hub: Hub, loaded: InstanceEnvironment) -> list[LifecycleRun]:
     """Every `delete`-kind flow, then every `on_delete` hook; all run even after a failure."""
     runs: list[LifecycleRun] = []
     if loaded.problem is not None:
@@ -229,8 +168,9 @@ async def run_teardown(hub: Hub, loaded: LoadedInstance) -> list[LifecycleRun]:
     return runs
 
 
-def _event(kind: str, loaded: LoadedInstance) -> Event:
-    return Event(body={"event": kind, "instance_id": loaded.id, "instance_name": loaded.name})
+def _event(kind: str, loaded: InstanceEnvironment) -> Event:
+    body = {"event": kind, "instance_id": loaded.instance_id, "instance_name": loaded.name}
+    return Event(body=body)
 
 
 # --- the lifecycle record -------------------------------------------------------------------------
@@ -293,9 +233,11 @@ def _lifecycle_row(session: Session, instance_id: str) -> InstanceStateRow | Non
 # --- running lifecycle flows and hooks ------------------------------------------------------------
 
 
-async def _run_flow(hub: Hub, loaded: LoadedInstance, flow: Flow, event: Event) -> LifecycleRun:
+async def _run_flow(
+    hub: Hub, loaded: InstanceEnvironment, flow: Flow, event: Event
+) -> LifecycleRun:
     try:
-        result = await hub.runner.run_lifecycle(loaded.id, flow.id, event)
+        result = await hub.runner.run_lifecycle(loaded.instance_id, flow.id, event)
     except Exception as exc:
         error = _error(
             "lifecycle_failed",
@@ -318,7 +260,7 @@ async def _run_flow(hub: Hub, loaded: LoadedInstance, flow: Flow, event: Event) 
 
 
 async def _run_hook(
-    hub: Hub, loaded: LoadedInstance, flow: Flow, cls: type[Trigger[Any]], hook: str
+    hub: Hub, loaded: InstanceEnvironment, flow: Flow, cls: type[Trigger[Any]], hook: str
 ) -> LifecycleRun:
     """Call a trigger's `on_deploy` / `on_delete` with its resolved inputs and instance services."""
     logger = StepLogger(loaded.secrets)
@@ -327,14 +269,14 @@ async def _run_hook(
         http=hub.http,
         config=loaded.config,
         connections=loaded.connections,
-        state=BoundState(SqlStateBackend(hub.db), loaded.id, flow.id),
-        instance_id=loaded.id,
+        state=BoundState(SqlStateBackend(hub.db), loaded.instance_id, flow.id),
+        instance_id=loaded.instance_id,
         flow_id=flow.id,
         webhook_urls=loaded.webhook_urls,
     )
     scope = {
         "config": dict(loaded.config),
-        "instance": {"id": loaded.id, "name": loaded.name},
+        "instance": {"id": loaded.instance_id, "name": loaded.name},
         "flow": {"id": flow.id, "name": flow.label},
     }
     label = f"The {hook} hook of trigger '{flow.trigger.label}' in flow '{flow.label}'"
@@ -369,13 +311,11 @@ def _hook_failure(exc: Exception, label: str, timeout: float) -> tuple[str, str,
 
 
 def _error(
-    kind: str, message: str, hint: str, secrets: list[str], step: str | None = None
+    kind: str, message: str, hint: str, secrets: tuple[str, ...], step: str | None = None
 ) -> dict[str, Any]:
-    masked = _mask(message, secrets), _mask(hint, secrets)
-    return {"kind": kind, "message": masked[0], "hint": masked[1], "step": step}
-
-
-def _mask(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
+    return {
+        "kind": kind,
+        "message": redact(message, secrets),
+        "hint": redact(hint, secrets),
+        "step": step,
+    }

@@ -29,12 +29,13 @@ from app.persistence.models import (
     IntegrationVersionRow,
     WebhookTokenRow,
 )
-from app.persistence.repositories import SECRET_MARK, table_of
+from app.persistence.repositories import reveal_config_value, table_of
+from app.services.environment import config_values
 from app.services.hub import Hub
 from components.builtin.webhook import WebhookInputs
 from runtime.expressions import ExpressionLimits, render
 from runtime.graph import flow_from_node_link
-from runtime.model import EndpointSettings, Flow
+from runtime.model import ConfigVariable, EndpointSettings, Flow
 
 __all__ = [
     "CACHE_SECONDS",
@@ -162,16 +163,9 @@ def _flow_target(hub: Hub, loaded: _Loaded, flow: Flow) -> FlowTarget:
 
 def _config_values(hub: Hub, loaded: _Loaded) -> dict[str, Any]:
     """Config as flows see it: declared defaults, then stored values with secrets decrypted."""
-    values = {
-        var["key"]: var.get("default")
-        for var in loaded.document.get("config") or []
-        if isinstance(var, dict) and "key" in var
-    }
-    for key, value in loaded.config.items():
-        if isinstance(value, dict) and value.keys() == {SECRET_MARK}:
-            value = hub.box.decrypt(value[SECRET_MARK].encode("ascii"), what=f"Config '{key}'")
-        values[key] = value
-    return values
+    variables = [ConfigVariable.model_validate(v) for v in loaded.document.get("config") or []]
+    stored = {k: reveal_config_value(hub.box, k, v) for k, v in loaded.config.items()}
+    return config_values(variables, stored)[0]
 
 
 async def load_instance(hub: Hub, instance_id: str) -> InstanceInfo | None:

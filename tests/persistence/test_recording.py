@@ -126,7 +126,6 @@ async def test_recorder_writes_a_whole_execution_in_one_commit(
         state=SqlStateBackend(engine),
         connections={"crm": Connection("crm", "bearer", {"token": SecretStr(SECRET)})},
     )
-    recorder.add_secrets("exec-1", [SECRET])
     with session_scope(engine) as session:  # the host inserts the row at ingest
         session.add(ExecutionRow(id="exec-1", flow_id="main", instance_id=instance_id))
     result = await run_flow(loop_flow(), TriggerEvent(body=list(range(ITEMS))), context, recorder)
