@@ -4,7 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run demo lint typecheck pytest bench clean
+.PHONY: test run demo lint typecheck pytest bench clean canvas browser
+
+CANVAS := designer/frontend
+BUNDLE := $(CANVAS)/dist/flowyard_canvas.js
+NODE_STAMP := $(CANVAS)/node_modules/.installed
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+# Debian packages the browser and desktop tests drive; installed only when one is missing.
+APT_PACKAGES := chromium xvfb
+APT_PROBES := /usr/bin/chromium /usr/bin/Xvfb
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +20,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP) lint typecheck pytest
+# The canvas element: npm packages from the lock file, then one ES module built by vite.
+$(NODE_STAMP): $(CANVAS)/package.json $(CANVAS)/package-lock.json
+	cd $(CANVAS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+$(BUNDLE): $(NODE_STAMP) $(CANVAS)/vite.config.js $(wildcard $(CANVAS)/src/*)
+	cd $(CANVAS) && npm run build --silent
+
+canvas: $(BUNDLE)
+
+browser:
+	@for probe in $(APT_PROBES); do test -x $$probe || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+test: $(STAMP) $(BUNDLE) browser lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -21,7 +46,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(BUNDLE) browser
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -30,7 +55,7 @@ bench: $(STAMP)
 
 DATA_DIR ?= .flowyard
 
-run: $(STAMP)
+run: $(STAMP) $(BUNDLE)
 	for file in examples/*.yaml; do $(BIN)/flowyard import "$$file" --data-dir $(DATA_DIR) || exit 1; done
 	$(BIN)/flowyard serve --data-dir $(DATA_DIR)
 
@@ -38,4 +63,4 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(CANVAS)/node_modules $(CANVAS)/dist
