@@ -55,9 +55,10 @@ bench: $(STAMP)
 
 DATA_DIR ?= .flowyard
 
+# Starts the demo CRM and Acme apps and Flowyard with every example imported, deploys the
+# two-way demo instance, and prints the URLs to open. Ctrl-C stops everything it started.
 run: $(STAMP) $(BUNDLE)
-	for file in examples/*.yaml; do $(BIN)/flowyard import "$$file" --data-dir $(DATA_DIR) || exit 1; done
-	$(BIN)/flowyard serve --data-dir $(DATA_DIR)
+	$(BIN)/python -m examples.launch --data-dir $(DATA_DIR)
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo

@@ -1,4 +1,4 @@
-"""The server half of the `flowyard` CLI: `serve`, `import`, `export`.
+"""The server half of the `flowyard` CLI: `serve`, `desktop`, `import`, `export`.
 
 `import` and `export` talk to a running server with `--server URL` (through the REST API), or
 work directly on a data directory with the same services the API uses.
@@ -24,7 +24,7 @@ from app.settings import Settings
 from components.registry import default_registry
 from runtime.http import make_http_client
 
-__all__ = ["export_command", "import_command", "serve"]
+__all__ = ["demo_apps", "desktop", "export_command", "import_command", "serve"]
 
 DataDir = Annotated[
     Path,
@@ -80,10 +80,21 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        ws="none",
+        ws="websockets-sansio",  # the UI talks socket.io over websockets, not polling
         proxy_headers=False,
         server_header=False,
     )
+
+
+@app.command()
+def desktop(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1; 0 picks a free one.")] = 0,
+    data_dir: DataDir = Path(".flowyard"),
+) -> None:
+    """Open the app in a native window; closing it stops the server (needs the desktop extra)."""
+    from app.desktop import run_desktop
+
+    run_desktop(port=port, data_dir=data_dir)
 
 
 @asynccontextmanager
@@ -198,3 +209,19 @@ def _as_dict(value: Any) -> dict[str, Any]:
         data: dict[str, Any] = value.model_dump(mode="json")
         return data
     return dict(vars(value))
+
+
+@app.command("demo-apps")
+def demo_apps(
+    crm_port: Annotated[int, typer.Option(help="Port of the demo CRM.")] = 8091,
+    acme_port: Annotated[int, typer.Option(help="Port of the demo Acme app.")] = 8092,
+    data_dir: Annotated[
+        Path, typer.Option(help="Folder of the apps' SQLite files.", metavar="DIR")
+    ] = Path(".flowyard/demo-apps"),
+) -> None:
+    """Run the demo CRM and Acme apps of examples/crm-acme.yaml on 127.0.0.1 until interrupted."""
+    try:
+        from examples.demoapps import run
+    except ImportError:
+        _fail("the demo apps ship with the source tree: run this from a Flowyard checkout")
+    raise typer.Exit(run(data_dir, crm_port=crm_port, acme_port=acme_port))

@@ -144,6 +144,9 @@ def _mount_ui(app: FastAPI, settings: Settings) -> None:
     from nicegui import core, ui
 
     importlib.import_module("app.pages.home")  # registers the pages
+    importlib.import_module("app.pages.executions")
+    importlib.import_module("app.pages.instances")
+    importlib.import_module("app.pages.editor")
 
     # NiceGUI's socket.io accepts any Origin by default: only this server's own pages may connect.
     core.sio.eio.cors_allowed_origins = _allowed_origins(settings)

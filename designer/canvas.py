@@ -220,9 +220,9 @@ class FlowCanvas(ui.element, component=BUNDLE):
         self._select_handlers.append(handler)
         return self
 
-    def focus(self, step_id: str) -> None:
-        """Select `step_id` and centre the view on it (the problems list uses this)."""
-        self.run_method("focusNode", step_id)
+    def focus(self, step_id: str, *, center: bool = True) -> None:
+        """Select `step_id` and (unless not `center`) centre the view on it."""
+        self.run_method("focusNode", step_id, center)
 
     def fit(self) -> None:
         """Zoom to show the whole flow."""

@@ -14,6 +14,11 @@ the body once per item (sequentially, or `concurrency` at a time), each iteratio
 `loop.item`, `loop.index` and its own step records, then continues on `done` with
 `{count, results}`, where `results[i]` is the output of the last step iteration `i` ran.
 
+Partial runs (the designer's "run up to here"). `only` limits a run to some steps: the others are
+neither run nor recorded. `reuse` gives earlier records whose output and port stand in for
+running a step: the step is recorded as succeeded with that output and a log line naming the
+execution it came from.
+
 Failures. A step error is retried by the step's policy when retryable; after the last attempt
 `on_error: fail` fails the execution and `on_error: continue` records the error as the step's
 output and continues on its `error` port if connected, else on its default port.
@@ -24,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -112,17 +117,32 @@ async def run_flow(
     event: TriggerEvent,
     context: RunContext,
     observer: Observer | None = None,
+    *,
+    only: Collection[str] | None = None,
+    reuse: Mapping[str, StepRecord] | None = None,
 ) -> ExecutionResult:
     """Run `flow` for `event`. Raises `FlowValidationError` if the flow cannot run at all.
 
     Every other outcome is a result: succeeded, failed (a step or the flow is at fault), crashed
     (an engine bug) or, when the calling task is cancelled, cancelled (then `CancelledError` is
     re-raised after the observer has been told).
+
+    `only`: run just these steps (the trigger always runs); the others are not run and not
+    recorded. Pass a set closed under ancestors (a step and everything it depends on): a step
+    whose incoming paths all lie outside it is recorded as skipped. `reuse`: step id -> a record
+    of an earlier run; the step is not run but recorded as succeeded with that record's input,
+    output and port. Only top-level steps are reused (not the trigger, not steps inside a loop
+    body; a reused loop does not run its body); a record whose port the step no longer has is
+    ignored and the step runs. Called flows run whole.
     """
     prepared = flow if isinstance(flow, PreparedFlow) else prepare_flow(flow, context.registry)
     if prepared.errors:
         raise FlowValidationError(prepared.errors)
     run = _Run(prepared, event, context, observer or _NullObserver())
+    if only is not None:
+        run.only = frozenset(only)
+    if reuse:
+        run.reuse = reuse
     return await run.execute()
 
 
@@ -148,6 +168,8 @@ class _Run:
         self.ctx = context
         self.obs = observer
         self.execution_id = context.execution_id
+        self.only: frozenset[str] | None = None
+        self.reuse: Mapping[str, StepRecord] = {}
         self.steps_run = 0
         self.response: Response | None = None
         self.secrets = _secret_values(context)
@@ -290,13 +312,22 @@ class _Run:
         for step_id in region.roots:
             heapq.heappush(ready, (self.p.steps[step_id].order, step_id))
 
+        only, reuse = self.only, self.reuse
         while ready:
             _, step_id = heapq.heappop(ready)
             step = self.p.steps[step_id]
+            if only is not None and step_id not in only:
+                resolve_edges(step_id, None)  # left out of a partial run: not recorded
+                continue
             if not taken.get(step_id):
                 self.record_skipped(step, scope.iteration)
                 resolve_edges(step_id, None)
                 continue
+            if reuse and step_id in reuse and not scope.iteration:
+                reused_port = self.reuse_step(step, scope, reuse[step_id])
+                if reused_port is not None:
+                    resolve_edges(step_id, reused_port)
+                    continue
             port = await self.run_step(step, scope)
             resolve_edges(step_id, port)
 
@@ -362,6 +393,21 @@ class _Run:
                 started_at=self.ctx.now(),
             )
         )
+
+    def reuse_step(self, step: PreparedStep, scope: _Scope, earlier: StepRecord) -> str | None:
+        """Record `step` with an earlier run's result instead of running it; return its port.
+
+        None (the step then runs) when the earlier port is not one the step has now.
+        """
+        if earlier.port is None or earlier.port not in step.ports:
+            return None
+        record = self.start_record(step, scope.iteration)
+        record.input = earlier.input
+        logger = StepLogger(self.secrets)
+        logger.info("reused the output of execution %s; the step did not run", earlier.execution_id)
+        self.end_record(record, Status.SUCCEEDED, logger, output=earlier.output, port=earlier.port)
+        self.set_output(scope, step.id, earlier.output)
+        return earlier.port
 
     def resolve_inputs(self, step: PreparedStep, values: Mapping[str, Any]) -> pydantic.BaseModel:
         """Render templates, then validate against the action's Inputs model."""

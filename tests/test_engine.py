@@ -19,7 +19,7 @@ from runtime.engine import backoff_delay, run_flow
 from runtime.graph import flow_from_node_link, flow_to_node_link, to_graph
 from runtime.http import make_http_client
 from runtime.model import Flow, RetryPolicy
-from runtime.observer import MemoryRecorder, Status
+from runtime.observer import MemoryRecorder, Status, StepRecord
 
 GOLDEN_COMPONENTS = Path(__file__).parent / "golden" / "components"
 
@@ -280,3 +280,222 @@ async def test_context_secrets_are_redacted_in_reports_but_not_in_the_result(
     assert recorder.records[-1].input["value"] == "***"
     assert recorder.results[-1].output == "***"
     assert result.output == "cfg-secret-1"  # a calling flow or sync reply gets the real value
+
+
+# --- partial runs: `only` and `reuse` (the designer's "run up to here") -------------------------
+
+
+def diamond() -> Flow:
+    """trigger -> a -> b -> c, and a -> side: each echoes a value derived from its parent."""
+    return Flow.model_validate(
+        {
+            "id": "main",
+            "trigger": {"id": "trigger", "action": "manual.manual"},
+            "steps": [
+                {"id": "a", "action": "testkit.echo", "inputs": {"value": "{{ trigger.body.n }}"}},
+                {
+                    "id": "b",
+                    "action": "testkit.echo",
+                    "inputs": {"value": "{{ steps.a.output + 1 }}"},
+                },
+                {
+                    "id": "c",
+                    "action": "testkit.echo",
+                    "inputs": {"value": "{{ steps.b.output + 1 }}"},
+                },
+                {"id": "side", "action": "testkit.echo", "inputs": {"value": "side"}},
+            ],
+            "edges": [
+                {"from": "trigger", "to": "a"},
+                {"from": "a", "to": "b"},
+                {"from": "b", "to": "c"},
+                {"from": "a", "to": "side"},
+            ],
+        }
+    )
+
+
+def earlier(step_id: str, output: Any, port: str = "out") -> StepRecord:
+    return StepRecord(
+        execution_id="earlier-run",
+        step_id=step_id,
+        step_name=step_id,
+        action="testkit.echo",
+        status=Status.SUCCEEDED,
+        input={"value": "recorded input"},
+        output=output,
+        port=port,
+    )
+
+
+async def test_only_runs_the_given_steps_and_records_no_other(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    recorder = MemoryRecorder()
+    result = await run_flow(
+        diamond(),
+        TriggerEvent(body={"n": 1}),
+        RunContext(registry=registry, http=http),
+        recorder,
+        only={"a", "b"},
+    )
+    assert result.status == Status.SUCCEEDED
+    assert [(r.step_id, r.status, r.output) for r in recorder.records] == [
+        ("trigger", Status.SUCCEEDED, recorder.records[0].output),
+        ("a", Status.SUCCEEDED, 1),
+        ("b", Status.SUCCEEDED, 2),
+    ]
+    assert [r.step_id for r in recorder.started] == ["trigger", "a", "b"]
+    assert result.output == 2
+    assert result.steps_run == 3
+
+
+async def test_only_skips_a_step_whose_inputs_were_left_out(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    recorder = MemoryRecorder()
+    result = await run_flow(
+        diamond(),
+        TriggerEvent(body={"n": 1}),
+        RunContext(registry=registry, http=http),
+        recorder,
+        only={"c"},
+    )
+    assert result.status == Status.SUCCEEDED
+    assert [(r.step_id, r.status) for r in recorder.records] == [
+        ("trigger", Status.SUCCEEDED),
+        ("c", Status.SKIPPED),
+    ]
+
+
+async def test_reused_steps_are_recorded_with_the_earlier_output_and_not_run(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = diamond()
+    # `a` would fail if it ran: the reused record stands in for it.
+    steps = [
+        s.model_copy(update={"action": "testkit.fail", "inputs": {"message": "ran"}})
+        if s.id == "a"
+        else s
+        for s in flow.steps
+    ]
+    failing = flow.model_copy(update={"steps": steps})
+    recorder = MemoryRecorder()
+    result = await run_flow(
+        failing,
+        TriggerEvent(body={"n": 1}),
+        RunContext(registry=registry, http=http),
+        recorder,
+        only={"a", "b"},
+        reuse={"a": earlier("a", 41)},
+    )
+    assert result.status == Status.SUCCEEDED
+    assert result.output == 42
+    assert [r.step_id for r in recorder.started] == ["trigger", "a", "b"]  # live badges
+    a = recorder.records[1]
+    assert (a.step_id, a.status, a.output, a.port) == ("a", Status.SUCCEEDED, 41, "out")
+    assert a.input == {"value": "recorded input"}
+    assert a.execution_id == result.execution_id
+    assert [line.message for line in a.logs] == [
+        "reused the output of execution earlier-run; the step did not run"
+    ]
+    assert recorder.records[2].logs[0].message == "echo 42"  # b ran, on the reused output
+
+
+async def test_a_reused_branch_takes_its_recorded_port(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = Flow.model_validate(
+        {
+            "id": "main",
+            "trigger": {"id": "trigger", "action": "manual.manual"},
+            "steps": [
+                {"id": "pick", "action": "testkit.echo", "inputs": {"value": 1, "port": "out"}},
+                {"id": "yes", "action": "testkit.echo", "inputs": {"value": "yes"}},
+                {"id": "no", "action": "testkit.echo", "inputs": {"value": "no"}},
+            ],
+            "edges": [
+                {"from": "trigger", "to": "pick"},
+                {"from": "pick", "to": "yes"},
+                {"from": "pick", "to": "no", "port": "error"},
+            ],
+        }
+    )
+    flow = flow.model_copy(
+        update={
+            "steps": [flow.steps[0].model_copy(update={"on_error": "continue"}), *flow.steps[1:]]
+        }
+    )
+    recorder = MemoryRecorder()
+    result = await run_flow(
+        flow,
+        TriggerEvent(),
+        RunContext(registry=registry, http=http),
+        recorder,
+        reuse={"pick": earlier("pick", {"error": "recorded"}, port="error")},
+    )
+    assert result.status == Status.SUCCEEDED
+    assert [(r.step_id, r.status) for r in recorder.records] == [
+        ("trigger", Status.SUCCEEDED),
+        ("pick", Status.SUCCEEDED),
+        ("yes", Status.SKIPPED),
+        ("no", Status.SUCCEEDED),
+    ]
+
+
+async def test_a_record_whose_port_is_gone_is_not_reused(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    recorder = MemoryRecorder()
+    result = await run_flow(
+        diamond(),
+        TriggerEvent(body={"n": 1}),
+        RunContext(registry=registry, http=http),
+        recorder,
+        only={"a"},
+        reuse={"a": earlier("a", 99, port="removed")},
+    )
+    assert result.output == 1  # ran for real
+    assert recorder.records[1].logs[0].message == "echo 1"
+
+
+async def test_steps_inside_a_loop_body_are_not_reused(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    flow = Flow.model_validate(
+        {
+            "id": "main",
+            "trigger": {"id": "trigger", "action": "manual.manual"},
+            "steps": [
+                {"id": "each", "action": "loop.items", "inputs": {"items": [1, 2]}},
+                {
+                    "id": "double",
+                    "action": "testkit.echo",
+                    "inputs": {"value": "{{ loop.item * 2 }}"},
+                },
+            ],
+            "edges": [
+                {"from": "trigger", "to": "each"},
+                {"from": "each", "to": "double", "port": "body"},
+            ],
+        }
+    )
+    recorder = MemoryRecorder()
+    result = await run_flow(
+        flow,
+        TriggerEvent(),
+        RunContext(registry=registry, http=http),
+        recorder,
+        reuse={"double": earlier("double", 0)},
+    )
+    assert result.output == {"count": 2, "results": [2, 4]}
+    recorder_loop = MemoryRecorder()
+    reused_loop = await run_flow(
+        flow,
+        TriggerEvent(),
+        RunContext(registry=registry, http=http),
+        recorder_loop,
+        reuse={"each": earlier("each", {"count": 0, "results": []}, port="done")},
+    )
+    assert reused_loop.output == {"count": 0, "results": []}
+    assert [r.step_id for r in recorder_loop.records] == ["trigger", "each"]  # body not run

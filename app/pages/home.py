@@ -1,55 +1,70 @@
-"""The start page: what is deployed and where its webhooks are. The designer replaces it later.
+"""The start page: the integrations, what is deployed, and where to go next.
 
 Pages call the same services as the REST API; they get the `Hub` from `nicegui.app.state.hub`,
-which the server's lifespan sets.
+which the server's lifespan sets (`app.pages.layout.hub`).
 """
 
 from __future__ import annotations
 
-import nicegui
+from urllib.parse import quote
+
 from nicegui import ui
 
+from app.pages.editor import new_integration_dialog
+from app.pages.layout import frame, hub, status_badge
 from app.services import instances, integrations
-from app.services.hub import Hub
 
 __all__ = ["home"]
 
 
-def _hub() -> Hub:
-    hub: Hub = nicegui.app.state.hub
-    return hub
-
-
 @ui.page("/", title="Flowyard")
 async def home() -> None:
-    """Integrations with their flows, instances with their status and webhook URLs."""
-    hub = _hub()
-    known = await integrations.list_integrations(hub)
-    deployed = await instances.list_instances(hub)
-    with ui.header().classes("items-center"):
-        ui.label("Flowyard").classes("text-h6")
-        ui.space()
-        ui.link("API docs", "/api/docs", new_tab=True).classes("text-white")
-    with ui.column().classes("w-full max-w-5xl mx-auto gap-6 p-4"):
-        ui.label("Integrations").classes("text-h5")
+    """Integrations with their flows and a Deploy button; instances with their status."""
+    known = await integrations.list_integrations(hub())
+    deployed = await instances.list_instances(hub())
+    with frame("Integrations"):
+        dialog = new_integration_dialog()
+        ui.button("New integration", icon="add", on_click=dialog.open).props(
+            'data-testid="new-integration"'
+        )
         if not known:
-            ui.label("None yet: flowyard import FILE, or POST a file to /api/integrations.")
+            ui.label(
+                "None yet: create one, `flowyard import FILE`, or POST a file to /api/integrations."
+            )
         for item in known:
             with ui.card().classes("w-full").props(f'data-testid="integration-{item.name}"'):
-                state = "published" if item.published else "draft"
-                ui.label(f"{item.name} — version {item.version} ({state})").classes("text-bold")
+                with ui.row().classes("w-full items-center"):
+                    state = "published" if item.published else "draft"
+                    ui.link(
+                        f"{item.name} — version {item.version} ({state})",
+                        f"/integrations/{quote(item.name, safe='')}",
+                    ).classes("text-bold").props(f'data-testid="open-{item.name}"')
+                    ui.space()
+                    ui.link(
+                        "Deploy", f"/instances/deploy?integration={quote(item.name, safe='')}"
+                    ).mark(f"deploy-{item.name}")
                 if item.description:
                     ui.label(item.description).classes("text-grey-8")
-                ui.label(", ".join(f"{f.name or f.id} ({f.trigger})" for f in item.flows))
-        ui.label("Instances").classes("text-h5")
+                with ui.row().classes("gap-3"):
+                    for flow in item.flows:
+                        ui.link(
+                            f"{flow.name or flow.id} ({flow.trigger})",
+                            f"/integrations/{quote(item.name, safe='')}?flow={quote(flow.id)}",
+                        )
+        with ui.row().classes("items-center gap-4"):
+            ui.label("Instances").classes("text-h5")
+            ui.link("Manage instances", "/instances")
+            ui.link("Executions", "/executions")
         if not deployed:
-            ui.label("None deployed: POST /api/instances.")
+            ui.label("None deployed yet.")
         for instance in deployed:
-            with ui.card().classes("w-full").props(f'data-testid="instance-{instance.name}"'):
-                enabled = "" if instance.enabled else ", disabled"
-                ui.label(f"{instance.name} — {instance.status}{enabled}").classes("text-bold")
+            with (
+                ui.row()
+                .classes("items-center gap-2")
+                .props(f'data-testid="instance-{instance.name}"')
+            ):
+                ui.link(instance.name, "/instances").classes("text-bold")
+                status_badge(instance.status)
+                if not instance.enabled:
+                    ui.badge("disabled", color="grey-7")
                 ui.label(f"{instance.integration} version {instance.version}")
-                for flow in instance.flows:
-                    with ui.row().classes("items-center gap-2"):
-                        ui.label(flow.name or flow.flow_id).classes("w-48")
-                        ui.code(flow.webhook_url).classes("text-xs")

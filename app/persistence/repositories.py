@@ -41,6 +41,8 @@ __all__ = [
     "StaleRevision",
     "create_instance",
     "create_webhook_tokens",
+    "delete_flow",
+    "flow_revisions",
     "load_config_values",
     "load_connection",
     "load_connections",
@@ -48,6 +50,7 @@ __all__ = [
     "load_integration",
     "publish_version",
     "reveal_config_value",
+    "save_document",
     "save_flow",
     "save_integration",
     "set_config_values",
@@ -264,6 +267,39 @@ def save_flow(session: Session, name: str, flow: Flow, expected_revision: int) -
         raise StaleRevision(flow.id, expected_revision, stored.revision)
     session.expire(stored)
     return expected_revision + 1
+
+
+def flow_revisions(session: Session, name: str, version: int | None = None) -> dict[str, int]:
+    """flow id -> revision of every flow of `version` (default: the newest), in file order."""
+    row = _version_row(session, name, version)
+    return {f.flow_id: f.revision for f in _flow_rows(session, row.id)}
+
+
+def save_document(session: Session, name: str, changes: dict[str, Any]) -> int:
+    """Replace top-level fields of the draft's document (e.g. `config`, `layout`); return its
+    version. `changes` are JSON values the caller validated; flows and revisions are untouched.
+    """
+    integration = _integration_row(session, name)
+    draft = _draft(session, integration)
+    draft.document = {**draft.document, **changes}  # a new dict: the JSON column sees the change
+    integration.updated_at = time.time()
+    session.flush()
+    return draft.version
+
+
+def delete_flow(session: Session, name: str, flow_id: str) -> None:
+    """Remove one flow, and its layout, from the integration's draft."""
+    draft = _draft(session, _integration_row(session, name))
+    stored = session.exec(
+        select(FlowRow).where(FlowRow.version_id == draft.id, FlowRow.flow_id == flow_id)
+    ).first()
+    if stored is None:
+        raise NotFound(f"Integration '{name}' has no flow '{flow_id}'.")
+    session.delete(stored)
+    layout = dict(draft.document.get("layout") or {})
+    if layout.pop(flow_id, None) is not None:
+        draft.document = {**draft.document, "layout": layout}
+    session.flush()
 
 
 # --- instances, config values and connections ---------------------------------------------------

@@ -7,11 +7,13 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.routes.webhooks import ingest_of
-from app.services import executions, instances, integrations, payloads
+from app.services import editor, executions, instances, integrations, payloads, testruns
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
+from runtime.model import Position
 
 __all__ = ["router"]
 
@@ -201,6 +203,60 @@ async def duplicate_payload(
 async def delete_payload(hub: HubDep, name: str, payload_id: int) -> Response:
     await payloads.delete_payload(hub, name, payload_id)
     return Response(status_code=204)
+
+
+# --- editing and test runs ------------------------------------------------------------------
+
+
+class FlowSave(BaseModel):
+    """A flow edit: the whole flow, the revision it was based on, and optionally positions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flow: dict[str, Any] = Field(description="The flow as in an integration file (id optional).")
+    revision: int = Field(description="The revision the edit was based on (0 for a new flow).")
+    positions: dict[str, Position] | None = None
+
+
+@router.put("/integrations/{name}/flows/{flow_id}", tags=["editor"])
+async def save_flow(hub: HubDep, name: str, flow_id: str, edit: FlowSave) -> editor.FlowSaved:
+    """Save one flow of the draft; 409 when it changed since `revision` (reload, then redo)."""
+    if edit.flow.get("id", flow_id) != flow_id:
+        raise InvalidInput(
+            f"The flow's id '{edit.flow['id']}' is not '{flow_id}' from the URL.",
+            details={"flow.id": f"must be '{flow_id}'"},
+        )
+    return await editor.save_flow(
+        hub, name, {**edit.flow, "id": flow_id}, edit.revision, edit.positions
+    )
+
+
+class TestRunRequest(BaseModel):
+    """What to run a test on: a saved payload's id or a request; optionally up to a step."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    model_config = ConfigDict(extra="forbid")
+
+    payload_id: int | None = None
+    request: testruns.TestRequest | None = None
+    upto: str | None = None
+    reuse_from: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/integrations/{name}/flows/{flow_id}/test", tags=["editor"])
+async def run_test(hub: HubDep, name: str, flow_id: str, run: TestRunRequest) -> testruns.TestRun:
+    """Run the draft flow on a test payload, recorded as an execution (source `test`)."""
+    payload = run.payload_id if run.payload_id is not None else run.request
+    return await testruns.run_test(
+        hub,
+        name,
+        flow_id,
+        payload,
+        upto=run.upto,
+        reuse_from=run.reuse_from,
+        config=run.config,
+    )
 
 
 # --- instances ------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Webhook routes: `/webhooks/{token}` and the shared `/webhooks/shared/{integration}[/{flow}]`.
+"""Webhook routes: `/webhooks/{token}` and the shared `/webhooks/shared/{integration}[/{flow}]`,
+plus the designer's test URLs `/webhooks/test/{token}` (listening mode, `app.services.testruns`:
+202 `{"captured", "payload_id", "name", "flow_id"}`, 404 once used, cancelled or expired).
 
 Every answer is JSON except a synchronous reply. Statuses:
 
@@ -31,10 +33,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from app.services import testruns
 from app.services.hub import Hub
 from app.services.ingest import Incoming, Ingest, IngestError, Reply
 
-__all__ = ["ingest_of", "install", "receive", "router"]
+__all__ = ["ingest_of", "install", "receive", "receive_test", "router"]
 
 log = logging.getLogger("flowyard.webhooks")
 
@@ -169,7 +172,24 @@ async def _shared(integration: str, flow: str | None, request: Request) -> Respo
         return JSONResponse({"error": "The webhook could not be handled."}, status_code=500)
 
 
+async def receive_test(request: Request) -> Response:
+    """A designer test URL: the request is saved as a test payload of its flow, answered 202."""
+    hub: Hub = request.app.state.hub
+    try:
+        reply = await testruns.capture(hub, request.path_params["token"], _incoming(request))
+        return render_reply(reply)
+    except IngestError as exc:
+        return _error(exc)
+    except Exception:
+        log.exception("test webhook %s failed", request.url.path)
+        return JSONResponse({"error": "The request could not be captured."}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
-    """Add the webhook routes to `app`: the per-flow URL as a plain route, the shared ones."""
+    """Add the webhook routes to `app`: the per-flow URL as a plain route, the shared ones, and
+    the designer's test URL."""
     app.add_route("/webhooks/{token}", receive, methods=METHODS, name="receive_webhook")
+    app.add_route(
+        "/webhooks/test/{token}", receive_test, methods=METHODS, name="receive_test_webhook"
+    )
     app.include_router(router)

@@ -12,23 +12,51 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, cast, func
+import sqlalchemy
+from sqlalchemy import Integer, String, cast, func
 from sqlmodel import Session, col, select
 
+from app.persistence import repositories as repo
 from app.persistence import session_scope
 from app.persistence.inbox import queue_copy
-from app.persistence.models import ExecutionRow, InboxRow, StepRecordRow
+from app.persistence.models import (
+    ExecutionRow,
+    FlowRow,
+    InboxRow,
+    InstanceRow,
+    IntegrationRow,
+    IntegrationVersionRow,
+    StepRecordRow,
+)
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.hub import Hub
+from app.services.lifecycle import integration_of
+from runtime.model import Flow, Position
 
-__all__ = ["ExecutionFilter", "get_execution", "list_executions", "replay_execution"]
+__all__ = [
+    "TEST_RUN_PREFIX",
+    "ExecutionFilter",
+    "ExecutionFlow",
+    "execution_flow",
+    "execution_timeline",
+    "get_execution",
+    "list_executions",
+    "queued_execution",
+    "replay_execution",
+]
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "crashed")
+
+TEST_RUN_PREFIX = "test-"
+"""Ids of designer test runs (`app.services.testruns`) start with this: their `source` is
+"test". They have no inbox row and no instance, and the id is all that marks them, so the schema
+needs no column for it."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ExecutionFilter:
-    """What `list_executions` selects. Times are Unix seconds; `text` searches the request body."""
+    """What `list_executions` selects. Times are Unix seconds; `text` searches the request body;
+    `source` is a request's source (webhook, replay, retry, schedule, manual) or "test"."""
 
     status: str | None = None
     flow_id: str | None = None
@@ -36,6 +64,7 @@ class ExecutionFilter:
     since: float | None = None
     until: float | None = None
     text: str | None = None
+    source: str | None = None
     limit: int = 50
     offset: int = 0
     include_children: bool = False
@@ -56,8 +85,13 @@ def _summary(row: ExecutionRow, source: str | None = None) -> dict[str, Any]:
         "steps_run": row.steps_run,
         "recovered": row.recovered,
         "error": row.error,
-        "source": source,
+        "source": source if source is not None else _source_of(row.id),
     }
+
+
+def _source_of(execution_id: str) -> str | None:
+    """The source of an execution without an inbox row: "test" for test runs, else None."""
+    return "test" if execution_id.startswith(TEST_RUN_PREFIX) else None
 
 
 def _check(filters: ExecutionFilter) -> None:
@@ -74,7 +108,8 @@ def _check(filters: ExecutionFilter) -> None:
         raise InvalidInput("Invalid execution filter.", details=problems)
 
 
-def _list(hub: Hub, filters: ExecutionFilter) -> dict[str, Any]:
+def _conditions(filters: ExecutionFilter) -> list[Any]:
+    """Every filter but `status` (the counts by status are taken under the rest)."""
     conditions: list[Any] = []
     if not filters.include_children:
         conditions.append(col(ExecutionRow.parent_execution_id).is_(None))
@@ -86,12 +121,25 @@ def _list(hub: Hub, filters: ExecutionFilter) -> dict[str, Any]:
         conditions.append(col(ExecutionRow.started_at) >= filters.since)
     if filters.until is not None:
         conditions.append(col(ExecutionRow.started_at) <= filters.until)
+    if filters.source == "test":
+        conditions.append(col(ExecutionRow.id).startswith(TEST_RUN_PREFIX, autoescape=True))
+    elif filters.source:
+        conditions.append(
+            col(ExecutionRow.id).in_(
+                select(InboxRow.execution_id).where(InboxRow.source == filters.source)
+            )
+        )
     if filters.text:
         pattern = "%" + filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         matching = select(InboxRow.execution_id).where(
             cast(InboxRow.body, String).like(pattern + "%", escape="\\")
         )
         conditions.append(col(ExecutionRow.id).in_(matching))
+    return conditions
+
+
+def _list(hub: Hub, filters: ExecutionFilter) -> dict[str, Any]:
+    conditions = _conditions(filters)
     with session_scope(hub.db, write=False) as session:
         counts = dict(
             session.exec(
@@ -163,20 +211,20 @@ def _detail(hub: Hub, execution_id: str) -> dict[str, Any]:
         detail["output"] = row.output
         detail["steps"] = [_step(s) for s in steps]
         detail["children"] = [_summary(c) for c in children]
-        detail["request"] = (
-            None
-            if inbox is None
-            else {
-                "method": inbox.method,
-                "headers": inbox.headers,
-                "query": inbox.query,
-                "body": inbox.body.decode("utf-8", errors="replace"),
-                "received_at": inbox.received_at,
-                "attempt": inbox.attempt,
-                "replay_of": inbox.replay_of,
-            }
-        )
+        detail["request"] = None if inbox is None else _request(inbox)
         return detail
+
+
+def _request(inbox: InboxRow) -> dict[str, Any]:
+    return {
+        "method": inbox.method,
+        "headers": inbox.headers,
+        "query": inbox.query,
+        "body": inbox.body.decode("utf-8", errors="replace"),
+        "received_at": inbox.received_at,
+        "attempt": inbox.attempt,
+        "replay_of": inbox.replay_of,
+    }
 
 
 def _inbox_row(session: Session, execution_id: str) -> InboxRow | None:
@@ -193,6 +241,11 @@ def _replay(hub: Hub, execution_id: str) -> str:
         if session.get(ExecutionRow, execution_id) is None:
             raise NotFound(f"There is no execution '{execution_id}'.")
         original = _inbox_row(session, execution_id)
+        if original is None and execution_id.startswith(TEST_RUN_PREFIX):
+            raise Conflict(
+                f"Execution '{execution_id}' is a test run from the designer.",
+                hint="Run the test again from the flow's test panel.",
+            )
         if original is None:
             raise Conflict(
                 f"Execution '{execution_id}' did not come from a request, so there is nothing "
@@ -210,3 +263,172 @@ async def replay_execution(hub: Hub, execution_id: str) -> str:
     if hub.dispatcher is not None:
         hub.dispatcher.notify()
     return new_id
+
+
+# --- for the executions page --------------------------------------------------------------------
+
+
+def _queued(hub: Hub, execution_id: str) -> dict[str, Any] | None:
+    with session_scope(hub.db, write=False) as session:
+        inbox = _inbox_row(session, execution_id)
+        if inbox is None:
+            return None
+        return {
+            "id": execution_id,
+            "flow_id": inbox.flow_id,
+            "instance_id": inbox.instance_id,
+            "parent_execution_id": None,
+            "status": "queued",
+            "queued_at": inbox.received_at,
+            "started_at": None,
+            "finished_at": None,
+            "duration_ms": None,
+            "steps_run": 0,
+            "recovered": False,
+            "error": None,
+            "source": inbox.source,
+            "output": None,
+            "steps": [],
+            "children": [],
+            "request": _request(inbox),
+        }
+
+
+async def queued_execution(hub: Hub, execution_id: str) -> dict[str, Any] | None:
+    """The request of `execution_id` shaped like `get_execution`'s answer, with status `queued`
+    and no steps; None when there is no such request.
+
+    For a request acknowledged but not picked up by a worker yet, which `get_execution` does not
+    know until then: ask `get_execution` first (a worker may start it at any moment)."""
+    return await asyncio.to_thread(_queued, hub, execution_id)
+
+
+def _timeline(hub: Hub, filters: ExecutionFilter, bucket: int) -> list[dict[str, Any]]:
+    conditions = _conditions(filters)
+    if filters.status:
+        conditions.append(ExecutionRow.status == filters.status)
+    slot = cast(ExecutionRow.started_at, Integer) // bucket  # integer division in SQLite and PG
+    duration_ms = col(ExecutionRow.duration_ms)
+    query = (
+        sqlalchemy.select(
+            slot,
+            col(ExecutionRow.status),
+            func.count(),
+            func.sum(duration_ms),
+            func.count(duration_ms),
+            func.max(duration_ms),
+        )
+        .where(col(ExecutionRow.started_at).is_not(None), *conditions)
+        .group_by(slot, col(ExecutionRow.status))
+    )
+    buckets: dict[int, dict[str, Any]] = {}
+    with session_scope(hub.db, write=False) as session:
+        for index, status, count, total_ms, timed, max_ms in session.connection().execute(query):
+            entry = buckets.setdefault(
+                int(index),
+                {
+                    "start": int(index) * bucket,
+                    "counts": {},
+                    "total_ms": 0.0,
+                    "timed": 0,
+                    "max_ms": None,
+                },
+            )
+            entry["counts"][status] = count
+            entry["total_ms"] += total_ms or 0.0
+            entry["timed"] += timed
+            if max_ms is not None:
+                entry["max_ms"] = max(max_ms, entry["max_ms"] or 0.0)
+    result = []
+    for _, entry in sorted(buckets.items()):
+        timed = entry.pop("timed")
+        total_ms = entry.pop("total_ms")
+        entry["avg_ms"] = total_ms / timed if timed else None
+        result.append(entry)
+    return result
+
+
+async def execution_timeline(
+    hub: Hub, filters: ExecutionFilter, bucket_seconds: int
+) -> list[dict[str, Any]]:
+    """Executions started per time bucket under `filters` (paging ignored), oldest first.
+
+    Each bucket: `start` (Unix seconds, a multiple of `bucket_seconds`), `counts` by status,
+    `avg_ms` and `max_ms` of the durations known. Empty buckets are left out.
+    """
+    _check(filters)
+    if bucket_seconds < 1:
+        raise InvalidInput("Invalid bucket.", details={"bucket_seconds": "must be at least 1"})
+    return await asyncio.to_thread(_timeline, hub, filters, int(bucket_seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFlow:
+    """The flow an execution ran, from its integration version, with its canvas layout."""
+
+    integration: str
+    version: int
+    flow: Flow
+    layout: dict[str, Position]
+
+
+def _test_run_integration(execution_id: str) -> int | None:
+    prefix, _, rest = execution_id.partition("-")
+    row_id = rest.partition("-")[0]
+    return int(row_id) if prefix == "test" and row_id.isdigit() else None
+
+
+def _flow_of(hub: Hub, execution_id: str) -> ExecutionFlow | None:
+    with session_scope(hub.db, write=False) as session:
+        row: ExecutionRow | InboxRow | None = session.get(ExecutionRow, execution_id)
+        if row is None:
+            row = _inbox_row(session, execution_id)  # acknowledged, not started yet
+        if row is None:
+            raise NotFound(f"There is no execution '{execution_id}'.")
+        instance = session.get(InstanceRow, row.instance_id) if row.instance_id else None
+        if instance is not None:
+            name, version_row = integration_of(session, instance.version_id)
+            version = version_row.version
+        else:
+            # A test run, or a run of a deleted instance: the newest version holding a flow with
+            # this id, of the test run's integration (its id says which: `test-<row id>-...`,
+            # see `app.services.testruns`), else of the one integration having such a flow.
+            query = (
+                select(IntegrationRow.name, func.max(IntegrationVersionRow.version))
+                .join(
+                    IntegrationVersionRow,
+                    col(IntegrationVersionRow.integration_id) == col(IntegrationRow.id),
+                )
+                .join(FlowRow, col(FlowRow.version_id) == col(IntegrationVersionRow.id))
+                .where(FlowRow.flow_id == row.flow_id)
+            )
+            test_of = _test_run_integration(execution_id)
+            if test_of is not None:
+                query = query.where(IntegrationRow.id == test_of)
+            holders = session.exec(query.group_by(IntegrationRow.name)).all()
+            if len(holders) != 1:
+                return None
+            name, version = holders[0]
+        try:
+            integration = repo.load_integration(session, name, version)
+        except repo.NotFound:
+            return None
+    flow = next((f for f in integration.flows if f.id == row.flow_id), None)
+    if flow is None:
+        return None
+    return ExecutionFlow(
+        integration=integration.name,
+        version=integration.version,
+        flow=flow,
+        layout=dict(integration.layout.get(flow.id, {})),
+    )
+
+
+async def execution_flow(hub: Hub, execution_id: str) -> ExecutionFlow | None:
+    """The flow graph an execution ran (its instance's integration version), or None if unknown.
+
+    An execution without an instance (a test run, or its instance was deleted) is matched to the
+    newest version of the one integration with a flow of that id; None when none or several
+    have one. NotFound when there is no such execution.
+    """
+    return await asyncio.to_thread(_flow_of, hub, execution_id)

@@ -43,9 +43,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
@@ -61,7 +63,7 @@ from app.persistence.models import (
     IntegrationVersionRow,
 )
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
-from app.services.environment import InstanceEnvironment
+from app.services.environment import InstanceEnvironment, config_values
 from app.services.errors import Conflict, InvalidInput
 from app.services.hub import Hub
 from app.services.integrations import check_integration
@@ -72,6 +74,7 @@ from app.services.lifecycle import (
     DEPLOYING,
     MASK,
     LifecycleRun,
+    deploy_sequence,
     finish_deploy,
     instance_row,
     integration_of,
@@ -82,7 +85,7 @@ from app.services.lifecycle import (
     run_teardown,
     trigger_kind,
 )
-from runtime.model import Integration
+from runtime.model import Flow, Integration
 
 # ACTIVE, DELETING, DEPLOYING, DEPLOY_FAILED and LifecycleRun live in `lifecycle` (the runs and
 # their record); they are part of this service's surface too.
@@ -96,9 +99,11 @@ __all__ = [
     "FlowEndpoint",
     "InstanceView",
     "LifecycleRun",
+    "PlannedRun",
     "TeardownReport",
     "delete_instance",
     "deploy",
+    "deploy_plan",
     "get_instance",
     "list_instances",
     "recover_interrupted",
@@ -377,6 +382,87 @@ def _store(hub: Hub, plan: _Plan) -> str:
             f"An instance named '{plan.name}' already exists.", details={"name": "already in use"}
         ) from None
     return instance_id
+
+
+# --- deploy plan (preview) -----------------------------------------------------------------------
+
+
+class PlannedRun(BaseModel):
+    """One run a deploy would make, in order: a trigger's `on_deploy` hook or a deploy flow."""
+
+    order: int = Field(description="1-based position in the deploy sequence.")
+    flow_id: str
+    flow_name: str
+    kind: Literal["flow", "hook"]
+    trigger: str = Field(description="The flow's trigger (`component.trigger`).")
+    config: dict[str, Any] = Field(description="Config the run sees; secret-typed values masked.")
+    reads: list[str] = Field(
+        default_factory=list, description="Config keys its templates read (`config.<key>`)."
+    )
+
+
+_CONFIG_READ = re.compile(r"\bconfig\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+async def deploy_plan(
+    hub: Hub,
+    integration: str,
+    config: Mapping[str, Any] | None = None,
+    version: int | None = None,
+) -> list[PlannedRun]:
+    """What deploying `integration` with `config` would run, in order, and the config each run
+    would see (declared defaults filled in, secret-typed values masked); nothing is stored.
+
+    For a form being filled: required values not given yet are left out rather than refused;
+    unknown keys and values of the wrong type are InvalidInput by `config.<key>` as in `deploy`.
+    The version is chosen as `deploy` chooses it.
+    """
+    given = dict(config or {})
+    request = DeployRequest(name="preview", integration=integration, version=version)
+    loaded = await asyncio.to_thread(_plan_integration, hub, request)
+    try:
+        values = resolve_config(loaded.config, given)
+    except ConfigErrors as exc:
+        wrong = [p for p in exc.problems if p.kind != "missing"]
+        if wrong:
+            raise InvalidInput(
+                f"The deploy plan needs valid config values: {len(wrong)} "
+                f"problem{'s' * (len(wrong) > 1)}.",
+                details={f"config.{p.key}": p.message for p in wrong},
+                hint="Fix each field listed.",
+            ) from None
+        missing = {p.key for p in exc.of_kind("missing")}
+        variables = [v for v in loaded.config if v.key not in missing]
+        values = resolve_config(variables, given)
+    seen, _secrets = config_values(loaded.config, values)
+    hidden = {v.key for v in loaded.config if v.type == "secret"}
+    masked = {k: MASK if k in hidden else v for k, v in seen.items()}
+    return [
+        PlannedRun(
+            order=i,
+            flow_id=flow.id,
+            flow_name=flow.label,
+            kind="flow" if hook is None else "hook",
+            trigger=flow.trigger.action,
+            config=masked,
+            reads=_config_reads(flow, hook is not None),
+        )
+        for i, (flow, hook) in enumerate(deploy_sequence(hub, loaded), start=1)
+    ]
+
+
+def _plan_integration(hub: Hub, request: DeployRequest) -> Integration:
+    with session_scope(hub.db, write=False) as session:
+        version = _resolve_version(session, request)
+        return repo.load_integration(session, request.integration, version)
+
+
+def _config_reads(flow: Flow, trigger_only: bool) -> list[str]:
+    steps = [flow.trigger] if trigger_only else flow.all_steps()
+    found: set[str] = set()
+    for step in steps:
+        found.update(_CONFIG_READ.findall(repr(step.inputs)))
+    return sorted(found)
 
 
 # --- enable, delete, recover --------------------------------------------------------------------

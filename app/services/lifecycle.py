@@ -2,13 +2,13 @@
 
 `instances` (the public service) calls this module; routes never do. Each run is a `LifecycleRun`:
 
-- **Deploy** (`run_deploy`): in file order, each trigger's `on_deploy` hook (for triggers whose
-  class defines one), then every flow whose trigger kind is `deploy`, through
-  `hub.runner.run_lifecycle` (recorded as executions of the instance). Both see every flow's
-  webhook URL and the instance's state. The first failure stops the sequence: what follows is
-  listed as `skipped`. `finish_deploy` then makes the instance `active` when all succeeded, else
-  `deploy_failed`, and keeps the outcome of each run (execution id, status, error) as the
-  instance's lifecycle record.
+- **Deploy** (`run_deploy`, in the order of `deploy_sequence`): in file order, each trigger's
+  `on_deploy` hook (for triggers whose class defines one), then every flow whose trigger kind is
+  `deploy`, through `hub.runner.run_lifecycle` (recorded as executions of the instance). Both
+  see every flow's webhook URL and the instance's state. The first failure stops the sequence:
+  what follows is listed as `skipped`. `finish_deploy` then makes the instance `active` when all
+  succeeded, else `deploy_failed`, and keeps the outcome of each run (execution id, status,
+  error) as the instance's lifecycle record.
 - **Tear-down** (`run_teardown`): every `delete`-kind flow, then every `on_delete` hook, all of
   them even after a failure.
 
@@ -45,7 +45,7 @@ from app.services.hub import Hub
 from components.api import FlowyardError, StepLogger, Trigger, TriggerContext
 from components.api import TriggerEvent as Event
 from runtime.expressions import ExpressionLimits, render
-from runtime.model import Flow
+from runtime.model import Flow, Integration
 from runtime.redaction import MASK, redact
 from runtime.state import BoundState
 
@@ -57,6 +57,7 @@ __all__ = [
     "LIFECYCLE_SCOPE",
     "MASK",
     "LifecycleRun",
+    "deploy_sequence",
     "finish_deploy",
     "instance_row",
     "integration_of",
@@ -130,16 +131,24 @@ def _has_hook(cls: type[Trigger[Any]] | None, hook: str) -> bool:
 # --- deploy and tear-down -------------------------------------------------------------------------
 
 
-async def run_deploy(hub: Hub, loaded: InstanceEnvironment, runs: list[LifecycleRun]) -> None:
-    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure."""
+def deploy_sequence(
+    hub: Hub, integration: Integration
+) -> list[tuple[Flow, type[Trigger[Any]] | None]]:
+    """What a deploy runs, in order: `(flow, trigger class)` for each trigger that defines an
+    `on_deploy` hook, then `(flow, None)` for each `deploy`-kind flow; both in file order."""
     steps: list[tuple[Flow, type[Trigger[Any]] | None]] = []
-    for flow in loaded.integration.flows:
+    for flow in integration.flows:
         cls = _trigger_class(hub, flow)
         if _has_hook(cls, "on_deploy"):
             steps.append((flow, cls))
-    steps += [(f, None) for f in loaded.integration.flows if trigger_kind(hub, f) == "deploy"]
+    steps += [(f, None) for f in integration.flows if trigger_kind(hub, f) == "deploy"]
+    return steps
+
+
+async def run_deploy(hub: Hub, loaded: InstanceEnvironment, runs: list[LifecycleRun]) -> None:
+    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure."""
     failed = False
-    for flow, hook_class in steps:
+    for flow, hook_class in deploy_sequence(hub, loaded.integration):
         if failed:
             kind: Literal["flow", "hook"] = "flow" if hook_class is None else "hook"
             runs.append(LifecycleRun(flow_id=flow.id, kind=kind, status="skipped"))

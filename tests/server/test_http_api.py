@@ -251,7 +251,7 @@ def test_start_page_lists_instances_and_socket_refuses_foreign_origins(
     deploy(server, "webhooks.yaml", "page-check")
     page = httpx.get(f"{server.url}/")
     assert page.status_code == 200
-    assert "<title>Flowyard</title>" in page.text
+    assert "Flowyard</title>" in page.text
     assert "page-check" in page.text
     assert "Webhook checks" in page.text
     socket = f"{server.url}/_nicegui_ws/socket.io/"

@@ -1,0 +1,638 @@
+"""The integration editor: flows as tabs, the palette, the canvas, the inspector and the test panel.
+
+Every edit goes through `designer.editing.FlowEditor` (undo/redo, checks) and is saved at once
+with the flow's revision: a save based on a stale revision is refused by the service and the page
+says so, offering a reload, instead of overwriting someone else's edit. Moving steps saves only
+their positions. The canvas reports edits it already shows; the page pushes the graph back only
+when Python changed it (a drop, undo, paste, auto-layout, a rename in the inspector).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+from nicegui import ui
+
+from app.pages.layout import frame, help_dialog, hub, show_error
+from app.pages.testpanel import TestPanel
+from app.services import editor as editor_service
+from app.services.errors import Conflict, NotFound, ServiceError
+from app.services.hub import Hub
+from app.services.integrations import IssueView
+from components.api import Component
+from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas, step_ports
+from designer.editing import Clipboard, EditError, FlowEditor
+from runtime.model import Position, Step
+
+__all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
+
+_clipboards: dict[str, Clipboard] = {}
+"""Copied steps per browser client id (copy in one tab, paste in another flow)."""
+
+
+def palette_entries(components: Iterable[Component]) -> dict[str, list[tuple[str, str, str]]]:
+    """(key, title, description) of every trigger and action, by component category."""
+    groups: dict[str, list[tuple[str, str, str]]] = {}
+    for component in components:
+        entries = groups.setdefault(component.category, [])
+        for trigger in component.triggers:
+            title = f"{trigger.title} (trigger)"
+            entries.append((f"{component.key}.{trigger.key}", title, trigger.description))
+        for action in component.actions:
+            entries.append((f"{component.key}.{action.key}", action.title, action.description))
+    return groups
+
+
+class EditorPage:
+    """The editor of one integration's draft, drawn into the current NiceGUI container."""
+
+    def __init__(self, hub: Hub, state: editor_service.EditorState, flow_id: str | None) -> None:
+        self.hub = hub
+        self.name = state.integration.name
+        self.state = state
+        self.lock = asyncio.Lock()
+        self.editors: dict[str, FlowEditor] = {}
+        flows = state.integration.flows
+        self.flow_id: str = (
+            flow_id if flow_id and state.flow(flow_id) else (flows[0].id if flows else "")
+        )
+        self.selected: str | None = None
+        self.conflict = False
+        self.canvas: FlowCanvas
+        self.test_panel: TestPanel
+
+    # -- building -------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        with ui.row().classes("w-full items-center gap-2 no-wrap"):
+            self.tabs = ui.tabs(on_change=self._tab_changed).props("dense no-caps")
+            self._fill_tabs()
+            ui.button(icon="add", on_click=self._add_flow_dialog).props(
+                'flat dense data-testid="add-flow"'
+            ).tooltip("Add a flow")
+            ui.space()
+            self.saved_label = (
+                ui.label("").classes("text-caption text-grey-7").props('data-testid="save-status"')
+            )
+            self.undo_button = ui.button(icon="undo", on_click=self.undo).props("flat dense")
+            self.undo_button.tooltip("Undo (Ctrl+Z)")
+            self.redo_button = ui.button(icon="redo", on_click=self.redo).props("flat dense")
+            self.redo_button.tooltip("Redo (Ctrl+Shift+Z)")
+            ui.button(icon="account_tree", on_click=self.auto_layout).props(
+                'flat dense data-testid="auto-layout"'
+            ).tooltip("Arrange automatically (L)")
+            ui.button(icon="fit_screen", on_click=lambda: self.canvas.fit()).props(
+                "flat dense"
+            ).tooltip("Fit view (F)")
+            ui.button("Config", icon="tune", on_click=self._config_dialog).props(
+                'flat dense no-caps data-testid="config-button"'
+            )
+            ui.button("Deploy", icon="rocket_launch").props(
+                'flat dense no-caps data-testid="open-deploy"'
+            ).on_click(
+                lambda: ui.navigate.to(f"/instances/deploy?integration={quote(self.name, safe='')}")
+            )
+        self.conflict_banner = ui.row().classes(
+            "w-full items-center bg-orange-2 text-black q-pa-sm rounded"
+        )
+        self.conflict_banner.visible = False
+        with self.conflict_banner:
+            self.conflict_text = ui.label("").props('data-testid="conflict-message"')
+            ui.space()
+            ui.button("Reload", on_click=self.reload).props("dense no-caps")
+        # The editor fills the window below the header; palette, panels and canvas scroll inside.
+        body = ui.splitter(value=16, limits=(10, 30)).classes("w-full")
+        body.style("height: calc(100vh - 170px); min-height: 480px")
+        with body as outer:
+            with outer.before, ui.scroll_area().classes("w-full h-full"):
+                self._palette()
+            with (
+                outer.after,
+                ui.splitter(value=72, limits=(45, 85)).classes("w-full h-full") as inner,
+            ):
+                with (
+                    inner.before,
+                    ui.splitter(horizontal=True, value=66, limits=(25, 90)).classes(
+                        "w-full h-full"
+                    ) as stack,
+                ):
+                    with stack.before:
+                        self.canvas = FlowCanvas(on_change=self._canvas_changed)
+                        self.canvas.props('data-testid="canvas"')
+                    with stack.after, ui.scroll_area().classes("w-full h-full"):
+                        self.test_area = ui.column().classes("w-full gap-1")
+                with inner.after, ui.scroll_area().classes("w-full h-full"):
+                    self.side = ui.column().classes("w-full gap-2 q-pa-sm")
+        self._build_side()
+        self._build_test_panel()
+        ui.keyboard(on_key=self._key)
+        self._load_flow(fit=True)
+
+    def _fill_tabs(self) -> None:
+        self.tabs.clear()
+        with self.tabs:
+            for flow in self.state.integration.flows:
+                ui.tab(flow.id, label=flow.name or flow.id).props(f'data-testid="tab-{flow.id}"')
+        if self.flow_id:
+            self.tabs.value = self.flow_id
+
+    def _palette(self) -> None:
+        with ui.column().classes("w-full gap-1 q-pa-xs"):
+            search = ui.input(placeholder="Search components").props(
+                'dense clearable data-testid="palette-search"'
+            )
+            search.classes("w-full")
+            items: list[tuple[ui.item, str]] = []
+            groups = palette_entries(self.hub.registry.components())
+            with ui.list().props("dense").classes("w-full"):
+                for category, entries in sorted(groups.items()):
+                    ui.item_label(category).props("header").classes("text-bold")
+                    for key, title, description in entries:
+                        item = ui.item(on_click=lambda k=key: self._add_at_default(k))
+                        item.props(f'draggable="true" data-testid="palette-{key}"')
+                        item.on(
+                            "dragstart",
+                            js_handler=f"(e) => e.dataTransfer.setData('{DRAG_TYPE}', '{key}')",
+                        )
+                        with item, ui.item_section():
+                            ui.item_label(title)
+                            ui.item_label(key).props("caption")
+                        if description:
+                            item.tooltip(description)
+                        items.append((item, f"{key} {title} {description} {category}".lower()))
+
+            def filter_items() -> None:
+                text = (search.value or "").lower().strip()
+                for item, haystack in items:
+                    item.visible = not text or all(word in haystack for word in text.split())
+
+            search.on_value_change(filter_items)
+
+    def _build_side(self) -> None:
+        self.side.clear()
+        with self.side:
+            self.inspector_area = ui.column().classes("w-full gap-1")
+            ui.separator()
+            ui.label("Problems").classes("text-subtitle2")
+            self.problems_area = ui.column().classes("w-full gap-1").props('data-testid="problems"')
+
+    def _build_test_panel(self) -> None:
+        with self.test_area:
+            self.test_panel = TestPanel(
+                self.hub, self.name, on_statuses=self.canvas.set_statuses, on_finished=None
+            )
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def editor(self) -> FlowEditor | None:
+        if not self.flow_id:
+            return None
+        found = self.editors.get(self.flow_id)
+        if found is None:
+            flow = self.state.flow(self.flow_id)
+            if flow is None:
+                return None
+            layout = self.state.positions(self.flow_id)
+            missing = [s.id for s in flow.all_steps() if s.id not in layout]
+            if missing:
+                layout = {**editor_service.auto_layout(flow, self.hub.registry), **layout}
+            found = FlowEditor(flow, self.hub.registry, layout)
+            self.editors[self.flow_id] = found
+        return found
+
+    def _load_flow(self, *, fit: bool = False) -> None:
+        editor = self.editor
+        if editor is None:
+            self.canvas.show_empty()
+            self._show_problems([])
+            return
+        self.canvas.set_statuses({})
+        self.canvas.show(editor.flow, self.hub.registry, editor.layout, fit=fit)
+        self._refresh()
+        trigger = editor.flow.trigger
+        sample: dict[str, Any] | None = None
+        try:
+            sample = dict(self.hub.registry.trigger(trigger.action).sample_payload)
+        except LookupError:
+            sample = None
+        self.test_panel.set_flow(self.flow_id, sample)
+        self._show_inspector(None)
+
+    def _refresh(self) -> None:
+        editor = self.editor
+        self.undo_button.enabled = bool(editor and editor.can_undo)
+        self.redo_button.enabled = bool(editor and editor.can_redo)
+        if editor is not None:
+            issues = editor_service.problems(self.hub, self.state.integration, editor.flow)
+            self._show_problems(issues)
+
+    def _show_problems(self, issues: list[IssueView]) -> None:
+        self.problems_area.clear()
+        marks: dict[str, str] = {}
+        with self.problems_area:
+            if not issues:
+                ui.label("No problems.").classes("text-positive text-caption")
+            for issue in issues:
+                if issue.step:
+                    marks.setdefault(issue.step, issue.message)
+                icon = "error" if issue.severity == "error" else "warning"
+                color = "text-negative" if issue.severity == "error" else "text-warning"
+                row = ui.row().classes("items-start no-wrap gap-1 cursor-pointer")
+                row.props(f'data-testid="problem-{issue.step or "flow"}"')
+                with row:
+                    ui.icon(icon).classes(color)
+                    with ui.column().classes("gap-0"):
+                        ui.label(issue.message).classes("text-caption")
+                        if issue.hint:
+                            ui.label(issue.hint).classes("text-caption text-grey-7")
+                if issue.step:
+                    row.on("click", lambda s=issue.step: self.focus(s))
+        self.canvas.set_problems(marks)
+
+    def focus(self, step_id: str) -> None:
+        """Select a step on the canvas and in the inspector (a click in the problems list)."""
+        self.canvas.focus(step_id)
+        self._show_inspector(step_id)
+
+    def _show_inspector(self, step_id: str | None) -> None:
+        self.selected = step_id
+        self.inspector_area.clear()
+        editor = self.editor
+        step = editor.step(step_id) if editor and step_id else None
+        with self.inspector_area:
+            if step is None:
+                ui.label("Select a step to edit it.").classes("text-grey-7")
+                return
+            self._step_header(step)
+            self._inspector(step)
+        self.test_panel.show_step(step.id)
+
+    def _step_header(self, step: Step) -> None:
+        with ui.row().classes("w-full items-center gap-1 no-wrap"):
+            step_id = (
+                ui.input("Step id", value=step.id)
+                .props('dense data-testid="step-id"')
+                .classes("grow")
+            )
+
+            async def rename() -> None:
+                new = (step_id.value or "").strip()
+                if new != step.id:
+                    await self._apply(lambda e: e.rename_step(step.id, new), push=True)
+                    self._show_inspector(new if self.editor and self.editor.step(new) else step.id)
+
+            step_id.on("blur", rename)
+            step_id.on("keydown.enter", rename)
+            if self.editor and step.id != self.editor.flow.trigger.id:
+                ui.button().props('flat dense icon=play_arrow data-testid="run-upto"').tooltip(
+                    "Run up to here"
+                ).on_click(lambda: self.test_panel.run_upto(step.id))
+
+    def _inspector(self, step: Step) -> None:
+        from designer.inspector import Inspector
+
+        editor = self.editor
+        assert editor is not None
+        Inspector.for_step(
+            step,
+            self.hub.registry,
+            integration=self.state.integration,
+            flow=editor.flow,
+            scope=self.test_panel.reference_scope(),
+            on_change=self._step_changed,
+        )
+
+    # -- edits ----------------------------------------------------------------------------------
+
+    async def _apply(self, edit: Any, *, push: bool) -> bool:
+        """Run `edit(editor)` and save; push the graph when Python changed what the canvas shows."""
+        editor = self.editor
+        if editor is None:
+            return False
+        try:
+            edit(editor)
+        except EditError as exc:
+            ui.notify(str(exc), type="warning", multi_line=True)
+            self.canvas.show(editor.flow, self.hub.registry, editor.layout)  # undo the browser's
+            return False
+        if push:
+            self.canvas.show(editor.flow, self.hub.registry, editor.layout)
+        self._refresh()
+        await self.save()
+        return True
+
+    async def save(self, *, layout_only: bool = False) -> None:
+        """Save the current flow (or only its positions) with the revision check."""
+        editor = self.editor
+        if editor is None or self.conflict:
+            return
+        async with self.lock:
+            try:
+                if layout_only:
+                    await editor_service.save_layout(
+                        self.hub, self.name, self.flow_id, editor.layout, replace=True
+                    )
+                else:
+                    saved = await editor_service.save_flow(
+                        self.hub,
+                        self.name,
+                        editor.flow,
+                        self.state.revisions.get(self.flow_id, 0),
+                        positions=editor.layout,
+                    )
+                    self.state.revisions[self.flow_id] = saved.revision
+            except Conflict as exc:
+                self.conflict = True
+                self.conflict_text.text = exc.message
+                self.conflict_banner.visible = True
+                self.saved_label.text = "Not saved"
+                return
+            except ServiceError as exc:
+                show_error(exc)
+                self.saved_label.text = "Not saved"
+                return
+        revision = self.state.revisions.get(self.flow_id, 0)
+        self.saved_label.text = f"Saved · revision {revision}"
+
+    async def reload(self) -> None:
+        """Drop local edits of every flow and load the stored draft again."""
+        self.state = await editor_service.load_editor(self.hub, self.name)
+        self.editors.clear()
+        self.conflict = False
+        self.conflict_banner.visible = False
+        if not self.state.flow(self.flow_id):
+            flows = self.state.integration.flows
+            self.flow_id = flows[0].id if flows else ""
+        self._fill_tabs()
+        self._load_flow(fit=True)
+        self.saved_label.text = "Reloaded"
+
+    async def _canvas_changed(self, event: CanvasEvent) -> None:
+        if event.type == "selection":
+            self._show_inspector(event.ids[0] if len(event.ids) == 1 else None)
+        elif event.type == "nodes_moved":
+            editor = self.editor
+            if editor is not None:
+                editor.move(event.positions)
+                self._refresh()
+                await self.save(layout_only=True)
+        elif event.type == "nodes_removed":
+            await self._apply(lambda e: e.remove(event.ids), push=False)
+            if self.selected in event.ids:
+                self._show_inspector(None)
+        elif event.type == "edge_added":
+            edge = event.edges[0]
+            await self._apply(
+                lambda e: e.connect(edge["source"], edge["port"], edge["target"]), push=False
+            )
+        elif event.type == "edges_removed":
+            doomed = [(e["source"], e["port"], e["target"]) for e in event.edges]
+            await self._apply(lambda e: e.disconnect(doomed), push=False)
+        elif event.type == "drop" and event.position is not None:
+            await self._add(event.action, event.position)
+
+    async def _add(self, action: str, position: Position) -> None:
+        if self.editor is None:
+            await self._first_flow(action, position)
+            return
+        added: list[Step] = []
+        ok = await self._apply(lambda e: added.append(e.add_step(action, position)), push=True)
+        if ok and added:
+            self.canvas.focus(added[0].id, center=False)
+            self._show_inspector(added[0].id)
+
+    async def _add_at_default(self, action: str) -> None:
+        editor = self.editor
+        right = max((p.x for p in editor.layout.values()), default=0.0) if editor else -180.0
+        await self._add(action, Position(x=right + 260, y=120))
+
+    async def _first_flow(self, action: str, position: Position) -> None:
+        """A trigger dropped on an integration without flows starts its first flow."""
+        if not self._is_trigger(action):
+            ui.notify("Start with a trigger: a flow begins with what starts it.", type="warning")
+            return
+        taken = {f.id for f in self.state.integration.flows}
+        flow_id = next(f"flow_{n}" for n in range(1, len(taken) + 2) if f"flow_{n}" not in taken)
+        try:
+            await editor_service.add_flow(
+                self.hub, self.name, flow_id, flow_id.replace("_", " ").capitalize(), action
+            )
+            self.state = await editor_service.load_editor(self.hub, self.name)
+        except ServiceError as exc:
+            show_error(exc)
+            return
+        self.flow_id = flow_id
+        flow = self.state.flow(flow_id)
+        if flow is not None:
+            self.editors[flow_id] = FlowEditor(flow, self.hub.registry, {flow.trigger.id: position})
+            await self.save(layout_only=True)
+        self._fill_tabs()
+        self._load_flow()
+
+    def _is_trigger(self, action: str) -> bool:
+        try:
+            self.hub.registry.trigger(action)
+        except LookupError:
+            return False
+        return True
+
+    async def _step_changed(self, step: Step) -> None:
+        editor = self.editor
+        before = editor.step(step.id) if editor else None
+        # Redraw the canvas only when what it shows changed: the name or the output ports.
+        redraw = (
+            before is None or before.name != step.name or self._ports(before) != self._ports(step)
+        )
+        await self._apply(lambda e: e.replace_step(step), push=redraw)
+
+    def _ports(self, step: Step) -> tuple[str, ...]:
+        editor = self.editor
+        if editor is not None and step.id == editor.flow.trigger.id:
+            return ("out",)
+        return step_ports(step, self.hub.registry)
+
+    async def undo(self) -> None:
+        editor = self.editor
+        if editor is not None and editor.undo():
+            self.canvas.show(editor.flow, self.hub.registry, editor.layout)
+            self._refresh()
+            self._show_inspector(self.selected)
+            await self.save()
+
+    async def redo(self) -> None:
+        editor = self.editor
+        if editor is not None and editor.redo():
+            self.canvas.show(editor.flow, self.hub.registry, editor.layout)
+            self._refresh()
+            self._show_inspector(self.selected)
+            await self.save()
+
+    async def auto_layout(self) -> None:
+        editor = self.editor
+        if editor is None:
+            return
+        editor.set_layout(editor_service.auto_layout(editor.flow, self.hub.registry))
+        self.canvas.show(editor.flow, self.hub.registry, editor.layout, fit=True)
+        self._refresh()
+        await self.save(layout_only=True)
+
+    def _client_key(self) -> str:
+        return str(ui.context.client.id)
+
+    def copy(self) -> None:
+        editor = self.editor
+        if editor is not None and self.canvas.selected:
+            clip = editor.copy(self.canvas.selected)
+            if clip.steps:
+                _clipboards[self._client_key()] = clip
+                ui.notify(f"Copied {len(clip.steps)} step(s).")
+
+    async def paste(self) -> None:
+        clip = _clipboards.get(self._client_key())
+        if clip is None:
+            return
+        await self._apply(lambda e: e.paste(clip), push=True)
+
+    async def _key(self, event: Any) -> None:
+        if not event.action.keydown:
+            return
+        key = str(event.key.name)
+        ctrl = bool(event.modifiers.ctrl or event.modifiers.meta)
+        shift = bool(event.modifiers.shift)
+        lower = key.lower()
+        if ctrl and lower == "z":
+            await (self.redo() if shift else self.undo())
+        elif ctrl and lower == "y":
+            await self.redo()
+        elif ctrl and lower == "c":
+            self.copy()
+        elif ctrl and lower == "v":
+            await self.paste()
+        elif ctrl and lower == "a":
+            self.canvas.select_all()
+        elif not ctrl and lower == "l":
+            await self.auto_layout()
+        elif not ctrl and lower == "f":
+            self.canvas.fit()
+        elif key == "?":
+            help_dialog().open()
+
+    # -- flows and config -----------------------------------------------------------------------
+
+    async def _tab_changed(self, event: Any) -> None:
+        flow_id = str(event.value or "")
+        if flow_id and flow_id != self.flow_id and self.state.flow(flow_id):
+            self.flow_id = flow_id
+            self._load_flow(fit=True)
+
+    def _trigger_options(self) -> dict[str, str]:
+        options: dict[str, str] = {}
+        for component in self.hub.registry.components():
+            for trigger in component.triggers:
+                options[f"{component.key}.{trigger.key}"] = f"{trigger.title} ({component.title})"
+        return options
+
+    async def _add_flow_dialog(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-96"):
+            ui.label("New flow").classes("text-h6")
+            flow_id = ui.input("Id", placeholder="e.g. account_sync").props(
+                'data-testid="new-flow-id"'
+            )
+            name = ui.input("Name").props('data-testid="new-flow-name"')
+            options = self._trigger_options()
+            trigger = ui.select(options, label="Trigger", value="webhook.webhook").props(
+                'data-testid="new-flow-trigger"'
+            )
+            error = ui.label("").classes("text-negative text-caption")
+
+            async def create() -> None:
+                try:
+                    await editor_service.add_flow(
+                        self.hub,
+                        self.name,
+                        (flow_id.value or "").strip(),
+                        (name.value or "").strip(),
+                        str(trigger.value),
+                    )
+                except ServiceError as exc:
+                    error.text = _error_text(exc)
+                    return
+                dialog.close()
+                new_id = (flow_id.value or "").strip()
+                self.state = await editor_service.load_editor(self.hub, self.name)
+                self.flow_id = new_id
+                self._fill_tabs()
+                self._load_flow(fit=True)
+
+            with ui.row():
+                ui.button("Create", on_click=create).props('data-testid="create-flow"')
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    async def _config_dialog(self) -> None:
+        from app.pages.config_editor import ConfigEditor
+
+        async def saved(state: editor_service.EditorState) -> None:
+            self.state = state
+            editor = self.editor
+            if editor is not None:
+                self._refresh()
+
+        with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
+            ConfigEditor(self.hub, self.state.integration, on_saved=saved, on_close=dialog.close)
+        dialog.open()
+
+
+def _error_text(exc: ServiceError) -> str:
+    data = exc.to_json()
+    details = data.get("details")
+    if isinstance(details, dict) and details:
+        return "; ".join(f"{k}: {v}" for k, v in details.items())
+    return str(data.get("error", exc))
+
+
+@ui.page("/integrations/{name}", title="Flowyard · editor")
+async def editor_page(name: str, flow: str | None = None) -> None:
+    """The editor of integration `name`, on flow `flow` (default: the first)."""
+    the_hub = hub()
+    try:
+        state = await editor_service.load_editor(the_hub, name)
+    except NotFound as exc:
+        with frame("Not found"):
+            ui.label(exc.message).props('data-testid="not-found"')
+            ui.link("Back to the integrations", "/")
+        return
+    with frame(name, wide=True):
+        EditorPage(the_hub, state, flow).build()
+
+
+def new_integration_dialog() -> ui.dialog:
+    """A dialog asking for a name, creating the integration and opening its editor."""
+    with ui.dialog() as dialog, ui.card().classes("w-96"):
+        ui.label("New integration").classes("text-h6")
+        name = ui.input("Name").props('data-testid="new-integration-name"')
+        description = ui.input("Description")
+        error = (
+            ui.label("")
+            .classes("text-negative text-caption")
+            .props('data-testid="new-integration-error"')
+        )
+
+        async def create() -> None:
+            text = (name.value or "").strip()
+            try:
+                await editor_service.create_integration(hub(), text, description.value or "")
+            except ServiceError as exc:
+                error.text = _error_text(exc)
+                return
+            dialog.close()
+            ui.navigate.to(f"/integrations/{quote(text, safe='')}")
+
+        with ui.row():
+            ui.button("Create", on_click=create).props('data-testid="create-integration"')
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+    return dialog

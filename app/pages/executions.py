@@ -1,0 +1,664 @@
+"""The executions pages, over `app.services.executions` (the same calls as `/api/executions`).
+
+`/executions`: filters (status, flow, instance, time range, text in the request body, source),
+counts by status, a chart of executions and average durations over time (bucketed per minute,
+hour or day by the range), and the newest executions page by page. The filters are kept in the URL
+(`?status=&flow=&instance=&period=&q=&source=&page=`), so a filtered view can be linked to.
+
+`/executions/{id}`: the execution's status, flow, instance, duration, recovered flag and error;
+the flow drawn read-only with each step's status; every step record (loop iterations included)
+where selecting one shows its input, output, logs, duration, attempt and error; the request; and
+Replay, which queues the request again and opens the new execution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from nicegui import ui
+
+from app.pages.layout import duration, frame, hub, show_error, status_badge, when
+from app.services import executions, instances, integrations
+from app.services.editor import auto_layout
+from app.services.errors import NotFound, ServiceError
+from designer.canvas import FlowCanvas
+
+__all__ = ["PERIODS", "execution_page", "executions_page"]
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "crashed")
+SOURCES = ("webhook", "replay", "retry", "schedule", "manual", "test")
+"""Where executions come from (`test`: the designer's test runs)."""
+PAGE_SIZE = 25
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    label: str
+    seconds: int | None
+    bucket: int | None
+    """Chart bucket in seconds; None: picked from the data (all time)."""
+
+
+PERIODS: dict[str, Period] = {
+    "15m": Period("Last 15 minutes", 15 * _MINUTE, _MINUTE),
+    "1h": Period("Last hour", _HOUR, _MINUTE),
+    "24h": Period("Last 24 hours", _DAY, _HOUR),
+    "7d": Period("Last 7 days", 7 * _DAY, _HOUR),
+    "30d": Period("Last 30 days", 30 * _DAY, _DAY),
+    "all": Period("All time", None, None),
+}
+"""Time ranges of the list, by the key used in `?period=`."""
+
+_CHART_COLORS = {
+    "succeeded": "#21ba45",
+    "failed": "#c10015",
+    "crashed": "#f2711c",
+    "running": "#1976d2",
+    "queued": "#9e9e9e",
+    "cancelled": "#616161",
+}
+_CHIP_COLORS = {
+    "succeeded": "positive",
+    "failed": "negative",
+    "crashed": "deep-orange",
+    "running": "primary",
+    "queued": "grey-7",
+    "cancelled": "grey-8",
+}
+_FINISHED = ("succeeded", "failed", "cancelled", "crashed")
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _page_number(text: str) -> int:
+    return int(text) if text.isdigit() and int(text) > 0 else 1
+
+
+# --- the list -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Filters:
+    status: str = ""
+    flow: str = ""
+    instance: str = ""
+    period: str = "24h"
+    text: str = ""
+    source: str = ""
+    page: int = 1
+
+    def service(self, now: float) -> executions.ExecutionFilter:
+        period = PERIODS.get(self.period, PERIODS["all"])
+        return executions.ExecutionFilter(
+            status=self.status or None,
+            flow_id=self.flow or None,
+            instance_id=self.instance or None,
+            since=now - period.seconds if period.seconds else None,
+            text=self.text or None,
+            source=self.source or None,
+            limit=PAGE_SIZE,
+            offset=(self.page - 1) * PAGE_SIZE,
+        )
+
+    def query(self) -> str:
+        pairs = {
+            "status": self.status,
+            "flow": self.flow,
+            "instance": self.instance,
+            "period": self.period if self.period != "24h" else "",
+            "q": self.text,
+            "source": self.source,
+            "page": str(self.page) if self.page > 1 else "",
+        }
+        encoded = urlencode({k: v for k, v in pairs.items() if v})
+        return f"/executions?{encoded}" if encoded else "/executions"
+
+
+@dataclass
+class _Names:
+    """Display names of flows (by flow id, across integrations) and instances (by id)."""
+
+    flows: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    async def load(cls) -> _Names:
+        owners: dict[str, list[str]] = {}
+        labels: dict[str, str] = {}
+        for item in await integrations.list_integrations(hub()):
+            for flow in item.flows:
+                owners.setdefault(flow.id, []).append(item.name)
+                labels.setdefault(flow.id, flow.name or flow.id)
+        flows = {fid: f"{labels[fid]} ({', '.join(names)})" for fid, names in owners.items()}
+        deployed = {i.id: i.name for i in await instances.list_instances(hub())}
+        return cls(flows=flows, instances=deployed)
+
+    def flow(self, flow_id: str) -> str:
+        return self.flows.get(flow_id, flow_id)
+
+    def instance(self, instance_id: str | None) -> str:
+        if instance_id is None:
+            return "—"
+        return self.instances.get(instance_id, "(deleted)")
+
+
+def _finer(bucket: int, timeline: list[dict[str, Any]]) -> int:
+    """All time: the next finer bucket (day, hour, minute) while the data spans fewer than three
+    buckets, so a chart of recent runs is not one bar."""
+    if bucket == _MINUTE or not timeline:
+        return bucket
+    if timeline[-1]["start"] - timeline[0]["start"] >= 3 * bucket:
+        return bucket
+    return _HOUR if bucket == _DAY else _MINUTE
+
+
+def chart_options(
+    timeline: list[dict[str, Any]], bucket: int, since: float | None, now: float
+) -> dict[str, Any]:
+    """ECharts options: stacked bars of executions per status, a line of the average duration."""
+    by_start = {entry["start"]: entry for entry in timeline}
+    starts: list[int] = sorted(by_start)
+    if since is not None:
+        first = int(since) // bucket * bucket
+        starts = list(range(first, int(now) // bucket * bucket + 1, bucket))
+    elif starts:
+        starts = list(range(starts[0], starts[-1] + 1, bucket))
+    seen = [s for s in STATUSES if any(s in e["counts"] for e in timeline)]
+    empty: dict[str, Any] = {"counts": {}, "avg_ms": None}
+    at = [(start * 1000, by_start.get(start, empty)) for start in starts]
+    series: list[dict[str, Any]] = [
+        {
+            "name": status,
+            "type": "bar",
+            "stack": "executions",
+            "color": _CHART_COLORS[status],
+            "data": [[ms, entry["counts"].get(status, 0)] for ms, entry in at],
+        }
+        for status in seen
+    ]
+    average = [[ms, None if e["avg_ms"] is None else round(e["avg_ms"], 1)] for ms, e in at]
+    series.append(
+        {
+            "name": "average duration (ms)",
+            "type": "line",
+            "yAxisIndex": 1,
+            "color": "#7e57c2",
+            "data": average,
+        }
+    )
+    return {
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 48, "right": 64, "top": 36, "bottom": 28},
+        "xAxis": {"type": "time"},
+        "yAxis": [
+            {"type": "value", "name": "executions", "minInterval": 1},
+            {"type": "value", "name": "ms", "splitLine": {"show": False}},
+        ],
+        "series": series,
+    }
+
+
+class _ListView:
+    """The list page: filter controls, counts, chart, rows and paging, redrawn on each change."""
+
+    def __init__(self, filters: _Filters, names: _Names) -> None:
+        self.filters = filters
+        self.names = names
+        self.generation = 0
+        with ui.row().classes("w-full items-end gap-3"):
+            self.status = self._select("status", {"": "Any status", **{s: s for s in STATUSES}})
+            self.status.classes("w-36")
+            flows = {"": "Any flow", **dict(sorted(names.flows.items(), key=lambda x: x[1]))}
+            self._select("flow", flows, with_input=True).classes("w-64")
+            self._select("instance", {"": "Any instance", **names.instances}, with_input=True)
+            periods = {key: period.label for key, period in PERIODS.items()}
+            self._select("period", periods).classes("w-40")
+            self._select("source", {"": "Any source", **{s: s for s in SOURCES}}).classes("w-32")
+            text = ui.input("Search request bodies", value=filters.text).classes("w-64")
+            text.props('clearable debounce=400 data-testid="filter-text"').mark("filter-text")
+            text.on_value_change(lambda e: self._changed("text", e.value))
+            ui.space()
+            live = ui.switch("Live").props('data-testid="live-toggle"').mark("live-toggle")
+            ui.button(icon="refresh", on_click=lambda: self.refresh()).props(
+                'flat data-testid="refresh"'
+            ).mark("refresh").tooltip("Refresh")
+        timer = ui.timer(3.0, lambda: self.refresh(), active=False)
+        live.on_value_change(lambda e: setattr(timer, "active", bool(e.value)))
+        self.counts_row = ui.row().classes("items-center gap-2")
+        self.chart = ui.echart(chart_options([], _MINUTE, None, time.time()))
+        self.chart.classes("w-full h-64").mark("executions-chart")
+        self.message = ui.label().classes("text-negative").mark("list-error")
+        self.rows = ui.column().classes("w-full gap-0")
+        self.pagination = ui.pagination(1, 1, direction_links=True, value=filters.page)
+        self.pagination.props('data-testid="pagination"').mark("pagination")
+        self.pagination.on_value_change(lambda e: self._paged(e.value))
+
+    def _select(self, attribute: str, options: dict[str, str], **kwargs: Any) -> ui.select:
+        value = getattr(self.filters, attribute)
+        if value not in options:  # from the URL: an id no longer listed (a deleted instance)
+            options[value] = value
+        select = ui.select(options, label=attribute.capitalize(), value=value, **kwargs)
+        select.props(f'data-testid="filter-{attribute}"').mark(f"filter-{attribute}")
+        select.on_value_change(lambda e: self._changed(attribute, e.value))
+        return select
+
+    async def _changed(self, attribute: str, value: str | None) -> None:
+        if getattr(self.filters, attribute) != (value or ""):
+            setattr(self.filters, attribute, value or "")
+            self.filters.page = 1
+            await self.refresh()
+
+    async def _paged(self, page: int) -> None:
+        if page != self.filters.page:
+            self.filters.page = page
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Query the page, counts and chart under the current filters and redraw them."""
+        self.generation += 1
+        generation = self.generation
+        if generation > 1:  # the first draw is at the URL already (and must not wait for JS)
+            ui.navigate.history.replace(self.filters.query())
+        now = time.time()
+        wanted = self.filters.service(now)
+        period = PERIODS.get(self.filters.period, PERIODS["all"])
+        try:
+            listing = await executions.list_executions(hub(), wanted)
+            bucket = period.bucket or _DAY
+            timeline = await executions.execution_timeline(hub(), wanted, bucket)
+            while period.bucket is None and (finer := _finer(bucket, timeline)) < bucket:
+                bucket = finer
+                timeline = await executions.execution_timeline(hub(), wanted, bucket)
+        except ServiceError as exc:
+            show_error(exc)
+            self.message.text = exc.message
+            return
+        if generation != self.generation:
+            return  # the filters changed while this query ran: a newer one draws
+        self.message.text = ""
+        self._draw_counts(listing["counts"])
+        self.chart.options.clear()
+        self.chart.options.update(chart_options(timeline, bucket, wanted.since, now))
+        self.chart.update()
+        self._draw_rows(listing["executions"])
+        pages = max(1, -(-listing["total"] // PAGE_SIZE))
+        self.pagination.max = pages
+        self.pagination.set_visibility(pages > 1)
+
+    def _draw_counts(self, counts: dict[str, int]) -> None:
+        self.counts_row.clear()
+        with self.counts_row:
+            total = ui.label(f"{sum(counts.values())} executions").classes("text-subtitle1")
+            total.props('data-testid="count-total"').mark("count-total")
+            for status in STATUSES:
+                chosen = self.filters.status == status
+                lit = chosen or counts.get(status, 0) > 0
+                chip = ui.chip(
+                    f"{status} {counts.get(status, 0)}",
+                    color=_CHIP_COLORS[status] if lit else "grey-4",
+                    text_color="white" if lit else "black",
+                    on_click=lambda s=status: self._toggle_status(s),
+                )
+                chip.props(f'data-testid="count-{status}"' + ("" if chosen else " outline"))
+                chip.mark(f"count-{status}")
+
+    def _toggle_status(self, status: str) -> None:
+        self.status.value = "" if self.filters.status == status else status  # refreshes
+
+    def _draw_rows(self, items: list[dict[str, Any]]) -> None:
+        self.rows.clear()
+        with self.rows:
+            if not items:
+                ui.label("No executions match these filters.").classes("text-grey-7 p-2").mark(
+                    "no-executions"
+                )
+                return
+            with ui.row().classes("w-full text-caption text-grey-7 px-2 no-wrap"):
+                for title, width in _COLUMNS:
+                    ui.label(title).classes(width)
+            for item in items:
+                self._draw_row(item)
+
+    def _draw_row(self, item: dict[str, Any]) -> None:
+        link = ui.link(target=f"/executions/{item['id']}")
+        link.classes("w-full no-underline text-inherit hover:bg-gray-500/10 rounded")
+        link.props('data-testid="execution-row"').mark(f"execution-row execution-{item['id']}")
+        error = (item.get("error") or {}).get("message", "")
+        widths = [width for _, width in _COLUMNS]
+        with link, ui.row().classes("w-full items-center px-2 py-1 no-wrap"):
+            ui.label(when(item["started_at"] or item["queued_at"])).classes(widths[0])
+            with ui.element().classes(widths[1]):
+                status_badge(item["status"])
+            ui.label(self.names.flow(item["flow_id"])).classes(widths[2])
+            ui.label(self.names.instance(item["instance_id"])).classes(widths[3])
+            ui.label(duration(item["duration_ms"])).classes(widths[4])
+            ui.label(item.get("source") or "lifecycle").classes(widths[5])
+            ui.label(error).classes(f"{widths[6]} text-negative ellipsis")
+
+
+_COLUMNS = (
+    ("Started", "w-40 shrink-0"),
+    ("Status", "w-24 shrink-0"),
+    ("Flow", "w-48 shrink-0 ellipsis"),
+    ("Instance", "w-32 shrink-0 ellipsis"),
+    ("Duration", "w-20 shrink-0"),
+    ("Source", "w-20 shrink-0"),
+    ("Error", "grow min-w-0"),
+)
+
+
+@ui.page("/executions", title="Executions · Flowyard")
+async def executions_page(
+    status: str = "",
+    flow: str = "",
+    instance: str = "",
+    period: str = "24h",
+    q: str = "",
+    source: str = "",
+    page: str = "1",
+) -> None:
+    """The list of executions; the query parameters preset the filters."""
+    filters = _Filters(
+        status=status if status in STATUSES else "",
+        flow=flow,
+        instance=instance,
+        period=period if period in PERIODS else "24h",
+        text=q,
+        source=source if source in SOURCES else "",
+        page=_page_number(page),
+    )
+    names = await _Names.load()
+    with frame("Executions"):
+        view = _ListView(filters, names)
+        await view.refresh()
+
+
+# --- the detail ---------------------------------------------------------------------------------
+
+
+def step_statuses(steps: list[dict[str, Any]]) -> dict[str, str]:
+    """One status per step for the drawing: failed if any run failed, else running, else
+    succeeded if any run succeeded, else the last run's status (skipped)."""
+    runs: dict[str, list[str]] = {}
+    for record in steps:
+        runs.setdefault(record["step_id"], []).append(record["status"])
+    result: dict[str, str] = {}
+    for step_id, statuses in runs.items():
+        for status in ("failed", "running", "succeeded"):
+            if status in statuses:
+                result[step_id] = status
+                break
+        else:
+            result[step_id] = statuses[-1]
+    return result
+
+
+def _facts(facts: dict[str, str], columns: int, prefix: str) -> None:
+    with ui.grid(columns=columns).classes("gap-x-4 gap-y-0"):
+        for key, value in facts.items():
+            ui.label(key).classes("text-grey-7")
+            ui.label(value).mark(f"{prefix}-{key.lower().replace(' ', '-')}")
+
+
+def _error_card(error: dict[str, Any], marker: str) -> None:
+    with ui.card().classes("w-full bg-red-1 text-negative").mark(marker):
+        ui.label(error.get("message", "")).classes("text-bold")
+        if error.get("hint"):
+            ui.label(error["hint"])
+
+
+def _iteration(record: dict[str, Any]) -> str:
+    path = record.get("iteration_path") or []
+    return " ".join(f"#{i + 1}" for i in path)
+
+
+class _DetailView:
+    """The detail page's step list and the selected step's record."""
+
+    def __init__(self, detail: dict[str, Any]) -> None:
+        self.steps: list[dict[str, Any]] = detail["steps"]
+        self.selected: int | None = None
+        with ui.row().classes("w-full gap-4 no-wrap items-start"):
+            with ui.card().classes("w-96 shrink-0 p-0"):
+                ui.label("Steps").classes("text-subtitle1 px-4 pt-3")
+                self.list = ui.list().props("separator dense").classes("w-full").mark("step-list")
+            self.panel = ui.card().classes("grow min-w-0").mark("step-detail")
+        self._draw_list()
+        self._draw_panel()
+
+    def select_step(self, step_id: str | None) -> None:
+        """Select the first record of `step_id` (from the drawing)."""
+        index = next((i for i, r in enumerate(self.steps) if r["step_id"] == step_id), None)
+        self.select(index)
+
+    def select(self, index: int | None) -> None:
+        self.selected = index
+        self._draw_list()
+        self._draw_panel()
+
+    def _draw_list(self) -> None:
+        self.list.clear()
+        with self.list:
+            if not self.steps:
+                ui.item("No step has finished yet.").classes("text-grey-7")
+            for index, record in enumerate(self.steps):
+                item = ui.item(on_click=lambda i=index: self.select(i)).props(
+                    f'clickable data-testid="step-row" {"active" if index == self.selected else ""}'
+                )
+                item.mark(f"step-row step-{record['step_id']}")
+                with item:
+                    with ui.item_section():
+                        name = record["step_name"] or record["step_id"]
+                        ui.item_label(f"{name} {_iteration(record)}".strip())
+                        ui.item_label(record["action"]).props("caption")
+                    with ui.item_section().props("side"):
+                        status_badge(record["status"])
+                        ui.item_label(duration(record["duration_ms"])).props("caption")
+
+    def _draw_panel(self) -> None:
+        self.panel.clear()
+        with self.panel:
+            if self.selected is None:
+                ui.label("Select a step to see its input, output and logs.").classes("text-grey-7")
+                return
+            record = self.steps[self.selected]
+            name = record["step_name"] or record["step_id"]
+            with ui.row().classes("items-center gap-2"):
+                ui.label(f"{name} {_iteration(record)}".strip()).classes("text-h6").mark(
+                    "step-title"
+                )
+                status_badge(record["status"])
+            facts = {
+                "Step id": record["step_id"],
+                "Action": record["action"],
+                "Attempt": str(record["attempt"]),
+                "Duration": duration(record["duration_ms"]),
+                "Started": when(record["started_at"]),
+                "Port": record["port"] or "—",
+            }
+            _facts(facts, 2, "step")
+            if record["error"]:
+                _error_card(record["error"], "step-error")
+            for title, value in (("Input", record["input"]), ("Output", record["output"])):
+                ui.label(title).classes("text-subtitle2")
+                ui.code(_json_text(value), language="json").classes("w-full").mark(
+                    f"step-{title.lower()}"
+                )
+            ui.label("Logs").classes("text-subtitle2")
+            with ui.column().classes("w-full gap-0 font-mono text-sm").mark("step-logs"):
+                if not record["logs"]:
+                    ui.label("No log lines.").classes("text-grey-7")
+                for line in record["logs"]:
+                    ui.label(
+                        f"{when(line.get('ts'))}  {line.get('level', '').upper():7} "
+                        f"{line.get('message', '')}"
+                    )
+
+
+async def _replay(execution_id: str) -> None:
+    try:
+        new_id = await executions.replay_execution(hub(), execution_id)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    ui.notify("Replay queued.", type="positive")
+    ui.navigate.to(f"/executions/{new_id}")
+
+
+def _header(detail: dict[str, Any], names: _Names, flow_name: str) -> None:
+    with ui.card().classes("w-full").mark("execution-header"):
+        with ui.row().classes("w-full items-center gap-3"):
+            status_badge(detail["status"]).classes("text-body1").mark("execution-status")
+            ui.label(flow_name).classes("text-h6").mark("execution-flow")
+            if detail["recovered"]:
+                ui.badge("recovered after a restart", color="warning").mark("recovered")
+            ui.space()
+            ui.button(
+                "Replay",
+                icon="replay",
+                on_click=lambda: _replay(detail["id"]),
+            ).props('data-testid="replay-button"').mark("replay-button").set_enabled(
+                detail["request"] is not None
+            )
+        facts = {
+            "Execution": detail["id"],
+            "Instance": names.instance(detail["instance_id"]),
+            "Started": when(detail["started_at"]),
+            "Finished": when(detail["finished_at"]),
+            "Duration": duration(detail["duration_ms"]),
+            "Steps run": str(detail["steps_run"]),
+            "Source": detail["source"] or "lifecycle (deploy or tear-down)",
+            "Recovered": "yes" if detail["recovered"] else "no",
+        }
+        _facts(facts, 4, "execution")
+        links = []
+        request = detail["request"] or {}
+        if request.get("replay_of"):
+            links.append(("Replay of", request["replay_of"]))
+        if detail["parent_execution_id"]:
+            links.append(("Called by", detail["parent_execution_id"]))
+        links += [("Called", child["id"]) for child in detail["children"]]
+        for title, target in links:
+            with ui.row().classes("gap-2"):
+                ui.label(title).classes("text-grey-7")
+                ui.link(target, f"/executions/{target}").mark(f"link-{target}")
+        if detail["error"]:
+            _error_card(detail["error"], "execution-error")
+
+
+def _request(detail: dict[str, Any]) -> None:
+    request = detail["request"]
+    if request is None:
+        return
+    with ui.expansion("Request", icon="input").classes("w-full").mark("execution-request"):
+        ui.label(f"{request['method']} · received {when(request['received_at'])}")
+        for title, value in (("Headers", request["headers"]), ("Query", request["query"])):
+            ui.label(title).classes("text-subtitle2")
+            ui.code(_json_text(value), language="json").classes("w-full")
+        ui.label("Body").classes("text-subtitle2")
+        body = request["body"]
+        with contextlib.suppress(ValueError, RecursionError):
+            body = _json_text(json.loads(body))
+        ui.code(body).classes("w-full").mark("request-body")
+
+
+def _drawing(
+    detail: dict[str, Any], flow: executions.ExecutionFlow | None, view: _DetailView
+) -> None:
+    if flow is None:
+        ui.label("The flow this execution ran is no longer stored, so it cannot be drawn.").classes(
+            "text-grey-7"
+        ).mark("no-drawing")
+        return
+    with ui.card().classes("w-full h-80 p-0").mark("execution-drawing"):
+        canvas = FlowCanvas(readonly=True).mark("execution-canvas")
+        layout = flow.layout
+        if any(step.id not in layout for step in flow.flow.all_steps()):
+            layout = auto_layout(flow.flow, hub().registry)  # never laid out in the editor
+        canvas.show(flow.flow, hub().registry, layout, fit=True)
+        canvas.set_statuses(step_statuses(detail["steps"]))
+        canvas.on_select(view.select_step)
+
+
+class _Detail:
+    """The detail page's content, redrawn while the run goes on."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        self.container = ui.column().classes("w-full gap-4")
+        self.view: _DetailView | None = None
+        self.seen: tuple[str, int] = ("", -1)
+
+    async def draw(self) -> str:
+        """Draw the execution; its status ("" when there is no such execution)."""
+        try:
+            try:
+                detail = await executions.get_execution(hub(), self.execution_id)
+            except NotFound:
+                queued = await executions.queued_execution(hub(), self.execution_id)
+                if queued is None:
+                    raise
+                detail = queued
+            flow = await executions.execution_flow(hub(), self.execution_id)
+        except NotFound as exc:
+            self.container.clear()
+            with self.container:
+                ui.label(exc.message).classes("text-negative").mark("not-found")
+                ui.link("All executions", "/executions")
+            return ""
+        names = await _Names.load()
+        flow_name = (
+            f"{flow.flow.label} ({flow.integration} v{flow.version})"
+            if flow is not None
+            else names.flow(detail["flow_id"])
+        )
+        selected = self.view.selected if self.view is not None else None
+        self.container.clear()
+        with self.container:
+            _header(detail, names, flow_name)
+            drawing = ui.column().classes("w-full")
+            self.view = _DetailView(detail)
+            with drawing:
+                _drawing(detail, flow, self.view)
+            if selected is not None and selected < len(self.view.steps):
+                self.view.select(selected)
+            _request(detail)
+        self.seen = (detail["status"], len(detail["steps"]))
+        return self.seen[0]
+
+    async def follow(self, timer: ui.timer) -> None:
+        """Redraw when the status or the number of step records changed; stop once finished."""
+        try:
+            fresh = await executions.get_execution(hub(), self.execution_id)
+        except NotFound:
+            if await executions.queued_execution(hub(), self.execution_id) is None:
+                await self.draw()  # gone (its instance was deleted): say so
+                timer.deactivate()
+            return  # else still waiting for a worker
+        except ServiceError:
+            timer.deactivate()
+            return
+        if (fresh["status"], len(fresh["steps"])) != self.seen:
+            await self.draw()
+        if fresh["status"] in _FINISHED:
+            timer.deactivate()
+
+
+@ui.page("/executions/{execution_id}", title="Execution · Flowyard")
+async def execution_page(execution_id: str) -> None:
+    """One execution: header, drawing with per-step status, step records, request, replay."""
+    with frame("Execution"):
+        detail = _Detail(execution_id)
+        status = await detail.draw()
+        if status not in ("", *_FINISHED):
+            # Step records are stored as steps finish: follow the run until it ends.
+            timer = ui.timer(1.0, lambda: detail.follow(timer))

@@ -1,0 +1,567 @@
+"""The instances pages, over `app.services.instances` (the same calls as `/api/instances`).
+
+`/instances`: every instance with its status, an enabled switch, its integration version, each
+flow's webhook URL with a copy button, its deploy runs, and Delete (confirmed first; the tear-down
+runs are shown after). Each integration has a Deploy button.
+
+`/instances/deploy?integration=NAME[&version=N]`: the deploy form, drawn from the integration's
+config variables (string, number, integer, boolean, JSON, secret: masked with a show toggle) and
+connection slots (api_key, basic, bearer, oauth2: their credential fields; custom: a JSON object),
+a preview of the deploy runs in the order they will run with the config values they will see
+(secrets masked), and Deploy. The service checks everything; each problem it names is shown on
+its field. A successful deploy shows the new instance with its webhook URLs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from nicegui import ui
+from nicegui.elements.mixins.validation_element import ValidationElement
+from nicegui.elements.mixins.value_element import ValueElement
+
+from app.pages.layout import frame, hub, show_error, status_badge, testid, when
+from app.services import instances, integrations
+from app.services.errors import NotFound, ServiceError
+from components.api import Trigger
+from runtime.model import ConfigVariable, ConnectionSlot, Integration
+
+__all__ = [
+    "CONNECTION_FIELDS",
+    "deploy_page",
+    "deploy_runs",
+    "instance_card",
+    "instances_page",
+]
+
+MASK = "••••••"
+
+CONNECTION_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "api_key": (("api_key", "API key", True),),
+    "basic": (("username", "User name", False), ("password", "Password", True)),
+    "bearer": (("token", "Token", True),),
+    "oauth2": (("access_token", "Access token", True),),
+}
+"""Credential fields per connection type: (field, label, secret). `custom` takes a JSON object.
+The field names are what the built-in components read (`components/builtin/http.py`)."""
+
+_TRIGGER_WORDS = {
+    "deploy": "runs when an instance is deployed",
+    "delete": "runs when an instance is deleted",
+    "schedule": "runs on its schedule",
+    "manual": "runs when started by hand",
+}
+
+Changed = Callable[[], Awaitable[None]]
+
+
+def _deploy_url(integration: str) -> str:
+    return f"/instances/deploy?integration={quote(integration, safe='')}"
+
+
+def _copy(text: str) -> None:
+    ui.clipboard.write(text)
+    ui.notify("Copied to the clipboard.")
+
+
+# --- the instance card --------------------------------------------------------------------------
+
+
+def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
+    """One instance: status, enabled switch, webhook URLs with copy buttons, deploy runs, delete.
+
+    `on_changed` is awaited after a delete so the caller can redraw its list.
+    """
+    with testid(ui.card().classes("w-full").mark(f"instance-{view.name}"), f"instance-{view.name}"):
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.label(view.name).classes("text-h6")
+            status_badge(view.status).mark(f"status-{view.name}")
+            ui.space()
+            _enabled_switch(view)
+            ui.link("Executions", f"/executions?instance={view.id}&period=all").mark(
+                f"executions-{view.name}"
+            )
+            delete = ui.button(
+                "Delete", icon="delete", on_click=lambda: _confirm_delete(view, on_changed)
+            )
+            delete.props("flat color=negative").mark(f"delete-{view.name}")
+            testid(delete, f"delete-{view.name}")
+        ui.label(
+            f"{view.integration} · version {view.version} · deployed {when(view.created_at)}"
+        ).classes("text-grey-8")
+        if view.error:
+            with ui.card().classes("w-full bg-red-1 text-negative").mark(f"error-{view.name}"):
+                ui.label(view.error.get("message", "The deploy failed.")).classes("text-bold")
+                if view.error.get("hint"):
+                    ui.label(view.error["hint"])
+                if view.failed_execution_id:
+                    ui.link("Open the failed run", f"/executions/{view.failed_execution_id}")
+        _flows(view)
+        if view.config or view.connections:
+            _settings(view)
+        if view.lifecycle:
+            _deploy_runs(view)
+
+
+def _enabled_switch(view: instances.InstanceView) -> None:
+    switch = testid(ui.switch("Enabled", value=view.enabled), f"enabled-{view.name}")
+    switch.mark(f"enabled-{view.name}")
+    switch.set_enabled(view.status not in (instances.DELETING, instances.DEPLOYING))
+    reverting = False
+
+    async def changed(event: Any) -> None:
+        nonlocal reverting
+        if reverting:
+            return
+        try:
+            await instances.set_enabled(hub(), view.id, bool(event.value))
+        except ServiceError as exc:
+            show_error(exc)
+            reverting = True
+            switch.value = not event.value
+            reverting = False
+            return
+        if event.value:
+            ui.notify(f"Instance '{view.name}' enabled: its webhooks run again.")
+        else:
+            ui.notify(
+                f"Instance '{view.name}' disabled: its webhooks answer 503 (senders retry later)."
+            )
+
+    switch.on_value_change(changed)
+
+
+def _flows(view: instances.InstanceView) -> None:
+    with ui.grid(columns="auto auto 1fr auto").classes("w-full items-center gap-x-3 gap-y-1"):
+        for flow in view.flows:
+            ui.label(flow.name or flow.flow_id).classes("text-bold")
+            ui.label(flow.kind or flow.trigger).classes("text-grey-7")
+            if flow.kind in _TRIGGER_WORDS or not flow.webhook_url:
+                ui.label(_TRIGGER_WORDS.get(flow.kind or "", "no webhook URL")).classes(
+                    "text-grey-7"
+                )
+                ui.label()
+                continue
+            ui.label(flow.webhook_url).classes("font-mono text-sm break-all").props(
+                f'data-testid="webhook-url-{flow.flow_id}"'
+            ).mark(f"webhook-url-{flow.flow_id}")
+            ui.button(icon="content_copy", on_click=lambda url=flow.webhook_url: _copy(url)).props(
+                f'flat dense data-testid="copy-{flow.flow_id}"'
+            ).mark(f"copy-{flow.flow_id}").tooltip("Copy the URL")
+
+
+def _settings(view: instances.InstanceView) -> None:
+    with ui.expansion("Config and connections").classes("w-full"):
+        for key, value in view.config.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            ui.label(f"{key} = {text}").classes("font-mono text-sm").mark(f"setting-{key}")
+        for connection in view.connections:
+            ui.label(f"connection {connection.slot} ({connection.type})").classes("text-sm")
+
+
+def _runs(runs: list[instances.LifecycleRun]) -> None:
+    for run in runs:
+        with ui.row().classes("items-center gap-2"):
+            status_badge(run.status)
+            what = "hook of" if run.kind == "hook" else "flow"
+            ui.label(f"{what} {run.flow_id or '(secret key)'}")
+            if run.execution_id:
+                ui.link("run", f"/executions/{run.execution_id}")
+            if run.error:
+                ui.label(run.error.get("message", "")).classes("text-negative")
+
+
+def _deploy_runs(view: instances.InstanceView) -> None:
+    with ui.expansion(f"Deploy runs ({len(view.lifecycle)})").classes("w-full"):
+        _runs(view.lifecycle)
+
+
+async def _confirm_delete(view: instances.InstanceView, on_changed: Changed) -> None:
+    with ui.dialog() as dialog, ui.card().mark("confirm-dialog"):
+        ui.label(f"Delete instance '{view.name}'?").classes("text-h6")
+        ui.label(
+            "Its tear-down flows run first (e.g. to remove webhooks registered in other apps); "
+            "then its webhook URLs, config and connections are removed. Its executions are kept."
+        ).classes("max-w-md")
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat").mark(
+                "cancel-delete"
+            )
+            ui.button("Delete", color="negative", on_click=lambda: dialog.submit(True)).props(
+                'data-testid="confirm-delete"'
+            ).mark("confirm-delete")
+    confirmed = await dialog
+    dialog.delete()
+    if not confirmed:
+        return
+    try:
+        report = await instances.delete_instance(hub(), view.id)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    ui.notify(f"Instance '{report.name}' deleted.")
+    client = ui.context.client
+    await on_changed()  # may redraw the card this ran from: draw the report outside it
+    with client.content, ui.dialog() as result, ui.card().mark("teardown-result"):
+        ui.label(f"Instance '{report.name}' was deleted.").classes("text-h6")
+        if not report.runs:
+            ui.label("It had no tear-down flows or hooks.")
+        elif report.ok:
+            ui.label("Every tear-down run succeeded:").classes("text-positive")
+        else:
+            ui.label(
+                "Some tear-down runs failed; check what they left behind in the other apps:"
+            ).classes("text-negative")
+        _runs(report.runs)
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Close", on_click=result.close).mark("close-result")
+    result.on_value_change(lambda e: None if e.value else result.delete())
+    result.open()
+
+
+# --- the list -----------------------------------------------------------------------------------
+
+
+@ui.page("/instances", title="Instances · Flowyard")
+async def instances_page() -> None:
+    """Every instance, and a Deploy button per integration."""
+    with frame("Instances"):
+        with ui.row().classes("items-center gap-2"):
+            ui.label("Deploy:").classes("text-subtitle1")
+            known = await integrations.list_integrations(hub())
+            if not known:
+                ui.label("import an integration first (flowyard import FILE).")
+            for item in known:
+                button = ui.button(
+                    item.name,
+                    icon="rocket_launch",
+                    on_click=lambda name=item.name: ui.navigate.to(_deploy_url(name)),
+                )
+                testid(button.props("outline").mark(f"deploy-{item.name}"), f"deploy-{item.name}")
+        listing = ui.column().classes("w-full gap-4")
+
+        async def draw() -> None:
+            listing.clear()
+            deployed = await instances.list_instances(hub())
+            with listing:
+                if not deployed:
+                    ui.label("No instances yet.").mark("no-instances")
+                for view in deployed:
+                    instance_card(view, draw)
+
+        await draw()
+
+
+# --- deploy -------------------------------------------------------------------------------------
+
+
+def deploy_runs(integration: Integration) -> list[tuple[str, str]]:
+    """(flow, what runs) for each deploy run, in the order `deploy` runs them: each trigger's
+    `on_deploy` hook, then every deploy flow, in file order."""
+    # Mirrors `app.services.lifecycle.run_deploy` until the services offer a deploy plan.
+    registry = hub().registry
+    hooks: list[tuple[str, str]] = []
+    flows: list[tuple[str, str]] = []
+    for flow in integration.flows:
+        try:
+            trigger = registry.trigger(flow.trigger.action)
+        except LookupError:
+            continue
+        if trigger.on_deploy is not Trigger.on_deploy:
+            hooks.append((flow.label, f"the {flow.trigger.action} trigger's deploy hook"))
+        if trigger.kind == "deploy":
+            flows.append((flow.label, "deploy flow"))
+    return hooks + flows
+
+
+class _DeployForm:
+    """The deploy form of one integration version, its plan preview and its result."""
+
+    def __init__(self, integration: Integration, version: int | None) -> None:
+        self.integration = integration
+        self.version = version
+        self.fields: dict[str, ui.element] = {}
+        """Problem key as the service names it (`name`, `config.x`, ...) -> its input."""
+        self.notes: dict[str, ui.label] = {}
+        """Problem key -> the label showing it, for inputs without their own error text."""
+        self.config: dict[str, Callable[[], Any]] = {}
+        self.connections: dict[str, Callable[[], Any]] = {}
+        self._draw()
+
+    # drawing
+
+    def _draw(self) -> None:
+        with ui.card().classes("w-full"):
+            name = ui.input("Instance name", on_change=lambda: self._edited("name"))
+            name.props('data-testid="deploy-name"').classes("w-80").mark("deploy-name")
+            self.fields["name"] = name
+            self.name_input = name
+            if self.integration.config:
+                ui.label("Config").classes("text-subtitle1")
+                for variable in self.integration.config:
+                    self._config_input(variable)
+            if self.integration.connections:
+                ui.label("Connections").classes("text-subtitle1")
+                for slot in self.integration.connections:
+                    self._connection_inputs(slot)
+        self.general = ui.column().classes("w-full text-negative").mark("deploy-errors")
+        with ui.card().classes("w-full").mark("deploy-plan"):
+            ui.label("What deploying runs").classes("text-subtitle1")
+            self.plan = ui.column().classes("w-full gap-1")
+        self.button = ui.button("Deploy", icon="rocket_launch", on_click=self.deploy)
+        self.button.props('data-testid="deploy-button"').mark("deploy-button")
+        self.result = ui.column().classes("w-full").mark("deploy-result")
+        self._draw_plan()
+
+    def _note(self, key: str) -> None:
+        self.notes[key] = ui.label().classes("text-negative text-caption").mark(f"error-{key}")
+        self.notes[key].set_visibility(False)
+
+    def _config_input(self, variable: ConfigVariable) -> None:
+        key = variable.key
+        where = f"config.{key}"
+        element, read = _config_widget(variable)
+        element.classes("w-96").props(f'data-testid="config-{key}"').mark(f"config-{key}")
+        if variable.description:
+            element.props["hint"] = variable.description
+        element.on_value_change(lambda: self._edited(where))
+        self.fields[where] = element
+        self.config[key] = read
+        if not isinstance(element, ValidationElement):
+            self._note(where)
+
+    def _connection_inputs(self, slot: ConnectionSlot) -> None:
+        where = f"connections.{slot.key}"
+        title = f"{slot.key} ({slot.type}){'' if slot.required else ', optional'}"
+        with ui.column().classes("gap-1").mark(f"connection-{slot.key}"):
+            ui.label(title).classes("text-bold")
+            if slot.description:
+                ui.label(slot.description).classes("text-grey-7 text-caption")
+            if slot.type == "custom":
+                area = ui.textarea('Credentials as JSON, e.g. {"client_id": "..."}')
+                area.classes("w-96 font-mono").props(f'data-testid="connection-{slot.key}"')
+                area.mark(f"connection-{slot.key}-json")
+                area.on_value_change(lambda: self._edited(where))
+                self.fields[where] = area
+                self.connections[slot.key] = lambda: _custom(area.value, slot.required)
+                return
+            inputs: dict[str, ui.input] = {}
+            for name, label, secret in CONNECTION_FIELDS.get(slot.type, ()):
+                field_key = f"{where}.{name}"
+                box = ui.input(label, password=secret, password_toggle_button=secret)
+                box.classes("w-96").props(f'data-testid="connection-{slot.key}-{name}"')
+                box.mark(f"connection-{slot.key}-{name}")
+                box.on_value_change(lambda k=field_key: self._edited(k, where))
+                self.fields[field_key] = box
+                inputs[name] = box
+            self._note(where)
+            self.connections[slot.key] = lambda: _credentials(inputs, slot.required)
+
+    def _draw_plan(self) -> None:
+        self.plan.clear()
+        runs = deploy_runs(self.integration)
+        seen = self._config_preview()
+        with self.plan:
+            if not runs:
+                ui.label("No deploy flows or hooks: deploying only creates the webhook URLs.")
+            for index, (flow, what) in enumerate(runs, 1):
+                ui.label(f"{index}. {flow} — {what}").mark(f"plan-step-{index}")
+            if runs and seen:
+                ui.label("with config:").classes("text-grey-7")
+                for key, value in seen.items():
+                    ui.label(f"{key} = {value}").classes("font-mono text-sm").mark(
+                        f"plan-config-{key}"
+                    )
+
+    def _config_preview(self) -> dict[str, str]:
+        """What each config variable will hold: the value typed, else its default (secrets
+        masked; the service converts the text to the variable's type)."""
+        seen: dict[str, str] = {}
+        for variable in self.integration.config:
+            value = self.config[variable.key]()
+            if value is None:
+                value = variable.default
+            if value is None:
+                seen[variable.key] = "(not set)"
+            elif variable.type == "secret":
+                seen[variable.key] = MASK
+            else:
+                seen[variable.key] = value if isinstance(value, str) else json.dumps(value)
+        return seen
+
+    # errors
+
+    def _edited(self, *keys: str) -> None:
+        for key in keys:
+            self._show(key, None)
+        self._draw_plan()
+
+    def _show(self, key: str, message: str | None) -> bool:
+        """Show `message` on the field of `key`; False when no field has that key."""
+        element = self.fields.get(key)
+        if isinstance(element, ValidationElement):
+            element.error = message
+            return True
+        note = self.notes.get(key)
+        if note is not None:
+            note.text = message or ""
+            note.set_visibility(bool(message))
+            return True
+        return False
+
+    def _clear(self) -> None:
+        for key in [*self.fields, *self.notes]:
+            self._show(key, None)
+        self.general.clear()
+
+    def _problems(self, exc: ServiceError) -> None:
+        show_error(exc)
+        details = exc.details if isinstance(exc.details, dict) else {}
+        with self.general:
+            ui.label(exc.message).classes("text-bold")
+            for key, message in details.items():
+                if key == "issues":
+                    for issue in message:
+                        ui.label(f"{issue.get('message', '')} {issue.get('hint', '')}".strip())
+                elif not self._show(key, str(message)):
+                    ui.label(f"{key}: {message}")
+
+    # deploy
+
+    def request(self) -> instances.DeployRequest:
+        return instances.DeployRequest(
+            name=self.name_input.value or "",
+            integration=self.integration.name,
+            version=self.version,
+            config={k: v for k, read in self.config.items() if (v := read()) is not None},
+            connections={k: v for k, read in self.connections.items() if (v := read()) is not None},
+        )
+
+    async def deploy(self) -> None:
+        self._clear()
+        self.result.clear()
+        self.button.disable()
+        self.button.props("loading")
+        try:
+            view = await instances.deploy(hub(), self.request())
+        except ServiceError as exc:
+            self._problems(exc)
+            return
+        finally:
+            self.button.enable()
+            self.button.props(remove="loading")
+        if view.status == instances.ACTIVE:
+            ui.notify(f"Instance '{view.name}' deployed.", type="positive")
+        else:
+            why = (view.error or {}).get("message", view.status)
+            ui.notify(
+                f"Instance '{view.name}' was created, but its deploy failed: {why}",
+                type="negative",
+                multi_line=True,
+            )
+        with self.result:
+            instance_card(view, self._deleted)
+            ui.link("All instances", "/instances")
+
+    async def _deleted(self) -> None:
+        self.result.clear()
+
+
+def _config_widget(variable: ConfigVariable) -> tuple[ValueElement[Any], Callable[[], Any]]:
+    """The input for a config variable and how to read what it holds (None: not given)."""
+    kind, default = variable.type, variable.default
+    label = f"{variable.key} ({kind}){' *' if variable.required else ''}"
+    if kind == "boolean":
+        if variable.required or default is not None:
+            switch = ui.switch(label, value=bool(default))
+            return switch, lambda: switch.value
+        options: dict[Any, str] = {None: "not set", True: "true", False: "false"}
+        select = ui.select(options, label=label, value=None)
+        return select, lambda: select.value
+    if kind in ("number", "integer"):
+        number = ui.number(label, value=default)
+        return number, lambda: _number(number.value, kind)
+    if kind == "json":
+        text = "" if default is None else json.dumps(default, indent=2)
+        area = ui.textarea(label, value=text).props("autogrow").classes("font-mono")
+        return area, lambda: (area.value or "").strip() or None
+    secret = kind == "secret"
+    box = ui.input(
+        label,
+        value="" if default is None or secret else str(default),
+        password=secret,
+        password_toggle_button=secret,
+    )
+    return box, lambda: box.value or None
+
+
+def _number(value: float | None, kind: str) -> float | int | None:
+    if value is None:
+        return None
+    if kind == "integer" and float(value).is_integer():
+        return int(value)
+    return value
+
+
+def _credentials(inputs: dict[str, ui.input], required: bool) -> dict[str, str] | None:
+    """A slot's fields; an optional slot left empty is not given."""
+    values = {name: box.value or "" for name, box in inputs.items()}
+    if not required and not any(values.values()):
+        return None
+    return values
+
+
+def _custom(text: str | None, required: bool) -> Any:
+    """A custom slot's JSON object; text that is not one goes as it is (the service says why)."""
+    text = (text or "").strip()
+    if not text:
+        return {} if required else None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@ui.page("/instances/deploy", title="Deploy · Flowyard")
+async def deploy_page(integration: str = "", version: str = "") -> None:
+    """The deploy form of one integration (`?integration=NAME&version=N`)."""
+    with frame("Deploy an instance"):
+        known = await integrations.list_integrations(hub())
+        choose = ui.select(
+            {item.name: item.name for item in known},
+            label="Integration",
+            value=integration if any(i.name == integration for i in known) else None,
+            on_change=lambda e: ui.navigate.to(_deploy_url(e.value)),
+        ).classes("w-80")
+        choose.props('data-testid="deploy-integration"').mark("deploy-integration")
+        if not integration:
+            ui.label("Choose the integration to deploy.")
+            return
+        try:
+            detail = await integrations.get_integration(
+                hub(), integration, int(version) if version.isdigit() else None
+            )
+        except NotFound as exc:
+            ui.label(exc.message).classes("text-negative").mark("not-found")
+            return
+        published = [v.version for v in detail.versions if v.published]
+        default = published[-1] if published else detail.versions[-1].version
+        chosen = int(version) if version.isdigit() else default
+        if not version.isdigit() and chosen != detail.version:
+            detail = await integrations.get_integration(hub(), integration, chosen)
+        options = {
+            v.version: f"version {v.version} ({'published' if v.published else 'draft'})"
+            for v in reversed(detail.versions)
+        }
+        ui.select(
+            options,
+            label="Version",
+            value=chosen,
+            on_change=lambda e: ui.navigate.to(f"{_deploy_url(integration)}&version={e.value}"),
+        ).classes("w-80").props('data-testid="deploy-version"').mark("deploy-version")
+        if detail.integration.description:
+            ui.label(detail.integration.description).classes("text-grey-8")
+        _DeployForm(detail.integration, int(version) if version.isdigit() else None)

@@ -1,0 +1,91 @@
+"""Browser tests: Playwright driving Debian's chromium against a real `flowyard serve` process.
+
+The browser is module-scoped (a session-scoped sync Playwright clashes with the async `user`
+fixture tests). Every page records console errors and uncaught exceptions; a test fails if any
+were logged. Screenshots go to `test-artifacts/browser/` (kept by CI, ignored by git).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+
+from tests.server.conftest import ServerProcess, free_port
+
+ROOT = Path(__file__).parent.parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server per test module (a browser test walks through several pages of it)."""
+    base = tmp_path_factory.mktemp("browser-server")
+    process = ServerProcess(base / "data", free_port(), base / "server.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+class PageErrors:
+    """Console errors and uncaught exceptions a page logged."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.messages.append(f"console: {message.text}")
+
+    def exception(self, error: Exception) -> None:
+        self.messages.append(f"uncaught: {error}")
+
+
+def shot(page: Page, name: str) -> Path:
+    """Save a screenshot as a test artifact and return its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    errors = PageErrors()
+    page.on("console", errors.console)
+    page.on("pageerror", errors.exception)
+    page.set_default_timeout(15_000)
+    yield page
+    shot(page, f"{request.node.name}-end")
+    context.close()
+    assert errors.messages == [], f"the page logged errors: {errors.messages}"
