@@ -11,13 +11,13 @@ BUNDLE := $(CANVAS)/dist/flowyard_canvas.js
 NODE_STAMP := $(CANVAS)/node_modules/.installed
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 # Debian packages the browser and desktop tests drive; installed only when one is missing.
-APT_PACKAGES := chromium xvfb
-APT_PROBES := /usr/bin/chromium /usr/bin/Xvfb
+# Qt's window (desktop extra) needs two xcb libraries a bare image lacks.
+APT_PACKAGES := chromium xvfb xdotool imagemagick libxcb-icccm4 libxcb-keysyms1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,desktop]'
 	touch $(STAMP)
 
 # The canvas element: npm packages from the lock file, then one ES module built by vite.
@@ -31,10 +31,11 @@ $(BUNDLE): $(NODE_STAMP) $(CANVAS)/vite.config.js $(wildcard $(CANVAS)/src/*)
 canvas: $(BUNDLE)
 
 browser:
-	@for probe in $(APT_PROBES); do test -x $$probe || missing=1; done; \
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
 test: $(STAMP) $(BUNDLE) browser lint typecheck pytest

@@ -36,9 +36,10 @@ from typing import Any
 
 import typer
 
+from app.cli import EXIT_INVALID
+
 __all__ = ["run_desktop"]
 
-EXIT_UNUSABLE = 2
 INSTALL_HINT = "pip install 'flowyard[desktop]'"
 TITLE = "Flowyard"
 _SERVER_START_SECONDS = 120.0
@@ -57,7 +58,7 @@ def _fail(message: str, *details: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     for line in details:
         typer.echo(f"  {line}", err=True)
-    return typer.Exit(EXIT_UNUSABLE)
+    return typer.Exit(EXIT_INVALID)
 
 
 def _load_webview() -> Any:
@@ -119,7 +120,7 @@ class _ServerThread(threading.Thread):
         config = uvicorn.Config(
             app,
             log_level="warning",
-            ws="none",
+            ws="websockets-sansio",
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=5,

@@ -19,9 +19,11 @@ from components.registry import Registry
 from runtime.graph import to_graph
 from runtime.model import Edge, Flow, Position, Step
 
-__all__ = ["Clipboard", "EditError", "FlowEditor", "new_step_id"]
+__all__ = ["COALESCE_SECONDS", "Clipboard", "EditError", "FlowEditor", "new_step_id"]
 
 _MAX_UNDO = 200
+COALESCE_SECONDS = 1.5
+"""Inspector edits of one step closer together than this are undone together."""
 _ID_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -69,6 +71,7 @@ class FlowEditor:
     layout: dict[str, Position] = field(default_factory=dict)
     _undo: list[_State] = field(default_factory=list)
     _redo: list[_State] = field(default_factory=list)
+    _last_replace: tuple[str, float, _State] | None = field(default=None, repr=False)
 
     # -- history --------------------------------------------------------------------------------
 
@@ -208,18 +211,37 @@ class FlowEditor:
             self._commit(self.flow.model_copy(update={"edges": kept}))
         return removed
 
-    def replace_step(self, step: Step) -> None:
-        """Put an edited step (same id) in place; edges from ports it no longer has are dropped."""
+    def replace_step(self, step: Step, *, now: float | None = None) -> None:
+        """Put an edited step (same id) in place; edges from ports it no longer has are dropped.
+
+        Edits of one step arriving within `COALESCE_SECONDS` of each other (typing in the
+        inspector) are one undo step: pass `now` (a monotonic time) to allow that.
+        """
         if step.id == self.flow.trigger.id:
-            self._commit(self.flow.model_copy(update={"trigger": step}))
+            flow = self.flow.model_copy(update={"trigger": step})
+        else:
+            if self.step(step.id) is None:
+                raise EditError(f"Step '{step.id}' is not in this flow any more.")
+            steps = [step if s.id == step.id else s for s in self.flow.steps]
+            flow = self.flow.model_copy(update={"steps": steps})
+            ports = set(self._ports(step))
+            edges = [e for e in flow.edges if e.source != step.id or e.port in ports]
+            flow = flow.model_copy(update={"edges": edges})
+        last = self._last_replace
+        if (
+            now is not None
+            and last is not None
+            and last[0] == step.id
+            and now - last[1] <= COALESCE_SECONDS
+            and self._undo
+            and self._undo[-1] is last[2]
+        ):
+            self.flow = flow  # the same undo step as the keystrokes just before
+            self._last_replace = (step.id, now, last[2])
             return
-        if self.step(step.id) is None:
-            raise EditError(f"Step '{step.id}' is not in this flow any more.")
-        steps = [step if s.id == step.id else s for s in self.flow.steps]
-        flow = self.flow.model_copy(update={"steps": steps})
-        ports = set(self._ports(step))
-        edges = [e for e in flow.edges if e.source != step.id or e.port in ports]
-        self._commit(flow.model_copy(update={"edges": edges}))
+        self._commit(flow)
+        if now is not None:
+            self._last_replace = (step.id, now, self._undo[-1])
 
     def rename_step(self, old: str, new: str) -> None:
         """Change a step's id, updating its edges, positions and `steps.<id>` references."""

@@ -171,3 +171,19 @@ def test_canvas_events_parse_and_refuse_garbage() -> None:
         CanvasEvent.parse({"type": "explode"})
     with pytest.raises(KeyError):
         CanvasEvent.parse({"type": "nodes_moved"})
+
+
+def test_typing_in_one_step_is_one_undo_step() -> None:
+    editor = make_editor()
+    step = editor.add_step("log.message", Position(x=200, y=0))
+    for index, text in enumerate(["h", "he", "hel", "hell", "hello"]):
+        changed = step.model_copy(update={"inputs": {"message": text}})
+        editor.replace_step(changed, now=100.0 + index * 0.3)
+    editor.replace_step(step.model_copy(update={"inputs": {"message": "x"}}), now=110.0)
+    assert editor.step(step.id).inputs == {"message": "x"}  # type: ignore[union-attr]
+    assert editor.undo()
+    assert editor.step(step.id).inputs == {"message": "hello"}  # type: ignore[union-attr]
+    assert editor.undo()
+    assert editor.step(step.id).inputs == {}  # type: ignore[union-attr]
+    assert editor.undo()
+    assert editor.step(step.id) is None

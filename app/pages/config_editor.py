@@ -77,7 +77,7 @@ class ConfigEditor:
         self.variable_rows = ui.column().classes("w-full gap-1")
         ui.button("Add variable", icon="add", on_click=lambda: self._add_variable(None)).props(
             'flat dense no-caps data-testid="add-variable"'
-        )
+        ).mark("add-variable")
         ui.label("Connections").classes("text-h6")
         ui.label("Credentials each instance provides; encrypted at rest and never logged.").classes(
             "text-caption text-grey-7"
@@ -85,10 +85,17 @@ class ConfigEditor:
         self.connection_rows = ui.column().classes("w-full gap-1")
         ui.button("Add connection", icon="add", on_click=lambda: self._add_connection(None)).props(
             'flat dense no-caps data-testid="add-connection"'
+        ).mark("add-connection")
+        self.error = (
+            ui.label("")
+            .classes("text-negative")
+            .props('data-testid="config-error"')
+            .mark("config-error")
         )
-        self.error = ui.label("").classes("text-negative").props('data-testid="config-error"')
         with ui.row():
-            ui.button("Save", on_click=self.save).props('data-testid="save-config"')
+            ui.button("Save", on_click=self.save).props('data-testid="save-config"').mark(
+                "save-config"
+            )
             if on_close is not None:
                 ui.button("Close", on_click=on_close).props("flat")
         for variable in integration.config:
@@ -103,18 +110,23 @@ class ConfigEditor:
     def _add_variable(self, variable: ConfigVariable | None) -> None:
         index = len(self.variables)
         with self.variable_rows, ui.row().classes("w-full items-start gap-1 no-wrap") as line:
-            key = ui.input("Key", value=variable.key if variable else "").props(
-                f'dense data-testid="config-{index}-key"'
+            key = (
+                ui.input("Key", value=variable.key if variable else "")
+                .props(f'dense data-testid="config-{index}-key"')
+                .mark(f"config-{index}-key")
             )
             kind = (
                 ui.select(
                     list(CONFIG_TYPES), label="Type", value=variable.type if variable else "string"
                 )
-                .props("dense")
+                .props(f'dense data-testid="config-{index}-type"')
+                .mark(f"config-{index}-type")
                 .classes("w-28")
             )
-            default = ui.input("Default", value=_default_text(variable) if variable else "").props(
-                f'dense data-testid="config-{index}-default"'
+            default = (
+                ui.input("Default", value=_default_text(variable) if variable else "")
+                .props(f'dense data-testid="config-{index}-default"')
+                .mark(f"config-{index}-default")
             )
             required = ui.checkbox("Required", value=variable.required if variable else False)
             description = (
@@ -139,8 +151,10 @@ class ConfigEditor:
     def _add_connection(self, slot: ConnectionSlot | None) -> None:
         index = len(self.connections)
         with self.connection_rows, ui.row().classes("w-full items-start gap-1 no-wrap") as line:
-            key = ui.input("Key", value=slot.key if slot else "").props(
-                f'dense data-testid="connection-{index}-key"'
+            key = (
+                ui.input("Key", value=slot.key if slot else "")
+                .props(f'dense data-testid="connection-{index}-key"')
+                .mark(f"connection-{index}-key")
             )
             kind = (
                 ui.select(
@@ -166,7 +180,7 @@ class ConfigEditor:
         for row in [*self.variables, *self.connections]:
             for element in row.fields.values():
                 if isinstance(element, ui.input):
-                    element.props(remove="error error-message")
+                    element.error = None
 
     def _mark(self, where: str, problem: str) -> bool:
         parts = where.split(".")
@@ -179,7 +193,7 @@ class ConfigEditor:
         element = rows[index].fields.get(parts[2])
         if not isinstance(element, ui.input):
             return False
-        element.props(f'error error-message="{problem.replace(chr(34), chr(39))}"')
+        element.error = problem
         return True
 
     async def save(self) -> None:

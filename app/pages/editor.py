@@ -10,13 +10,14 @@ when Python changed it (a drop, undo, paste, auto-layout, a rename in the inspec
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
 from nicegui import ui
 
-from app.pages.layout import frame, help_dialog, hub, show_error
+from app.pages.layout import frame, hub, show_error
 from app.pages.testpanel import TestPanel
 from app.services import editor as editor_service
 from app.services.errors import Conflict, NotFound, ServiceError
@@ -25,6 +26,8 @@ from app.services.integrations import IssueView
 from components.api import Component
 from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas, step_ports
 from designer.editing import Clipboard, EditError, FlowEditor
+from designer.inspector import Inspector
+from designer.references import source_for_step
 from runtime.model import Position, Step
 
 __all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
@@ -62,6 +65,7 @@ class EditorPage:
         self.selected: str | None = None
         self.conflict = False
         self.canvas: FlowCanvas
+        self.inspector: Inspector | None = None
         self.test_panel: TestPanel
 
     # -- building -------------------------------------------------------------------------------
@@ -72,27 +76,32 @@ class EditorPage:
             self._fill_tabs()
             ui.button(icon="add", on_click=self._add_flow_dialog).props(
                 'flat dense data-testid="add-flow"'
-            ).tooltip("Add a flow")
+            ).mark("add-flow").tooltip("Add a flow")
             ui.space()
             self.saved_label = (
-                ui.label("").classes("text-caption text-grey-7").props('data-testid="save-status"')
+                ui.label("")
+                .classes("text-caption text-grey-7")
+                .props('data-testid="save-status"')
+                .mark("save-status")
             )
             self.undo_button = ui.button(icon="undo", on_click=self.undo).props("flat dense")
+            self.undo_button.mark("undo")
             self.undo_button.tooltip("Undo (Ctrl+Z)")
             self.redo_button = ui.button(icon="redo", on_click=self.redo).props("flat dense")
+            self.redo_button.mark("redo")
             self.redo_button.tooltip("Redo (Ctrl+Shift+Z)")
             ui.button(icon="account_tree", on_click=self.auto_layout).props(
                 'flat dense data-testid="auto-layout"'
-            ).tooltip("Arrange automatically (L)")
+            ).mark("auto-layout").tooltip("Arrange automatically (L)")
             ui.button(icon="fit_screen", on_click=lambda: self.canvas.fit()).props(
                 "flat dense"
             ).tooltip("Fit view (F)")
             ui.button("Config", icon="tune", on_click=self._config_dialog).props(
                 'flat dense no-caps data-testid="config-button"'
-            )
+            ).mark("config-button")
             ui.button("Deploy", icon="rocket_launch").props(
                 'flat dense no-caps data-testid="open-deploy"'
-            ).on_click(
+            ).mark("open-deploy").on_click(
                 lambda: ui.navigate.to(f"/instances/deploy?integration={quote(self.name, safe='')}")
             )
         self.conflict_banner = ui.row().classes(
@@ -100,9 +109,11 @@ class EditorPage:
         )
         self.conflict_banner.visible = False
         with self.conflict_banner:
-            self.conflict_text = ui.label("").props('data-testid="conflict-message"')
+            self.conflict_text = (
+                ui.label("").props('data-testid="conflict-message"').mark("conflict-message")
+            )
             ui.space()
-            ui.button("Reload", on_click=self.reload).props("dense no-caps")
+            ui.button("Reload", on_click=self.reload).props("dense no-caps").mark("reload")
         # The editor fills the window below the header; palette, panels and canvas scroll inside.
         body = ui.splitter(value=16, limits=(10, 30)).classes("w-full")
         body.style("height: calc(100vh - 170px); min-height: 480px")
@@ -121,7 +132,7 @@ class EditorPage:
                 ):
                     with stack.before:
                         self.canvas = FlowCanvas(on_change=self._canvas_changed)
-                        self.canvas.props('data-testid="canvas"')
+                        self.canvas.props('data-testid="canvas"').mark("canvas")
                     with stack.after, ui.scroll_area().classes("w-full h-full"):
                         self.test_area = ui.column().classes("w-full gap-1")
                 with inner.after, ui.scroll_area().classes("w-full h-full"):
@@ -135,14 +146,18 @@ class EditorPage:
         self.tabs.clear()
         with self.tabs:
             for flow in self.state.integration.flows:
-                ui.tab(flow.id, label=flow.name or flow.id).props(f'data-testid="tab-{flow.id}"')
+                ui.tab(flow.id, label=flow.name or flow.id).props(
+                    f'data-testid="tab-{flow.id}"'
+                ).mark(f"tab-{flow.id}")
         if self.flow_id:
             self.tabs.value = self.flow_id
 
     def _palette(self) -> None:
         with ui.column().classes("w-full gap-1 q-pa-xs"):
-            search = ui.input(placeholder="Search components").props(
-                'dense clearable data-testid="palette-search"'
+            search = (
+                ui.input(placeholder="Search components")
+                .props('dense clearable data-testid="palette-search"')
+                .mark("palette-search")
             )
             search.classes("w-full")
             items: list[tuple[ui.item, str]] = []
@@ -152,7 +167,9 @@ class EditorPage:
                     ui.item_label(category).props("header").classes("text-bold")
                     for key, title, description in entries:
                         item = ui.item(on_click=lambda k=key: self._add_at_default(k))
-                        item.props(f'draggable="true" data-testid="palette-{key}"')
+                        item.props(f'draggable="true" data-testid="palette-{key}"').mark(
+                            f"palette-{key}"
+                        )
                         item.on(
                             "dragstart",
                             js_handler=f"(e) => e.dataTransfer.setData('{DRAG_TYPE}', '{key}')",
@@ -177,12 +194,14 @@ class EditorPage:
             self.inspector_area = ui.column().classes("w-full gap-1")
             ui.separator()
             ui.label("Problems").classes("text-subtitle2")
-            self.problems_area = ui.column().classes("w-full gap-1").props('data-testid="problems"')
+            self.problems_area = (
+                ui.column().classes("w-full gap-1").props('data-testid="problems"').mark("problems")
+            )
 
     def _build_test_panel(self) -> None:
         with self.test_area:
             self.test_panel = TestPanel(
-                self.hub, self.name, on_statuses=self.canvas.set_statuses, on_finished=None
+                self.hub, self.name, on_statuses=self.canvas.set_statuses, on_scope=self._rescope
             )
 
     # -- state ----------------------------------------------------------------------------------
@@ -242,7 +261,8 @@ class EditorPage:
                 icon = "error" if issue.severity == "error" else "warning"
                 color = "text-negative" if issue.severity == "error" else "text-warning"
                 row = ui.row().classes("items-start no-wrap gap-1 cursor-pointer")
-                row.props(f'data-testid="problem-{issue.step or "flow"}"')
+                marker = f"problem-{issue.step or 'flow'}"
+                row.props(f'data-testid="{marker}"').mark(marker)
                 with row:
                     ui.icon(icon).classes(color)
                     with ui.column().classes("gap-0"):
@@ -263,6 +283,7 @@ class EditorPage:
         self.inspector_area.clear()
         editor = self.editor
         step = editor.step(step_id) if editor and step_id else None
+        self.inspector = None
         with self.inspector_area:
             if step is None:
                 ui.label("Select a step to edit it.").classes("text-grey-7")
@@ -276,6 +297,7 @@ class EditorPage:
             step_id = (
                 ui.input("Step id", value=step.id)
                 .props('dense data-testid="step-id"')
+                .mark("step-id")
                 .classes("grow")
             )
 
@@ -288,16 +310,23 @@ class EditorPage:
             step_id.on("blur", rename)
             step_id.on("keydown.enter", rename)
             if self.editor and step.id != self.editor.flow.trigger.id:
-                ui.button().props('flat dense icon=play_arrow data-testid="run-upto"').tooltip(
-                    "Run up to here"
-                ).on_click(lambda: self.test_panel.run_upto(step.id))
+                ui.button().props('flat dense icon=play_arrow data-testid="run-upto"').mark(
+                    "run-upto"
+                ).tooltip("Run up to here").on_click(lambda: self.test_panel.run_upto(step.id))
+
+    def _rescope(self) -> None:
+        """New sample data (a payload chosen, a run finished): refresh references and previews."""
+        editor = self.editor
+        if self.inspector is None or editor is None or self.inspector.step is None:
+            return
+        scope = self.test_panel.reference_scope()
+        source = source_for_step(editor.flow, self.inspector.step.id, self.hub.registry, scope)
+        self.inspector.set_references(source)
 
     def _inspector(self, step: Step) -> None:
-        from designer.inspector import Inspector
-
         editor = self.editor
         assert editor is not None
-        Inspector.for_step(
+        self.inspector = Inspector.for_step(
             step,
             self.hub.registry,
             integration=self.state.integration,
@@ -309,7 +338,8 @@ class EditorPage:
     # -- edits ----------------------------------------------------------------------------------
 
     async def _apply(self, edit: Any, *, push: bool) -> bool:
-        """Run `edit(editor)` and save; push the graph when Python changed what the canvas shows."""
+        """Run `edit(editor)` and save at once (an edit is never only in the browser); push the
+        graph when Python changed what the canvas shows."""
         editor = self.editor
         if editor is None:
             return False
@@ -447,7 +477,8 @@ class EditorPage:
         redraw = (
             before is None or before.name != step.name or self._ports(before) != self._ports(step)
         )
-        await self._apply(lambda e: e.replace_step(step), push=redraw)
+        now = time.monotonic()
+        await self._apply(lambda e: e.replace_step(step, now=now), push=redraw)
 
     def _ports(self, step: Step) -> tuple[str, ...]:
         editor = self.editor
@@ -518,8 +549,6 @@ class EditorPage:
             await self.auto_layout()
         elif not ctrl and lower == "f":
             self.canvas.fit()
-        elif key == "?":
-            help_dialog().open()
 
     # -- flows and config -----------------------------------------------------------------------
 
@@ -539,13 +568,17 @@ class EditorPage:
     async def _add_flow_dialog(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("w-96"):
             ui.label("New flow").classes("text-h6")
-            flow_id = ui.input("Id", placeholder="e.g. account_sync").props(
-                'data-testid="new-flow-id"'
+            flow_id = (
+                ui.input("Id", placeholder="e.g. account_sync")
+                .props('data-testid="new-flow-id"')
+                .mark("new-flow-id")
             )
-            name = ui.input("Name").props('data-testid="new-flow-name"')
+            name = ui.input("Name").props('data-testid="new-flow-name"').mark("new-flow-name")
             options = self._trigger_options()
-            trigger = ui.select(options, label="Trigger", value="webhook.webhook").props(
-                'data-testid="new-flow-trigger"'
+            trigger = (
+                ui.select(options, label="Trigger", value="webhook.webhook")
+                .props('data-testid="new-flow-trigger"')
+                .mark("new-flow-trigger")
             )
             error = ui.label("").classes("text-negative text-caption")
 
@@ -569,7 +602,9 @@ class EditorPage:
                 self._load_flow(fit=True)
 
             with ui.row():
-                ui.button("Create", on_click=create).props('data-testid="create-flow"')
+                ui.button("Create", on_click=create).props('data-testid="create-flow"').mark(
+                    "create-flow"
+                )
                 ui.button("Cancel", on_click=dialog.close).props("flat")
         dialog.open()
 
@@ -603,7 +638,7 @@ async def editor_page(name: str, flow: str | None = None) -> None:
         state = await editor_service.load_editor(the_hub, name)
     except NotFound as exc:
         with frame("Not found"):
-            ui.label(exc.message).props('data-testid="not-found"')
+            ui.label(exc.message).props('data-testid="not-found"').mark("not-found")
             ui.link("Back to the integrations", "/")
         return
     with frame(name, wide=True):
@@ -614,12 +649,17 @@ def new_integration_dialog() -> ui.dialog:
     """A dialog asking for a name, creating the integration and opening its editor."""
     with ui.dialog() as dialog, ui.card().classes("w-96"):
         ui.label("New integration").classes("text-h6")
-        name = ui.input("Name").props('data-testid="new-integration-name"')
+        name = (
+            ui.input("Name")
+            .props('data-testid="new-integration-name"')
+            .mark("new-integration-name")
+        )
         description = ui.input("Description")
         error = (
             ui.label("")
             .classes("text-negative text-caption")
             .props('data-testid="new-integration-error"')
+            .mark("new-integration-error")
         )
 
         async def create() -> None:
@@ -633,6 +673,8 @@ def new_integration_dialog() -> ui.dialog:
             ui.navigate.to(f"/integrations/{quote(text, safe='')}")
 
         with ui.row():
-            ui.button("Create", on_click=create).props('data-testid="create-integration"')
+            ui.button("Create", on_click=create).props('data-testid="create-integration"').mark(
+                "create-integration"
+            )
             ui.button("Cancel", on_click=dialog.close).props("flat")
     return dialog

@@ -26,18 +26,15 @@ from nicegui.elements.mixins.value_element import ValueElement
 from app.pages.layout import frame, hub, show_error, status_badge, testid, when
 from app.services import instances, integrations
 from app.services.errors import NotFound, ServiceError
-from components.api import Trigger
 from runtime.model import ConfigVariable, ConnectionSlot, Integration
 
 __all__ = [
     "CONNECTION_FIELDS",
     "deploy_page",
-    "deploy_runs",
     "instance_card",
     "instances_page",
 ]
 
-MASK = "••••••"
 
 CONNECTION_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "api_key": (("api_key", "API key", True),),
@@ -258,25 +255,6 @@ async def instances_page() -> None:
 # --- deploy -------------------------------------------------------------------------------------
 
 
-def deploy_runs(integration: Integration) -> list[tuple[str, str]]:
-    """(flow, what runs) for each deploy run, in the order `deploy` runs them: each trigger's
-    `on_deploy` hook, then every deploy flow, in file order."""
-    # Mirrors `app.services.lifecycle.run_deploy` until the services offer a deploy plan.
-    registry = hub().registry
-    hooks: list[tuple[str, str]] = []
-    flows: list[tuple[str, str]] = []
-    for flow in integration.flows:
-        try:
-            trigger = registry.trigger(flow.trigger.action)
-        except LookupError:
-            continue
-        if trigger.on_deploy is not Trigger.on_deploy:
-            hooks.append((flow.label, f"the {flow.trigger.action} trigger's deploy hook"))
-        if trigger.kind == "deploy":
-            flows.append((flow.label, "deploy flow"))
-    return hooks + flows
-
-
 class _DeployForm:
     """The deploy form of one integration version, its plan preview and its result."""
 
@@ -288,6 +266,7 @@ class _DeployForm:
         self.notes: dict[str, ui.label] = {}
         """Problem key -> the label showing it, for inputs without their own error text."""
         self.config: dict[str, Callable[[], Any]] = {}
+        self.plan_generation = 0
         self.connections: dict[str, Callable[[], Any]] = {}
         self._draw()
 
@@ -314,7 +293,6 @@ class _DeployForm:
         self.button = ui.button("Deploy", icon="rocket_launch", on_click=self.deploy)
         self.button.props('data-testid="deploy-button"').mark("deploy-button")
         self.result = ui.column().classes("w-full").mark("deploy-result")
-        self._draw_plan()
 
     def _note(self, key: str) -> None:
         self.notes[key] = ui.label().classes("text-negative text-caption").mark(f"error-{key}")
@@ -360,44 +338,50 @@ class _DeployForm:
             self._note(where)
             self.connections[slot.key] = lambda: _credentials(inputs, slot.required)
 
-    def _draw_plan(self) -> None:
+    async def draw_plan(self) -> None:
+        """Redraw the preview of the deploy runs from the config typed so far."""
+        self.plan_generation += 1
+        generation = self.plan_generation
+        given = {k: v for k, read in self.config.items() if (v := read()) is not None}
+        try:
+            runs = await instances.deploy_plan(
+                hub(), self.integration.name, given, version=self.version
+            )
+            problem = ""
+        except ServiceError as exc:
+            runs, problem = [], exc.message
+            details = exc.details if isinstance(exc.details, dict) else {}
+            problem += "".join(f" {key}: {message}." for key, message in details.items())
+        if generation != self.plan_generation:
+            return  # a later edit is being previewed
         self.plan.clear()
-        runs = deploy_runs(self.integration)
-        seen = self._config_preview()
         with self.plan:
-            if not runs:
+            if problem:
+                ui.label(problem).classes("text-negative").mark("plan-problem")
+            elif not runs:
                 ui.label("No deploy flows or hooks: deploying only creates the webhook URLs.")
-            for index, (flow, what) in enumerate(runs, 1):
-                ui.label(f"{index}. {flow} — {what}").mark(f"plan-step-{index}")
-            if runs and seen:
-                ui.label("with config:").classes("text-grey-7")
-                for key, value in seen.items():
-                    ui.label(f"{key} = {value}").classes("font-mono text-sm").mark(
-                        f"plan-config-{key}"
-                    )
-
-    def _config_preview(self) -> dict[str, str]:
-        """What each config variable will hold: the value typed, else its default (secrets
-        masked; the service converts the text to the variable's type)."""
-        seen: dict[str, str] = {}
-        for variable in self.integration.config:
-            value = self.config[variable.key]()
-            if value is None:
-                value = variable.default
-            if value is None:
-                seen[variable.key] = "(not set)"
-            elif variable.type == "secret":
-                seen[variable.key] = MASK
-            else:
-                seen[variable.key] = value if isinstance(value, str) else json.dumps(value)
-        return seen
+            for run in runs:
+                what = "deploy flow" if run.kind == "flow" else f"deploy hook of {run.trigger}"
+                ui.label(f"{run.order}. {run.flow_name} — {what}").classes("text-bold").mark(
+                    f"plan-step-{run.order}"
+                )
+                reads = ", ".join(f"{k} = {_shown(run.config, k)}" for k in run.reads)
+                ui.label(f"reads {reads or 'no config'}").classes("font-mono text-sm ml-4")
+            if runs:
+                ui.label("Config every run sees:").classes("text-grey-7")
+                for variable in self.integration.config:
+                    key = variable.key
+                    ui.label(f"{key} = {_shown(runs[0].config, key)}").classes(
+                        "font-mono text-sm"
+                    ).mark(f"plan-config-{key}")
 
     # errors
 
-    def _edited(self, *keys: str) -> None:
+    async def _edited(self, *keys: str) -> None:
         for key in keys:
             self._show(key, None)
-        self._draw_plan()
+        if any(key.startswith("config.") for key in keys):
+            await self.draw_plan()
 
     def _show(self, key: str, message: str | None) -> bool:
         """Show `message` on the field of `key`; False when no field has that key."""
@@ -498,6 +482,14 @@ def _config_widget(variable: ConfigVariable) -> tuple[ValueElement[Any], Callabl
     return box, lambda: box.value or None
 
 
+def _shown(config: dict[str, Any], key: str) -> str:
+    """A config value as the plan shows it (secret ones come masked from the service)."""
+    if key not in config:
+        return "(not set)"
+    value = config[key]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _number(value: float | None, kind: str) -> float | int | None:
     if value is None:
         return None
@@ -564,4 +556,5 @@ async def deploy_page(integration: str = "", version: str = "") -> None:
         ).classes("w-80").props('data-testid="deploy-version"').mark("deploy-version")
         if detail.integration.description:
             ui.label(detail.integration.description).classes("text-grey-8")
-        _DeployForm(detail.integration, int(version) if version.isdigit() else None)
+        form = _DeployForm(detail.integration, int(version) if version.isdigit() else None)
+        await form.draw_plan()

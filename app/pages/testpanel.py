@@ -213,8 +213,12 @@ class TestPanel:
         *,
         on_statuses: StatusCallback,
         on_finished: Callable[[dict[str, Any]], None] | None = None,
+        on_scope: Callable[[], None] | None = None,
     ) -> None:
+        """`on_scope` is called whenever `reference_scope()` may have changed (a payload chosen
+        or saved, a run finished), so the inspector can refresh its references and previews."""
         self._hub = hub
+        self._on_scope = on_scope
         self._integration = integration
         self._on_statuses = on_statuses
         self._on_finished = on_finished
@@ -593,6 +597,11 @@ class TestPanel:
             return
         self._choose(event.value)
         self._refresh_payloads()
+        self._scope_changed()
+
+    def _scope_changed(self) -> None:
+        if self._on_scope is not None:
+            self._on_scope()
 
     def _edited(self) -> PayloadUpdate | None:
         """The editor's content as changes, or None after showing what is wrong with it."""
@@ -647,6 +656,7 @@ class TestPanel:
         self._payloads = [saved if p.id == saved.id else p for p in self._payloads]
         self._payloads.sort(key=lambda p: p.name)
         self._refresh_payloads()
+        self._scope_changed()
         return True
 
     async def _ask_name(self, title: str, value: str) -> str | None:
@@ -826,6 +836,7 @@ class TestPanel:
         self._draw_step()
         if self._on_finished is not None:
             self._on_finished(detail)
+        self._scope_changed()
 
     def _set_running(self, running: bool) -> None:
         self._run_button.set_enabled(not running)

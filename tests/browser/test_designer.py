@@ -10,6 +10,7 @@ webhook URL. Every page must log no console errors (the `page` fixture checks).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -98,15 +99,16 @@ def test_new_user_builds_tests_and_deploys_an_integration(
     # Two test payloads; the first one is what the reference picker reads.
     create_payload(page, "Gold customer", '{"tier": "gold", "order": 17}')
     create_payload(page, "Basic customer", '{"tier": "basic", "order": 18}')
+    wait_for_payloads(app_server, {"Gold customer": "gold", "Basic customer": "basic"})
     page.get_by_test_id("payload-select").click()
     page.get_by_role("option", name="Gold customer").click()
 
     # Inspector: the condition's value is a reference picked from the sample payload.
     select(page, "expression")
-    page.get_by_test_id("inspector-add-groups").click()
-    if not page.get_by_test_id("ref-button-groups.0.conditions.0.left").is_visible():
-        page.get_by_test_id("inspector-add-groups.0.conditions").click()
-    page.get_by_test_id("ref-button-groups.0.conditions.0.left").click()
+    page.get_by_test_id("inspector-add-groups").click()  # a new group has one condition
+    ref_button = page.get_by_test_id("ref-button-groups.0.conditions.0.left")
+    expect(ref_button).to_be_visible()
+    ref_button.click()
     page.get_by_test_id("ref-item-trigger.body.tier").click()
     left = page.get_by_test_id("inspector-input-groups.0.conditions.0.left")
     expect(left).to_have_value(re.compile(r"\{\{\s*trigger\.body\.tier\s*\}\}"))
@@ -177,6 +179,19 @@ def create_payload(page: Page, name: str, body: str) -> None:
     editor.fill(body)
     page.get_by_test_id("payload-save").click()
     expect(page.get_by_test_id("body-error")).to_have_text("")
+
+
+def wait_for_payloads(server: ServerProcess, tiers: dict[str, str]) -> None:
+    """Poll the API until the payloads are stored with these bodies (saving is asynchronous)."""
+    deadline = time.monotonic() + 15
+    stored: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{server.url}/api/integrations/Orders/payloads", timeout=5)
+        stored = {p["name"]: (p.get("body") or {}).get("tier") for p in answer.json()}
+        if stored == tiers:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"payloads stored as {stored}, expected {tiers}")
 
 
 def run_payload(page: Page, name: str) -> None:

@@ -3,10 +3,12 @@
 - `hub`: an in-process `Hub` on a temp data dir (SQLite, built-in components plus any from
   `FLOWYARD_COMPONENTS_DIR`, a real `WorkerPool` polling every 50 ms), stopped after the test.
 - `user`: NiceGUI's `user` fixture with `nicegui.app.state.hub` set to `hub` and every page module
-  in `PAGE_MODULES` imported (NiceGUI's test reset unregisters pages after each test, so they are
-  imported again per test). Just ask for `user`; ask for `hub` too to prepare data.
-- `import_integration`: `await import_integration("webhooks.yaml")` imports a YAML file (a name in
-  `tests/server/fixtures` or `tests/fixtures`, or any path) through the integrations service.
+  in `PAGE_MODULES` imported afresh (NiceGUI's test reset unregisters pages around each test, so
+  they are registered again per test; a page module imported elsewhere is imported anew). Just
+  ask for `user`; ask for `hub` too to prepare data.
+- `import_integration`: `await import_integration("orders.yaml")` imports a YAML file (a name in
+  `tests/pages/fixtures`, `tests/server/fixtures` or `tests/fixtures`, or any path) through the
+  integrations service.
 - Plain helpers: `import_yaml(hub, path)`, `send_webhook(hub, url, body)` (the ingest path, as the
   HTTP route calls it; returns the execution id) and `wait_for(predicate)`.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -45,6 +48,7 @@ PAGE_MODULES: list[str] = [
     "app.pages.home",
     "app.pages.executions",
     "app.pages.instances",
+    "app.pages.editor",
 ]
 """Modules whose `@ui.page` functions the `user` fixture registers; add yours here."""
 
@@ -80,6 +84,9 @@ async def user(user: User, hub: Hub) -> AsyncIterator[User]:
     """NiceGUI's simulated user, with our pages registered over `hub`."""
     nicegui.app.state.hub = hub
     for module in PAGE_MODULES:
+        # NiceGUI's reset unregistered every page; a module a test imported at collection is
+        # still cached, and importing it again would not register its pages again.
+        sys.modules.pop(module, None)
         importlib.import_module(module)
     try:
         yield user

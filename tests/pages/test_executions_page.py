@@ -8,6 +8,7 @@ from nicegui import ui
 from nicegui.testing import User
 from nicegui.testing.user_interaction import UserInteraction
 
+from app.pages.executions import step_statuses
 from app.services import executions, instances
 from app.services.hub import Hub
 from app.services.instances import DeployRequest, InstanceView
@@ -271,3 +272,15 @@ async def test_the_detail_follows_a_run_until_it_ends(user: User, hub: Hub) -> N
 
     await wait_for(finished, message="the page did not show the run's end")  # no reload
     await user.should_see(marker="step-wait")
+
+
+def test_a_step_shows_failed_when_any_of_its_runs_failed() -> None:
+    records = [
+        {"step_id": "note", "status": "succeeded"},
+        {"step_id": "note", "status": "failed"},  # the second loop iteration
+        {"step_id": "note", "status": "succeeded"},
+        {"step_id": "other", "status": "skipped"},
+        {"step_id": "retry", "status": "skipped"},
+        {"step_id": "retry", "status": "succeeded"},
+    ]
+    assert step_statuses(records) == {"note": "failed", "other": "skipped", "retry": "succeeded"}

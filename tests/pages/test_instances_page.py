@@ -74,6 +74,8 @@ async def test_each_problem_the_service_finds_is_shown_on_its_field(user: User, 
     await import_yaml(hub, "orders.yaml")
     await user.open(DEPLOY_ORDERS)
     fill(user, "config-limit", "2.5")
+    with user.scope(marker="deploy-plan"):  # the preview already says what is wrong
+        await user.should_see("limit: 'limit' is of type integer")
     fill(user, "config-mapping", "{not json")
     fill(user, "connection-erp-username", "ops")  # the optional slot, half filled
     user.find(marker="deploy-button").click()
@@ -109,8 +111,9 @@ async def test_a_deploy_shows_the_webhook_urls_and_never_the_secrets(user: User,
     fill(user, "config-mapping", '{"sku": "id"}')
     fill(user, "connection-crm-api_key", "key-123")
     with user.scope(marker="deploy-plan"):
+        await user.should_see("reads base_url = http://shop.test")  # what the deploy flow reads
         await user.should_see("base_url = http://shop.test")
-        await user.should_see("api_secret = ••••••")
+        await user.should_see("api_secret = ***")
         await user.should_not_see("s3cret-value")
     user.find(marker="deploy-button").click()
 
