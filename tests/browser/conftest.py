@@ -2,7 +2,8 @@
 
 The browser is module-scoped (a session-scoped sync Playwright clashes with the async `user`
 fixture tests). Every page records console errors and uncaught exceptions; a test fails if any
-were logged. Screenshots go to `test-artifacts/browser/` (kept by CI, ignored by git).
+were logged. Screenshots go to `test-artifacts/browser/` (kept by CI, ignored by git); the
+README's pictures in `docs/screenshots/` are taken by the same tests (`keep`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tests.server.conftest import ServerProcess, free_port
 
 ROOT = Path(__file__).parent.parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -74,6 +76,15 @@ def shot(page: Page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
     page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def keep(page: Page, name: str) -> Path:
+    """A viewport screenshot for the README's walkthrough (`docs/screenshots/`): every run of
+    the browser tests refreshes it, so the pictures show the product as it is."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path))
     return path
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import keep, shot
 from tests.server.conftest import ServerProcess
 from tests.server.fakeapps import FakeApp
 
@@ -139,6 +139,7 @@ def test_new_user_builds_tests_and_deploys_an_integration(
     select(page, "request")
     expect(page.get_by_test_id("step-output")).to_contain_text("200")
     shot(page, "designer-test-run")
+    keep(page, "designer-test-run.png")
     run_payload(page, "Basic customer")
     expect(page.get_by_test_id("badge-request")).to_have_text("skipped")
     expect(page.get_by_test_id("badge-request_2")).to_have_text("succeeded")
@@ -150,6 +151,7 @@ def test_new_user_builds_tests_and_deploys_an_integration(
     rows = page.get_by_test_id("execution-row")
     expect(rows).to_have_count(2)
     shot(page, "executions-list")
+    keep(page, "executions.png")
     rows.first.click()
     expect(page).to_have_url(re.compile(r"/executions/"))
     records = page.get_by_test_id("step-row")
@@ -158,6 +160,7 @@ def test_new_user_builds_tests_and_deploys_an_integration(
         expect(records.filter(has_text=label).first).to_be_visible()
     expect(records.filter(has_text="skipped")).to_have_count(1)
     shot(page, "execution-detail")
+    keep(page, "execution-detail.png")
 
     # Deploy an instance and read its webhook URL.
     page.goto(app_server.url + "/instances/deploy?integration=Orders")
