@@ -152,10 +152,15 @@ def _flow_target(hub: Hub, loaded: _Loaded, flow: Flow) -> FlowTarget:
     }
     try:
         data = render(dict(flow.trigger.inputs), scope, _LIMITS)
-        model = cls.Inputs if issubclass(cls.Inputs, WebhookInputs) else WebhookInputs
-        if model is WebhookInputs:
-            data = {k: v for k, v in data.items() if k in WebhookInputs.model_fields}
-        inputs = model.model_validate(data)
+        # The trigger's own model first, so a custom trigger's defaults (its signature header,
+        # scheme, delivery-id header...) apply; then the fields the receive path understands.
+        own = cls.Inputs.model_validate(data)
+        if isinstance(own, WebhookInputs):
+            inputs = own
+        else:
+            values = {**own.model_dump(), **data}
+            known = {k: v for k, v in values.items() if k in WebhookInputs.model_fields}
+            inputs = WebhookInputs.model_validate(known)
     except Exception as exc:  # an invalid trigger is the flow author's to fix, never a crash
         return FlowTarget(flow.id, label, None, f"its webhook trigger settings are invalid: {exc}")
     return FlowTarget(flow.id, label, inputs, dedup_key=flow.settings.dedup_key)
