@@ -41,7 +41,12 @@ def api_token(data_dir: Path) -> str:
     """The API token for non-loopback binds: the env var, or a 0600 file made on first use."""
     if token := os.environ.get("FLOWYARD_API_TOKEN"):
         return token
-    path = data_dir / "api-token"
+    return _install_secret(data_dir, "api-token")
+
+
+def _install_secret(data_dir: Path, name: str) -> str:
+    """A random per-install secret kept in a 0600 file of the data directory."""
+    path = data_dir / name
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -142,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
 def _mount_ui(app: FastAPI, settings: Settings) -> None:
     """Mount NiceGUI's pages on our app (after our routes, which therefore match first)."""
     from nicegui import core, ui
+    from nicegui.storage import Storage
 
     importlib.import_module("app.pages.home")  # registers the pages
     importlib.import_module("app.pages.executions")
@@ -150,10 +156,12 @@ def _mount_ui(app: FastAPI, settings: Settings) -> None:
 
     # NiceGUI's socket.io accepts any Origin by default: only this server's own pages may connect.
     core.sio.eio.cors_allowed_origins = _allowed_origins(settings)
+    # Per-browser preferences (the theme) live in the data directory, signed with its own secret.
+    Storage.path = (settings.data_dir / "ui-storage").resolve()  # not ./.nicegui
     ui.run_with(
         app,
         title="Flowyard",
-        storage_secret=None,
+        storage_secret=_install_secret(settings.data_dir, "ui-storage-secret"),
         reconnect_timeout=30.0,  # a brief network drop must not lose an edit (3 s lost one here)
         show_welcome_message=False,
     )

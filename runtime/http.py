@@ -34,6 +34,25 @@ def _aiohttp_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
+class _Transport(AiohttpTransport):
+    """httpx-aiohttp's transport, with refused connections reported as what they are.
+
+    Its exception map picks `ConnectTimeout` for every `ClientConnectionError`, so a refused
+    connection (a `ClientConnectorError`, failing in milliseconds) read as "timed out after 30 s".
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.ConnectTimeout as exc:
+            cause = exc.__cause__
+            if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
+                cause, aiohttp.ServerTimeoutError | aiohttp.ConnectionTimeoutError
+            ):
+                raise httpx.ConnectError(str(cause), request=request) from cause
+            raise
+
+
 def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClient:
     """A new client for the process (or one test); close it with `aclose()` or `async with`."""
     name = transport or os.environ.get("FLOWYARD_HTTP_TRANSPORT", "aiohttp")
@@ -51,7 +70,7 @@ def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClien
             cookies=cookies,
         )
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=_LIMITS, client=_aiohttp_session),
+        transport=_Transport(limits=_LIMITS, client=_aiohttp_session),
         timeout=_TIMEOUT,
         follow_redirects=False,
         headers=headers,

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -52,3 +54,14 @@ def test_unknown_transport_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWYARD_HTTP_TRANSPORT", "curl")
     with pytest.raises(ValueError, match="must be 'aiohttp' or 'httpx'"):
         make_http_client()
+
+
+async def test_a_refused_connection_is_a_connect_error_not_a_timeout() -> None:
+    """httpx-aiohttp maps every aiohttp connection error to ConnectTimeout; ours does not."""
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        async with make_http_client("aiohttp") as client:
+            with pytest.raises(httpx.ConnectError) as caught:
+                await client.get(f"http://127.0.0.1:{port}/")
+    assert not isinstance(caught.value, httpx.TimeoutException)
