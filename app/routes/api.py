@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.routes.webhooks import ingest_of
 from app.services import editor, executions, instances, integrations, payloads, testruns
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
@@ -284,37 +283,18 @@ async def get_instance(hub: HubDep, instance_id: str) -> instances.InstanceView:
     return await instances.get_instance(hub, instance_id)
 
 
-def _forget_routes(request: Request, instance_id: str) -> None:
-    """Webhook routing caches instances briefly; a change must take effect at once."""
-    ingest_of(request).invalidate(instance_id)
-
-
 @router.post("/instances/{instance_id}/enable", tags=["instances"])
-async def enable_instance(
-    hub: HubDep, request: Request, instance_id: str
-) -> instances.InstanceView:
-    view = await instances.set_enabled(hub, instance_id, True)
-    _forget_routes(request, instance_id)
-    return view
+async def enable_instance(hub: HubDep, instance_id: str) -> instances.InstanceView:
+    return await instances.set_enabled(hub, instance_id, True)
 
 
 @router.post("/instances/{instance_id}/disable", tags=["instances"])
-async def disable_instance(
-    hub: HubDep, request: Request, instance_id: str
-) -> instances.InstanceView:
+async def disable_instance(hub: HubDep, instance_id: str) -> instances.InstanceView:
     """Stop running its webhooks; new requests get 503 (senders retry) until it is enabled."""
-    view = await instances.set_enabled(hub, instance_id, False)
-    _forget_routes(request, instance_id)
-    return view
+    return await instances.set_enabled(hub, instance_id, False)
 
 
 @router.delete("/instances/{instance_id}", tags=["instances"])
-async def delete_instance(
-    hub: HubDep, request: Request, instance_id: str
-) -> instances.TeardownReport:
+async def delete_instance(hub: HubDep, instance_id: str) -> instances.TeardownReport:
     """Tear down: stop routing, run the tear-down flows, remove the instance."""
-    _forget_routes(request, instance_id)
-    try:
-        return await instances.delete_instance(hub, instance_id)
-    finally:
-        _forget_routes(request, instance_id)
+    return await instances.delete_instance(hub, instance_id)

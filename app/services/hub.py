@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
@@ -58,6 +59,16 @@ class Hub:
     http: httpx.AsyncClient
     box: SecretBox
     dispatcher: Dispatcher | None = None
+    route_caches: list[Callable[[str], None]] = field(default_factory=list)
+    """Forget-an-instance callbacks of the webhook routing caches (an `Ingest` adds its own)."""
+
+    def instance_changed(self, instance_id: str) -> None:
+        """An instance was enabled, disabled, deployed or deleted: drop every cached view of it,
+        so webhooks see the change at once whichever page or route made it."""
+        for forget in self.route_caches:
+            forget(instance_id)
+        if self.dispatcher is not None:
+            self.dispatcher.invalidate(instance_id)
 
     def webhook_url(self, token: str) -> str:
         return f"{self.settings.base_url}/webhooks/{token}"

@@ -234,6 +234,7 @@ class Ingest:
         self.hub = hub
         self.writer = InboxWriter(hub.db, group=group_commit)
         self.routing = RoutingCache(hub)
+        hub.route_caches.append(self.routing.invalidate)
 
     def invalidate(self, instance_id: str | None = None) -> None:
         """Forget cached routing (of one instance, or all)."""

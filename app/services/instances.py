@@ -277,7 +277,7 @@ class _Plan:
 
 async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
     """Deploy an instance and run its deploy hooks and flows; see the module docstring."""
-    runner = hub.runner  # fail before storing anything when no dispatcher runs
+    _ = hub.runner  # fail before storing anything when no dispatcher runs
     plan = await asyncio.to_thread(_plan, hub, request)
     instance_id = await asyncio.to_thread(_store, hub, plan)
     runs: list[LifecycleRun] = []
@@ -289,7 +289,7 @@ async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
         await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
         raise
     await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
-    runner.invalidate(instance_id)
+    hub.instance_changed(instance_id)
     return await get_instance(hub, instance_id)
 
 
@@ -470,9 +470,9 @@ def _config_reads(flow: Flow, trigger_only: bool) -> list[str]:
 
 async def set_enabled(hub: Hub, instance_id: str, enabled: bool) -> InstanceView:
     """Turn routing of webhooks (and schedules) to the instance on or off."""
-    runner = hub.runner
+    _ = hub.runner  # the workers must run: they apply the change
     await asyncio.to_thread(_set_enabled, hub, instance_id, enabled)
-    runner.invalidate(instance_id)
+    hub.instance_changed(instance_id)
     return await get_instance(hub, instance_id)
 
 
@@ -490,12 +490,12 @@ async def delete_instance(hub: Hub, instance_id: str) -> TeardownReport:
     Every tear-down run is attempted even after one fails; failures stay visible as executions
     (and in the report) and do not keep the instance. Refused (Conflict) while it is deploying.
     """
-    runner = hub.runner
+    _ = hub.runner  # the workers must run: they apply the change
     loaded = await asyncio.to_thread(_begin_delete, hub, instance_id)
-    runner.invalidate(instance_id)
+    hub.instance_changed(instance_id)
     runs = await run_teardown(hub, loaded)
     await asyncio.to_thread(_remove, hub, instance_id)
-    runner.invalidate(instance_id)
+    hub.instance_changed(instance_id)
     for run in runs:
         if run.status != "succeeded":
             log.warning(

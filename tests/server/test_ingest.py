@@ -23,6 +23,7 @@ from app.persistence import SecretBox, load_secret_key, open_database, session_s
 from app.persistence.models import InboxRow, InstanceRow, WebhookTokenRow
 from app.persistence.repositories import create_instance, save_integration, table_of
 from app.routes import webhooks
+from app.services import instances
 from app.services.hub import Hub, SyncOutcome
 from app.settings import Settings
 from components.api import Response, TriggerEvent
@@ -521,3 +522,15 @@ async def test_dispatcher_absent_still_acknowledges(env: Env) -> None:
     r = await env.client.post(env.url("sync"), json={})
     assert r.status_code == 202
     assert len(env.rows()) == 1
+
+
+async def test_disabling_through_the_service_takes_effect_at_once(env: Env) -> None:
+    """Pages call the service, not the route: the routing cache must hear of it all the same."""
+    first = await env.client.post(env.url("echo"), json={"a": 1})
+    assert first.status_code == 202  # the instance is now in the routing cache
+    await instances.set_enabled(env.hub, env.instance_id, False)
+    r = await env.client.post(env.url("echo"), json={"a": 2})
+    assert r.status_code == 503 and "not accepting" in r.text
+    await instances.set_enabled(env.hub, env.instance_id, True)
+    again = await env.client.post(env.url("echo"), json={"a": 3})
+    assert again.status_code == 202
