@@ -232,8 +232,17 @@ def _inbox_row(session: Session, execution_id: str) -> InboxRow | None:
 
 
 async def get_execution(hub: Hub, execution_id: str) -> dict[str, Any]:
-    """One execution with all its step records (in the order they finished) and its request."""
-    return await asyncio.to_thread(_detail, hub, execution_id)
+    """One execution with all its step records (in the order they finished) and its request.
+
+    A request acknowledged but not picked up by a worker yet is answered too, with status
+    `queued` and no steps: the id a webhook answered with never reads as unknown."""
+    try:
+        return await asyncio.to_thread(_detail, hub, execution_id)
+    except NotFound:
+        queued = await asyncio.to_thread(_queued, hub, execution_id)
+        if queued is None:
+            raise
+        return queued
 
 
 def _replay(hub: Hub, execution_id: str) -> str:

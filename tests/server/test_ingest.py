@@ -23,7 +23,8 @@ from app.persistence import SecretBox, load_secret_key, open_database, session_s
 from app.persistence.models import InboxRow, InstanceRow, WebhookTokenRow
 from app.persistence.repositories import create_instance, save_integration, table_of
 from app.routes import webhooks
-from app.services import instances
+from app.services import executions, instances
+from app.services.errors import NotFound
 from app.services.hub import Hub, SyncOutcome
 from app.settings import Settings
 from components.api import Response, TriggerEvent
@@ -534,3 +535,13 @@ async def test_disabling_through_the_service_takes_effect_at_once(env: Env) -> N
     await instances.set_enabled(env.hub, env.instance_id, True)
     again = await env.client.post(env.url("echo"), json={"a": 3})
     assert again.status_code == 202
+
+
+async def test_an_acknowledged_request_reads_as_queued_until_a_worker_runs_it(env: Env) -> None:
+    r = await env.client.post(env.url("echo"), json={"a": 1})
+    assert r.status_code == 202
+    execution_id = r.json()["execution_id"]
+    detail = await executions.get_execution(env.hub, execution_id)  # no worker runs here
+    assert (detail["status"], detail["steps"], detail["flow_id"]) == ("queued", [], "echo")
+    with pytest.raises(NotFound):
+        await executions.get_execution(env.hub, "no-such-execution")
