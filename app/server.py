@@ -10,6 +10,8 @@ unguessable token and need no login.
 
 from __future__ import annotations
 
+import hmac
+import html
 import importlib
 import logging
 import os
@@ -17,12 +19,12 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import nicegui
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.persistence import SecretBox, load_secret_key, open_database
@@ -140,8 +142,68 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     webhooks.install(app)
     if settings.ui:
+        if not settings.loopback_only:
+            _require_login(app, api_token(settings.data_dir), settings.data_dir)
         _mount_ui(app, settings)
     return app
+
+
+_PUBLIC = ("/api", "/webhooks", "/login", "/_nicegui/")
+"""Paths the page login does not guard: the API has its token, webhooks their own URLs."""
+
+_LOGIN_PAGE = """<!doctype html><html><head><title>Flowyard · login</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: sans-serif; max-width: 28rem; margin: 4rem auto">
+<h2>Flowyard</h2><p>This server is reachable beyond this machine: enter its API token (the
+<code>api-token</code> file in the data directory, or <code>FLOWYARD_API_TOKEN</code>).</p>
+<form method="post" action="/login"><input type="hidden" name="next" value="{next}">
+<input name="token" type="password" autofocus style="width: 100%" aria-label="API token">
+<p style="color: #c62828">{error}</p><button type="submit">Log in</button></form></body></html>"""
+
+
+def _local(path: str) -> str:
+    """`path` when it stays on this server, else `/` (no open redirect after the login)."""
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
+def _require_login(app: FastAPI, token: str, data_dir: Path) -> None:
+    """Pages need a login when bound beyond loopback: the API token, once, kept in a cookie."""
+    session = hmac.new(
+        _install_secret(data_dir, "ui-storage-secret").encode(), token.encode(), "sha256"
+    ).hexdigest()
+
+    def logged_in(request: Request) -> bool:
+        sent = request.cookies.get("flowyard_session", "")
+        return secrets.compare_digest(sent.encode(), session.encode())
+
+    def page(next_path: str, error: str = "") -> HTMLResponse:
+        return HTMLResponse(
+            _LOGIN_PAGE.format(next=html.escape(_local(next_path)), error=html.escape(error)),
+            status_code=401 if error else 200,
+        )
+
+    @app.get("/login", include_in_schema=False)
+    async def login_form(next: str = "/") -> HTMLResponse:
+        return page(next)
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        sent, target = form.get("token", [""])[0], form.get("next", ["/"])[0]
+        if not secrets.compare_digest(sent.encode(), token.encode()):
+            return page(target, "That is not this server's API token.")
+        answer = RedirectResponse(_local(target), status_code=303)
+        answer.set_cookie("flowyard_session", session, httponly=True, samesite="strict")
+        return answer
+
+    @app.middleware("http")
+    async def guard_pages(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if path.startswith(_PUBLIC) or logged_in(request):
+            return await call_next(request)
+        return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
 
 
 def _mount_ui(app: FastAPI, settings: Settings) -> None:

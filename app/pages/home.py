@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from nicegui import ui
+from nicegui import events, ui
 
 from app.pages.editor import new_integration_dialog
 from app.pages.layout import frame, hub, status_badge
 from app.services import instances, integrations
+from app.services.errors import ServiceError
 
-__all__ = ["home"]
+__all__ = ["MAX", "home", "import_file", "import_upload"]
+
+MAX = 5 * 1024 * 1024
+"""Largest integration file the page imports (bytes)."""
 
 
 @ui.page("/", title="Flowyard")
@@ -24,9 +28,11 @@ async def home() -> None:
     deployed = await instances.list_instances(hub())
     with frame("Integrations"):
         dialog = new_integration_dialog()
-        ui.button("New integration", icon="add", on_click=dialog.open).props(
-            'data-testid="new-integration"'
-        )
+        with ui.row().classes("items-center gap-2"):
+            ui.button("New integration", icon="add", on_click=dialog.open).props(
+                'data-testid="new-integration"'
+            )
+            import_upload()
         if not known:
             ui.label(
                 "None yet: create one, `flowyard import FILE`, or POST a file to /api/integrations."
@@ -68,3 +74,43 @@ async def home() -> None:
                 if not instance.enabled:
                     ui.badge("disabled", color="grey-7")
                 ui.label(f"{instance.integration} version {instance.version}")
+
+
+async def import_file(name: str, data: bytes) -> str | None:
+    """Import an uploaded integration file; None on success, else what is wrong with it."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{name} is not a text file: integration files are YAML or JSON in UTF-8."
+    try:
+        summary = await integrations.import_integration(hub(), text, source=name)
+    except ServiceError as exc:
+        details = exc.to_json().get("details") or {}
+        lines = [str(e) for e in details.get("errors", [])]
+        lines += [str(i.get("message", i)) for i in details.get("issues", [])]
+        return "\n".join([exc.message, *lines])
+    ui.notify(f"Imported {summary.name} (version {summary.version}).", type="positive")
+    return None
+
+
+def import_upload() -> ui.upload:
+    """An upload button for integration files; big files travel over HTTP, not the websocket."""
+
+    async def received(event: events.UploadEventArguments) -> None:
+        problem = await import_file(event.file.name, await event.file.read())
+        upload.reset()
+        if problem is None:
+            ui.navigate.reload()
+        else:
+            error.text = problem
+            error.visible = True
+
+    upload = (
+        ui.upload(label="Import a file", auto_upload=True, on_upload=received, max_file_size=MAX)
+        .props('accept=".yaml,.yml,.json" flat bordered data-testid="import-upload"')
+        .classes("w-64")
+        .mark("import-upload")
+    )
+    error = ui.label("").classes("text-negative whitespace-pre-line").mark("import-error")
+    error.visible = False
+    return upload

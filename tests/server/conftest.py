@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -33,6 +33,8 @@ class ServerProcess:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -41,7 +43,9 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
         env["FLOWYARD_HTTP_BLOCK_PRIVATE"] = "0"
+        env.update(self.env)
         command = [sys.executable, "-m", "app", "serve", "--port", str(self.port)]
+        command += ["--host", self.host]
         command += ["--data-dir", str(self.data_dir)]
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
