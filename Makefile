@@ -50,9 +50,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP) $(BUNDLE) browser
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(BUNDLE) browser
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.http_client
+	$(BIN)/python -m bench.canvas
 
 DATA_DIR ?= .flowyard
 

@@ -15,190 +15,48 @@ Badges: while a run goes, `on_statuses` receives the whole `{step id: status}` m
 step starts or finishes (a step in a loop shows the worst status over its iterations, `running`
 while any runs); after the run, the statuses the execution recorded; `{}` when a run starts.
 Service refusals are shown in the panel (`test-error`), never as a traceback.
+
+The rules that need no drawing (badges, payload conversion, the reference scope) are in
+`designer.testing`; the payload form, step view and run summary in
+`app.pages.testpanel_widgets`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from nicegui import background_tasks, ui
 
-from app.pages.layout import duration, status_badge
+from app.pages.testpanel_widgets import (
+    PanelRoot,
+    PayloadForm,
+    ask_name,
+    confirm_delete,
+    draw_step,
+    draw_summary,
+    tid,
+)
 from app.services import executions, payloads, testruns
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.services.payloads import PayloadInput, PayloadUpdate, TestPayload
-from components.api import Response
-from runtime.observer import ExecutionInfo, ExecutionResult, StepRecord
+from designer.testing import (
+    LiveStatuses,
+    StatusCallback,
+    badges,
+    parse_body,
+    reference_scope,
+    refusal_lines,
+    unrecorded_detail,
+    worst_status,
+)
 
 __all__ = ["TestPanel", "parse_body", "worst_status"]
 
 log = logging.getLogger("flowyard.pages.testpanel")
-
-E = TypeVar("E", bound=ui.element)
-StatusCallback = Callable[[dict[str, str]], None]
-
-_SEVERITY = {"skipped": 0, "succeeded": 1, "queued": 2, "cancelled": 3, "failed": 4, "crashed": 5}
-_SHOWN_CHARS = 20_000
-"""Longer inputs and outputs are cut in the panel; the executions page shows them whole."""
-
-
-def _tid(element: E, name: str) -> E:
-    """Give an element a `data-testid` (browser tests) and the same marker (`user` tests)."""
-    return element.props(f'data-testid="{name}"').mark(name)
-
-
-def worst_status(statuses: Iterable[str]) -> str:
-    """One badge for a step's records: `running` while any runs, else the worst of them."""
-    found = list(statuses)
-    if "running" in found:
-        return "running"
-    return max(found, key=lambda s: _SEVERITY.get(s, 4), default="skipped")
-
-
-def _badges(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    by_step: dict[str, list[str]] = {}
-    for record in records:
-        by_step.setdefault(record["step_id"], []).append(record["status"])
-    return {step: worst_status(found) for step, found in by_step.items()}
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def parse_body(text: str) -> Any:
-    """The JSON in a body editor (None when empty); ValueError naming line and column if bad."""
-    if not text.strip():
-        return None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-        ) from None
-    except ValueError as exc:  # NaN / Infinity, which JSON does not have
-        raise ValueError(f"The body is not valid JSON: {exc}.") from None
-    except RecursionError:
-        raise ValueError("The body is not valid JSON: it is nested too deeply.") from None
-
-
-def _pretty(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-    if len(text) > _SHOWN_CHARS:
-        return text[:_SHOWN_CHARS] + f"\n… ({len(text) - _SHOWN_CHARS} more characters)"
-    return text
-
-
-def _problems(exc: ServiceError) -> list[str]:
-    """A refusal's details as lines: `field: problem`, or each listed problem."""
-    details = exc.details
-    if isinstance(details, Mapping):
-        return [f"{key}: {value}" for key, value in details.items()]
-    if isinstance(details, list):
-        return [
-            str(item.get("message", item)) if isinstance(item, Mapping) else str(item)
-            for item in details
-        ]
-    return [] if details is None else [str(details)]
-
-
-class _LiveStatuses:
-    """The observer of one test run: badges as steps start and finish, records as they end."""
-
-    def __init__(self, emit: StatusCallback, on_record: Callable[[StepRecord], None]) -> None:
-        self._emit = emit
-        self._on_record = on_record
-        self.execution_id: str | None = None
-        self.records: list[StepRecord] = []
-        self._runs: dict[str, dict[tuple[int, ...], str]] = {}
-
-    def statuses(self) -> dict[str, str]:
-        return {step: worst_status(runs.values()) for step, runs in self._runs.items()}
-
-    def _set(self, record: StepRecord) -> bool:
-        if record.execution_id != self.execution_id:
-            return False  # a called flow's steps are not on this canvas
-        self._runs.setdefault(record.step_id, {})[record.iteration] = record.status.value
-        self._emit(self.statuses())
-        return True
-
-    def execution_started(self, info: ExecutionInfo) -> None:
-        if self.execution_id is None and info.parent_execution_id is None:
-            self.execution_id = info.execution_id
-
-    def step_started(self, record: StepRecord) -> None:
-        self._set(record)
-
-    def step_finished(self, record: StepRecord) -> None:
-        if self._set(record):
-            self.records.append(record)
-            self._on_record(record)
-
-    def response_ready(self, execution_id: str, response: Response) -> None:
-        pass
-
-    def execution_finished(self, result: ExecutionResult) -> None:
-        pass
-
-
-class _Pairs:
-    """Editable name/value rows (headers or query parameters)."""
-
-    def __init__(self, title: str, testid: str, on_change: Callable[[], None]) -> None:
-        self._testid = testid
-        self._on_change = on_change
-        self._rows: list[tuple[ui.input, ui.input, ui.row]] = []
-        with ui.column().classes("w-full gap-0"):
-            with ui.row().classes("items-center gap-1"):
-                ui.label(title).classes("text-caption text-bold")
-                _tid(
-                    ui.button(icon="add", on_click=self._add_clicked).props("flat dense round"),
-                    f"{testid}-add",
-                ).tooltip(f"Add a {title.lower().rstrip('s')}")
-            self._column = _tid(ui.column().classes("w-full gap-0"), testid)
-
-    def set(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self._column.clear()
-        self._rows.clear()
-        for key, value in pairs:
-            self._add(key, value)
-
-    def pairs(self) -> list[tuple[str, str]]:
-        return [(k.value.strip(), v.value or "") for k, v, _ in self._rows]
-
-    def _add_clicked(self) -> None:
-        self._add("", "")
-        self._on_change()
-
-    def _add(self, key: str, value: str) -> None:
-        with self._column, ui.row().classes("w-full items-center gap-1 no-wrap") as row:
-            name = ui.input(value=key, placeholder="name", on_change=self._on_change)
-            _tid(name.props("dense").classes("w-1/3"), f"{self._testid}-key")
-            text = ui.input(value=value, placeholder="value", on_change=self._on_change)
-            _tid(text.props("dense").classes("grow"), f"{self._testid}-value")
-            ui.button(icon="close", on_click=lambda: self._remove(row)).props("flat dense round")
-        self._rows.append((name, text, row))
-
-    def _remove(self, row: ui.row) -> None:
-        self._rows = [entry for entry in self._rows if entry[2] is not row]
-        row.delete()
-        self._on_change()
-
-
-class _Root(ui.column):
-    """The panel's container; deleting it stops the panel's background work."""
-
-    on_delete: Callable[[], None] | None = None
-
-    def _handle_delete(self) -> None:
-        if self.on_delete is not None:
-            self.on_delete()
-        super()._handle_delete()
 
 
 class TestPanel:
@@ -230,7 +88,7 @@ class TestPanel:
         self._dirty = False
         self._quiet = False  # set while the editor is filled from a payload
         self._detail: dict[str, Any] | None = None
-        self._live: _LiveStatuses | None = None
+        self._live: LiveStatuses | None = None
         self._step: str | None = None
         self._iteration = 0
         self._loading: asyncio.Task[None] | None = None
@@ -297,35 +155,15 @@ class TestPanel:
         """What templates would see, for the reference picker: `trigger` (the last run's trigger
         output, else the selected payload, else the sample) and `steps` (outputs of the last
         run's succeeded steps; inside loops the first iteration's)."""
-        steps: dict[str, Any] = {}
-        trigger: Any = None
-        for record in self._records():
-            if trigger is None and not record["iteration_path"]:
-                trigger = record["output"]  # the trigger always finishes first
-            if record["status"] == "succeeded" and record["step_id"] not in steps:
-                steps[record["step_id"]] = {"output": record["output"]}
-        if trigger is None:
-            chosen = self._payload(self._selected)
-            source: Mapping[str, Any] = (
-                chosen.model_dump(include={"body", "headers", "query"})
-                if chosen is not None
-                else self._sample or {}
-            )
-            trigger = {
-                "body": source.get("body"),
-                "headers": dict(source.get("headers") or {}),
-                "query": dict(source.get("query") or {}),
-                "method": "POST",
-            }
-        return {"trigger": trigger, "steps": steps}
+        return reference_scope(self._records(), self._payload(self._selected), self._sample)
 
     # ------------------------------------------------------------------------------ drawing
 
     def _build(self) -> None:
-        with _Root().classes("w-full gap-1 p-2") as self._root:
+        with PanelRoot().classes("w-full gap-1 p-2") as self._root:
             with ui.row().classes("w-full items-center gap-2"):
                 self._select = (
-                    _tid(
+                    tid(
                         ui.select({}, label="Test payload", on_change=self._on_select),
                         "payload-select",
                     )
@@ -333,186 +171,86 @@ class TestPanel:
                     .classes("min-w-[14rem]")
                 )
                 flat = "flat dense"
-                _tid(ui.button("New", icon="add", on_click=self._create), "payload-new").props(flat)
-                self._sample_button = _tid(
+                tid(ui.button("New", icon="add", on_click=self._create), "payload-new").props(flat)
+                self._sample_button = tid(
                     ui.button("From sample", icon="auto_awesome", on_click=self._from_sample),
                     "payload-from-sample",
                 ).props(flat)
                 self._sample_button.disable()
-                self._duplicate_button = _tid(
+                self._duplicate_button = tid(
                     ui.button(icon="content_copy", on_click=self._duplicate), "payload-duplicate"
                 ).props(flat)
                 self._duplicate_button.tooltip("Duplicate")
-                self._delete_button = _tid(
+                self._delete_button = tid(
                     ui.button(icon="delete", on_click=self._delete), "payload-delete"
                 ).props(flat)
                 self._delete_button.tooltip("Delete")
                 ui.separator().props("vertical")
-                self._listen_button = _tid(
+                self._listen_button = tid(
                     ui.button("Listen", icon="hearing", on_click=self._toggle_listen),
                     "listen-button",
                 ).props(flat)
-                self._run_button = _tid(
+                self._run_button = tid(
                     ui.button("Run", icon="play_arrow", on_click=self.run), "run-test"
                 ).props("dense")
-                self._stop_button = _tid(
+                self._stop_button = tid(
                     ui.button("Stop", icon="stop", on_click=self._stop_run), "stop-test"
                 ).props("dense color=negative")
                 self._stop_button.set_visibility(False)
-                self._summary = _tid(ui.row().classes("items-center gap-2"), "run-summary")
-            self._error = _tid(
+                self._summary = tid(ui.row().classes("items-center gap-2"), "run-summary")
+            self._error = tid(
                 ui.column().classes("w-full gap-0 p-2 rounded bg-red-1 text-negative"),
                 "test-error",
             )
             self._error.set_visibility(False)
             with ui.row().classes("w-full items-center gap-2") as self._listen_row:
                 ui.label("Send a request to").classes("text-caption")
-                self._listen_url = _tid(
+                self._listen_url = tid(
                     ui.label("").classes("font-mono text-sm select-all"), "listen-url"
                 )
-                _tid(ui.button(icon="content_copy", on_click=self._copy_url), "listen-copy").props(
+                tid(ui.button(icon="content_copy", on_click=self._copy_url), "listen-copy").props(
                     "flat dense round"
                 ).tooltip("Copy the test URL")
             self._listen_row.set_visibility(False)
             with ui.splitter(value=45).classes("w-full") as splitter:
                 with splitter.before, ui.column().classes("w-full gap-1 pr-2"):
-                    self._build_editor()
+                    self._form = PayloadForm(self._changed, self._save)
                 with splitter.after:
-                    self._step_view = _tid(ui.column().classes("w-full gap-1 pl-2"), "step-view")
+                    self._step_view = tid(ui.column().classes("w-full gap-1 pl-2"), "step-view")
         self._refresh_payloads()
         self._draw_step()
-
-    def _build_editor(self) -> None:
-        self._empty = ui.label(
-            "No test payload yet: create one, start from the trigger's sample, or listen for a "
-            "real request."
-        ).classes("text-grey-7")
-        with ui.column().classes("w-full gap-1") as self._editor:
-            with ui.row().classes("w-full items-center gap-2 no-wrap"):
-                self._name = _tid(
-                    ui.input("Name", on_change=self._changed).props("dense").classes("grow"),
-                    "payload-name",
-                )
-                self._unsaved = ui.label("unsaved").classes("text-caption text-warning")
-                _tid(ui.button("Save", icon="save", on_click=self._save), "payload-save").props(
-                    "dense flat"
-                )
-            ui.label("Body (JSON)").classes("text-caption text-bold")
-            self._body = _tid(
-                ui.codemirror("", language="JSON", indent="  ", on_change=self._changed),
-                "payload-body",
-            ).classes("w-full max-h-64")
-            self._body_error = _tid(ui.label("").classes("text-negative text-sm"), "body-error")
-            self._headers = _Pairs("Headers", "payload-headers", self._changed)
-            self._query = _Pairs("Query", "payload-query", self._changed)
 
     def _refresh_payloads(self) -> None:
         self._quiet = True
         try:
             self._select.set_options({p.id: p.name for p in self._payloads}, value=self._selected)
             chosen = self._payload(self._selected)
-            self._editor.set_visibility(chosen is not None)
-            self._empty.set_visibility(chosen is None and self._flow_id is not None)
+            self._form.element.set_visibility(chosen is not None)
+            self._form.empty.set_visibility(chosen is None and self._flow_id is not None)
             for button in (self._duplicate_button, self._delete_button):
                 button.set_enabled(chosen is not None)
             if chosen is not None:
-                self._name.value = chosen.name
-                body = chosen.body
-                self._body.value = "" if body is None else json.dumps(body, indent=2)
-                self._headers.set(chosen.headers.items())
-                self._query.set(
-                    (key, item)
-                    for key, value in chosen.query.items()
-                    for item in (value if isinstance(value, list) else [value])
-                )
-            self._body_error.set_text("")
+                self._form.fill(chosen)
+            self._form.body_error.set_text("")
             self._dirty = False
-            self._unsaved.set_visibility(False)
+            self._form.unsaved.set_visibility(False)
         finally:
             self._quiet = False
 
     def _draw_step(self) -> None:
-        view = self._step_view
-        view.clear()
-        with view:
-            if self._step is None:
-                ui.label("Select a step to see its result from the last test run.").classes(
-                    "text-grey-7"
-                )
-                return
-            records = [r for r in self._records() if r["step_id"] == self._step]
-            if not records:
-                running = self._running is not None and not self._running.done()
-                note = "has not finished yet" if running else "did not run in the last test run"
-                ui.label(f"Step '{self._step}' {note}.").classes("text-grey-7")
-                return
-            self._iteration = min(self._iteration, len(records) - 1)
-            record = records[self._iteration]
-            with ui.row().classes("w-full items-center gap-2"):
-                ui.label(record.get("step_name") or record["step_id"]).classes("text-bold")
-                with _tid(ui.row().classes("gap-0"), "step-status"):
-                    status_badge(record["status"])
-                attempt = f"attempt {record['attempt']} · " if record["attempt"] > 1 else ""
-                ui.label(f"{attempt}{duration(record['duration_ms'])}").classes("text-caption")
-                if record.get("port"):
-                    ui.label(f"→ {record['port']}").classes("text-caption")
-                if len(records) > 1:
-                    options = {
-                        i: f"#{'.'.join(map(str, r['iteration_path'])) or '-'} {r['status']}"
-                        for i, r in enumerate(records)
-                    }
-                    _tid(
-                        ui.select(options, value=self._iteration, on_change=self._pick_iteration),
-                        "step-iteration",
-                    ).props("dense options-dense").classes("min-w-[9rem]")
-                if self._flow_id is not None and record["iteration_path"] == []:
-                    step_id = record["step_id"]
-                    _tid(
-                        ui.button("Run up to here", on_click=lambda: self.run_upto(step_id)),
-                        "run-upto",
-                    ).props("flat dense")
-            if record.get("error"):
-                error = record["error"]
-                with _tid(ui.column().classes("w-full gap-0 text-negative"), "step-error"):
-                    ui.label(error.get("message", ""))
-                    if error.get("hint"):
-                        ui.label(error["hint"]).classes("text-caption")
-            for title, key in (("Input", "input"), ("Output", "output")):
-                ui.label(title).classes("text-caption text-bold")
-                _tid(
-                    ui.label(_pretty(record.get(key))).classes(
-                        "w-full font-mono text-xs whitespace-pre-wrap max-h-48 overflow-auto"
-                    ),
-                    f"step-{key}",
-                )
-            ui.label("Log").classes("text-caption text-bold")
-            with _tid(ui.column().classes("w-full gap-0 font-mono text-xs"), "step-logs"):
-                for line in record.get("logs") or []:
-                    ui.label(f"{line.get('level', '').upper():<7} {line.get('message', '')}")
-                if not record.get("logs"):
-                    ui.label("(no log lines)").classes("text-grey-7")
+        self._iteration = draw_step(
+            self._step_view,
+            self._step,
+            self._records(),
+            self._iteration,
+            running=self._running is not None and not self._running.done(),
+            on_iteration=self._pick_iteration,
+            run_upto=self.run_upto if self._flow_id is not None else None,
+        )
 
     def _pick_iteration(self, event: Any) -> None:
         self._iteration = int(event.value)
         self._draw_step()
-
-    def _draw_summary(self, run: testruns.TestRun | None) -> None:
-        self._summary.clear()
-        detail = self._detail
-        if detail is None:
-            return
-        with self._summary:
-            status_badge(detail["status"])
-            ui.label(duration(detail.get("duration_ms"))).classes("text-caption")
-            if run is not None and run.upto:
-                reused = f", reused {len(run.reused)} step(s)" if run.reused else ""
-                ui.label(f"up to '{run.upto}'{reused}").classes("text-caption")
-            if run is not None and run.response is not None:
-                ui.label(f"responded {run.response.get('status')}").classes("text-caption")
-            error = detail.get("error")
-            if error:
-                _tid(ui.label(error.get("message", "")).classes("text-negative"), "run-error")
-            _tid(ui.link("Execution", f"/executions/{detail['id']}"), "run-link")
 
     # ------------------------------------------------------------------------------ errors
 
@@ -525,7 +263,7 @@ class TestPanel:
         self._error.set_visibility(True)
 
     def _fail(self, exc: ServiceError) -> None:
-        self._show_error(exc.message, [*_problems(exc), *([exc.hint] if exc.hint else [])])
+        self._show_error(exc.message, [*refusal_lines(exc), *([exc.hint] if exc.hint else [])])
 
     def _clear_error(self) -> None:
         self._error.clear()
@@ -554,8 +292,8 @@ class TestPanel:
         self._selected = remembered if remembered in ids else (ids[0] if ids else None)
         self._refresh_payloads()
         self._detail = detail
-        self._emit(_badges(detail["steps"]) if detail else {})
-        self._draw_summary(None)
+        self._emit(badges(detail["steps"]) if detail else {})
+        draw_summary(self._summary, self._detail, None)
         self._draw_step()
 
     async def _reload_payloads(self, select: int | None) -> None:
@@ -585,7 +323,7 @@ class TestPanel:
     def _changed(self) -> None:
         if not self._quiet:
             self._dirty = True
-            self._unsaved.set_visibility(True)
+            self._form.unsaved.set_visibility(True)
 
     async def _on_select(self, event: Any) -> None:
         if self._quiet or event.value == self._selected:
@@ -605,38 +343,11 @@ class TestPanel:
 
     def _edited(self) -> PayloadUpdate | None:
         """The editor's content as changes, or None after showing what is wrong with it."""
-        try:
-            body = parse_body(self._body.value or "")
-        except ValueError as exc:
-            self._body_error.set_text(str(exc))
-            self._show_error("The test payload was not saved.", [str(exc)])
+        edited = self._form.read()
+        if isinstance(edited, list):
+            self._show_error("The test payload was not saved.", edited)
             return None
-        self._body_error.set_text("")
-        problems: list[str] = []
-        headers: dict[str, str] = {}
-        for key, value in self._headers.pairs():
-            if not key and not value:
-                continue
-            if not key:
-                problems.append(f"headers: the value '{value}' has no name")
-            elif key.lower() in headers:
-                problems.append(f"headers: '{key}' is given twice")
-            headers[key.lower()] = value
-        query: dict[str, Any] = {}
-        for key, value in self._query.pairs():
-            if not key and not value:
-                continue
-            if not key:
-                problems.append(f"query: the value '{value}' has no name")
-            elif key in query:
-                earlier = query[key]
-                query[key] = [*earlier, value] if isinstance(earlier, list) else [earlier, value]
-            else:
-                query[key] = value
-        if problems:
-            self._show_error("The test payload was not saved.", problems)
-            return None
-        return PayloadUpdate(name=self._name.value, body=body, headers=headers, query=query)
+        return edited
 
     async def _save(self) -> bool:
         """Save the editor into the selected payload; False (and the reason shown) if refused."""
@@ -659,22 +370,10 @@ class TestPanel:
         self._scope_changed()
         return True
 
-    async def _ask_name(self, title: str, value: str) -> str | None:
-        with ui.dialog() as dialog, ui.card().classes("min-w-[20rem]"):
-            ui.label(title).classes("text-h6")
-            name = _tid(ui.input("Name", value=value), "payload-name-input").classes("w-full")
-            name.on("keydown.enter", lambda: dialog.submit(name.value))
-            with ui.row().classes("w-full justify-end"):
-                ui.button("Cancel", on_click=lambda: dialog.submit(None)).props("flat")
-                _tid(ui.button("OK", on_click=lambda: dialog.submit(name.value)), "payload-name-ok")
-        result = await dialog
-        dialog.delete()
-        return result if isinstance(result, str) else None
-
     async def _add(self, request: Mapping[str, Any], title: str, suggested: str) -> None:
         if self._flow_id is None or (self._dirty and not await self._save()):
             return
-        name = await self._ask_name(title, suggested)
+        name = await ask_name(title, suggested)
         if name is None:
             return
         entry = PayloadInput(
@@ -702,7 +401,7 @@ class TestPanel:
         chosen = self._payload(self._selected)
         if chosen is None or (self._dirty and not await self._save()):
             return
-        name = await self._ask_name("Duplicate test payload", f"{chosen.name} copy")
+        name = await ask_name("Duplicate test payload", f"{chosen.name} copy")
         if name is None:
             return
         try:
@@ -717,17 +416,7 @@ class TestPanel:
         chosen = self._payload(self._selected)
         if chosen is None:
             return
-        with ui.dialog() as dialog, ui.card():
-            ui.label(f"Delete the test payload '{chosen.name}'?")
-            with ui.row().classes("w-full justify-end"):
-                ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat")
-                _tid(
-                    ui.button("Delete", on_click=lambda: dialog.submit(True)),
-                    "payload-delete-confirm",
-                ).props("color=negative")
-        confirmed = await dialog
-        dialog.delete()
-        if confirmed is not True:
+        if not await confirm_delete(chosen.name):
             return
         try:
             await payloads.delete_payload(self._hub, self._integration, chosen.id)
@@ -765,7 +454,7 @@ class TestPanel:
             return
         self._clear_error()
         # Reports reach the screen only while this run is the panel's (not after a flow switch).
-        live: _LiveStatuses = _LiveStatuses(
+        live: LiveStatuses = LiveStatuses(
             lambda statuses: self._emit(statuses) if live is self._live else None,
             lambda record: (
                 self._draw_step() if live is self._live and record.step_id == self._step else None
@@ -812,7 +501,7 @@ class TestPanel:
         await self._finish(execution_id, run, live)
 
     async def _finish(
-        self, execution_id: str, run: testruns.TestRun | None, live: _LiveStatuses
+        self, execution_id: str, run: testruns.TestRun | None, live: LiveStatuses
     ) -> None:
         detail: dict[str, Any] | None = None
         try:
@@ -823,16 +512,10 @@ class TestPanel:
         if live is not self._live:
             return  # the flow changed while the record was read
         if detail is None:  # not recorded: keep what the run reported
-            detail = {
-                "id": execution_id,
-                "status": run.status if run is not None else "cancelled",
-                "duration_ms": run.duration_ms if run is not None else None,
-                "error": run.error if run is not None else None,
-                "steps": [record.to_json() for record in live.records],
-            }
+            detail = unrecorded_detail(execution_id, run, live.records)
         self._detail = detail
-        self._emit(_badges(detail["steps"]))
-        self._draw_summary(run)
+        self._emit(badges(detail["steps"]))
+        draw_summary(self._summary, self._detail, run)
         self._draw_step()
         if self._on_finished is not None:
             self._on_finished(detail)

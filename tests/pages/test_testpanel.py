@@ -21,12 +21,13 @@ from nicegui import ui
 from nicegui.testing import User
 
 from app.pages.layout import hub as current_hub
-from app.pages.testpanel import TestPanel, _LiveStatuses, parse_body, worst_status
+from app.pages.testpanel import TestPanel, parse_body, worst_status
 from app.server import create_app
 from app.services import editor, payloads
 from app.services.hub import Hub
 from app.services.payloads import PayloadInput
 from app.settings import Settings
+from designer.testing import LiveStatuses
 from runtime.observer import ExecutionInfo, Status, StepRecord
 from tests.pages.conftest import import_yaml
 
@@ -616,7 +617,7 @@ def test_worst_status() -> None:
 
 def test_live_statuses_aggregate_iterations_and_ignore_called_flows() -> None:
     seen: list[dict[str, str]] = []
-    live = _LiveStatuses(seen.append, lambda record: None)
+    live = LiveStatuses(seen.append, lambda record: None)
     live.execution_started(ExecutionInfo("e1", "f", 0.0))
     live.execution_started(ExecutionInfo("child", "g", 0.0, parent_execution_id="e1"))
 
