@@ -61,6 +61,7 @@ __all__ = [
 
 ROOT = Path(__file__).parent.parent
 CHROMIUM = "/usr/bin/chromium"
+"""Debian's chromium; the browser tests launch the same binary with the same flags."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
