@@ -59,8 +59,13 @@ DATA_DIR ?= .flowyard
 
 # Starts the demo CRM and Acme apps and Flowyard with every example imported, deploys the
 # two-way demo instance, and prints the URLs to open. Ctrl-C stops everything it started.
+PORT ?= 8080
+CRM_PORT ?= 8091
+ACME_PORT ?= 8092
+
 run: $(STAMP) $(BUNDLE)
-	$(BIN)/python -m examples.launch --data-dir $(DATA_DIR)
+	$(BIN)/python -m examples.launch --data-dir $(DATA_DIR) --port $(PORT) \
+		--crm-port $(CRM_PORT) --acme-port $(ACME_PORT)
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo
