@@ -142,9 +142,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     webhooks.install(app)
     if settings.ui:
+        ui_secret = _install_secret(settings.data_dir, "ui-storage-secret")
         if not settings.loopback_only:
-            _require_login(app, api_token(settings.data_dir), settings.data_dir)
-        _mount_ui(app, settings)
+            _require_login(app, api_token(settings.data_dir), ui_secret)
+        _mount_ui(app, settings, ui_secret)
     return app
 
 
@@ -166,11 +167,9 @@ def _local(path: str) -> str:
     return path if path.startswith("/") and not path.startswith("//") else "/"
 
 
-def _require_login(app: FastAPI, token: str, data_dir: Path) -> None:
+def _require_login(app: FastAPI, token: str, secret: str) -> None:
     """Pages need a login when bound beyond loopback: the API token, once, kept in a cookie."""
-    session = hmac.new(
-        _install_secret(data_dir, "ui-storage-secret").encode(), token.encode(), "sha256"
-    ).hexdigest()
+    session = hmac.new(secret.encode(), token.encode(), "sha256").hexdigest()
 
     def logged_in(request: Request) -> bool:
         sent = request.cookies.get("flowyard_session", "")
@@ -206,7 +205,7 @@ def _require_login(app: FastAPI, token: str, data_dir: Path) -> None:
         return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
 
 
-def _mount_ui(app: FastAPI, settings: Settings) -> None:
+def _mount_ui(app: FastAPI, settings: Settings, storage_secret: str) -> None:
     """Mount NiceGUI's pages on our app (after our routes, which therefore match first)."""
     from nicegui import core, ui
     from nicegui.storage import Storage
@@ -223,7 +222,7 @@ def _mount_ui(app: FastAPI, settings: Settings) -> None:
     ui.run_with(
         app,
         title="Flowyard",
-        storage_secret=_install_secret(settings.data_dir, "ui-storage-secret"),
+        storage_secret=storage_secret,
         reconnect_timeout=30.0,  # a brief network drop must not lose an edit (3 s lost one here)
         show_welcome_message=False,
     )

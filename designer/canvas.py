@@ -20,7 +20,8 @@ from nicegui.events import GenericEventArguments
 
 from components.api import DEFAULT_PORT
 from components.registry import Registry
-from runtime.model import Flow, Position, Step
+from designer.editing import step_ports
+from runtime.model import Flow, Position
 
 __all__ = [
     "BUNDLE",
@@ -29,7 +30,6 @@ __all__ = [
     "NodeKind",
     "canvas_graph",
     "node_kind",
-    "step_ports",
 ]
 
 BUNDLE = Path(__file__).parent / "frontend" / "dist" / "flowyard_canvas.js"
@@ -46,14 +46,6 @@ DRAG_TYPE = "application/x-flowyard-action"
 """The dataTransfer type palette items set to the dragged `component.action` key."""
 
 _ids = itertools.count(1)
-
-
-def step_ports(step: Step, registry: Registry) -> tuple[str, ...]:
-    """Output ports of `step` (`out` when its component is missing, so it still draws)."""
-    try:
-        return registry.action(step.action).output_ports(step.inputs)
-    except LookupError:
-        return (DEFAULT_PORT,)
 
 
 def node_kind(ports: tuple[str, ...]) -> NodeKind:

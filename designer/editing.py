@@ -17,9 +17,17 @@ import networkx as nx
 
 from components.registry import Registry
 from runtime.graph import to_graph
-from runtime.model import Edge, Flow, Position, Step
+from runtime.model import DEFAULT_PORT, Edge, Flow, Position, Step
 
-__all__ = ["COALESCE_SECONDS", "Clipboard", "EditError", "FlowEditor", "new_step_id"]
+__all__ = [
+    "COALESCE_SECONDS",
+    "Clipboard",
+    "EditError",
+    "FlowEditor",
+    "is_trigger",
+    "new_step_id",
+    "step_ports",
+]
 
 _MAX_UNDO = 200
 COALESCE_SECONDS = 1.5
@@ -29,6 +37,23 @@ _ID_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 
 class EditError(ValueError):
     """An edit that would break the flow; the message says which step and why."""
+
+
+def step_ports(step: Step, registry: Registry) -> tuple[str, ...]:
+    """Output ports of a (non-trigger) step; `out` when its component is missing, so it draws."""
+    try:
+        return registry.action(step.action).output_ports(step.inputs)
+    except LookupError:
+        return (DEFAULT_PORT,)
+
+
+def is_trigger(action: str, registry: Registry) -> bool:
+    """Whether `component.key` names a trigger (a flow's start) rather than an action."""
+    try:
+        registry.trigger(action)
+    except LookupError:
+        return False
+    return True
 
 
 def new_step_id(action: str, taken: Iterable[str]) -> str:
@@ -124,7 +149,7 @@ class FlowEditor:
         """Add a step running `action` at `position` (a trigger replaces the flow's trigger)."""
         if self.registry.get(action.partition(".")[0]) is None:
             raise EditError(f"Component of '{action}' is not installed.")
-        if self._is_trigger(action):
+        if is_trigger(action, self.registry):
             trigger = self.flow.trigger.model_copy(update={"action": action, "inputs": {}})
             self._commit(
                 self.flow.model_copy(update={"trigger": trigger}),
@@ -139,13 +164,6 @@ class FlowEditor:
         flow = self.flow.model_copy(update={"steps": [*self.flow.steps, step]})
         self._commit(flow, {**self.layout, step.id: position})
         return step
-
-    def _is_trigger(self, action: str) -> bool:
-        try:
-            self.registry.trigger(action)
-        except LookupError:
-            return False
-        return True
 
     def remove(self, step_ids: Iterable[str]) -> list[str]:
         """Remove steps and their edges; the trigger stays. Returns the ids removed."""
@@ -174,7 +192,7 @@ class FlowEditor:
             raise EditError(f"'{dst.name or dst.id}' is the trigger: nothing can lead into it.")
         if source == target:
             raise EditError(f"'{src.name or src.id}' cannot be connected to itself.")
-        ports = self._ports(src)
+        ports = self.ports(src)
         if port not in ports:
             raise EditError(
                 f"Step '{src.name or src.id}' has no port '{port}' (it has: {', '.join(ports)})."
@@ -194,13 +212,11 @@ class FlowEditor:
         self._commit(self.flow.model_copy(update={"edges": [*self.flow.edges, edge]}))
         return edge
 
-    def _ports(self, step: Step) -> tuple[str, ...]:
+    def ports(self, step: Step) -> tuple[str, ...]:
+        """Output ports of a step of this flow (the trigger has `out`)."""
         if step.id == self.flow.trigger.id:
-            return ("out",)
-        try:
-            return self.registry.action(step.action).output_ports(step.inputs)
-        except LookupError:
-            return ("out",)
+            return (DEFAULT_PORT,)
+        return step_ports(step, self.registry)
 
     def disconnect(self, edges: Iterable[tuple[str, str, str]]) -> int:
         """Remove edges given as (source, port, target); returns how many were removed."""
@@ -224,7 +240,7 @@ class FlowEditor:
                 raise EditError(f"Step '{step.id}' is not in this flow any more.")
             steps = [step if s.id == step.id else s for s in self.flow.steps]
             flow = self.flow.model_copy(update={"steps": steps})
-            ports = set(self._ports(step))
+            ports = set(self.ports(step))
             edges = [e for e in flow.edges if e.source != step.id or e.port in ports]
             flow = flow.model_copy(update={"edges": edges})
         last = self._last_replace

@@ -15,6 +15,7 @@ and previews). `tag` and `field_testid` give elements the test ids the page test
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -113,7 +114,7 @@ class Slot:
             label.set_visibility(bool(text))
 
 
-class FieldWidgets:
+class FieldWidgets(ABC):
     """Draws and edits the inspector's fields; see the module docstring for what a subclass sets."""
 
     _root: dict[str, Any]
@@ -128,13 +129,13 @@ class FieldWidgets:
     _source: ReferenceSource
     _refs: list[Reference] | None
 
+    @abstractmethod
     def _widget(self, slot: Slot, compact: bool) -> None:
         """Draw the widget for `slot`'s kind of field (in the current container)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _refresh(self, *, emit: bool) -> None:
         """Validate, show each field's errors and previews; with `emit`, report a valid step."""
-        raise NotImplementedError
 
     # -- drawing --------------------------------------------------------------------------------
 

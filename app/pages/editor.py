@@ -24,8 +24,8 @@ from app.services.errors import Conflict, NotFound, ServiceError
 from app.services.hub import Hub
 from app.services.integrations import IssueView
 from components.api import Component
-from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas, step_ports
-from designer.editing import Clipboard, EditError, FlowEditor
+from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
+from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
 from designer.inspector import Inspector
 from designer.references import source_for_step
 from runtime.model import Position, Step
@@ -442,7 +442,7 @@ class EditorPage:
 
     async def _first_flow(self, action: str, position: Position) -> None:
         """A trigger dropped on an integration without flows starts its first flow."""
-        if not self._is_trigger(action):
+        if not is_trigger(action, self.hub.registry):
             ui.notify("Start with a trigger: a flow begins with what starts it.", type="warning")
             return
         taken = {f.id for f in self.state.integration.flows}
@@ -463,40 +463,28 @@ class EditorPage:
         self._fill_tabs()
         self._load_flow()
 
-    def _is_trigger(self, action: str) -> bool:
-        try:
-            self.hub.registry.trigger(action)
-        except LookupError:
-            return False
-        return True
-
     async def _step_changed(self, step: Step) -> None:
         editor = self.editor
         before = editor.step(step.id) if editor else None
         # Redraw the canvas only when what it shows changed: the name or the output ports.
         redraw = (
-            before is None or before.name != step.name or self._ports(before) != self._ports(step)
+            editor is None
+            or before is None
+            or before.name != step.name
+            or editor.ports(before) != editor.ports(step)
         )
         now = time.monotonic()
         await self._apply(lambda e: e.replace_step(step, now=now), push=redraw)
 
-    def _ports(self, step: Step) -> tuple[str, ...]:
-        editor = self.editor
-        if editor is not None and step.id == editor.flow.trigger.id:
-            return ("out",)
-        return step_ports(step, self.hub.registry)
-
     async def undo(self) -> None:
-        editor = self.editor
-        if editor is not None and editor.undo():
-            self.canvas.show(editor.flow, self.hub.registry, editor.layout)
-            self._refresh()
-            self._show_inspector(self.selected)
-            await self.save()
+        await self._history(redo=False)
 
     async def redo(self) -> None:
+        await self._history(redo=True)
+
+    async def _history(self, *, redo: bool) -> None:
         editor = self.editor
-        if editor is not None and editor.redo():
+        if editor is not None and (editor.redo() if redo else editor.undo()):
             self.canvas.show(editor.flow, self.hub.registry, editor.layout)
             self._refresh()
             self._show_inspector(self.selected)

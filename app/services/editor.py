@@ -220,10 +220,7 @@ def _stored_flow(integration: Integration, flow_id: str) -> Flow:
 
 
 def _issues(registry: Registry, integration: Integration, flow: Flow) -> list[IssueView]:
-    return [
-        IssueView(flow=flow.id, step=i.step, message=i.message, hint=i.hint, severity=i.severity)
-        for i in validate_flow(flow, registry, integration)
-    ]
+    return [IssueView.of(flow, i) for i in validate_flow(flow, registry, integration)]
 
 
 # --- open and create ----------------------------------------------------------------------------

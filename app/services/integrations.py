@@ -25,8 +25,9 @@ from app.persistence.models import InstanceRow, IntegrationRow, IntegrationVersi
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.hub import Hub
 from components.registry import Registry
+from runtime.errors import Issue
 from runtime.files import IntegrationFileError, dump_integration, parse_integration
-from runtime.model import Integration
+from runtime.model import Flow, Integration
 from runtime.validation import validate_flow
 
 __all__ = [
@@ -53,6 +54,19 @@ class IssueView(BaseModel):
     message: str
     hint: str = ""
     severity: str = "error"
+
+    @classmethod
+    def of(cls, flow: Flow, issue: Issue, *, labelled: bool = False) -> IssueView:
+        """A validation `Issue` of `flow`; `labelled` prefixes the flow's name to the message
+        (for lists spanning several flows)."""
+        message = f"Flow '{flow.label}': {issue.message}" if labelled else issue.message
+        return cls(
+            flow=flow.id,
+            step=issue.step,
+            message=message,
+            hint=issue.hint,
+            severity=issue.severity,
+        )
 
 
 class VersionInfo(BaseModel):
@@ -98,19 +112,11 @@ def _not_found(exc: repo.NotFound) -> NotFound:
 
 def check_integration(integration: Integration, registry: Registry) -> list[IssueView]:
     """Every validation issue of every flow, errors first within each flow, in file order."""
-    issues: list[IssueView] = []
-    for flow in integration.flows:
-        for issue in validate_flow(flow, registry, integration):
-            issues.append(
-                IssueView(
-                    flow=flow.id,
-                    step=issue.step,
-                    message=f"Flow '{flow.label}': {issue.message}",
-                    hint=issue.hint,
-                    severity=issue.severity,
-                )
-            )
-    return issues
+    return [
+        IssueView.of(flow, issue, labelled=True)
+        for flow in integration.flows
+        for issue in validate_flow(flow, registry, integration)
+    ]
 
 
 def _refuse_errors(name: str, issues: list[IssueView], what: str) -> None:

@@ -292,14 +292,7 @@ def _refuse_invalid(registry: Registry, integration: Integration, flow: Flow) ->
     more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" * (len(errors) > 1)
     raise InvalidInput(
         f"Flow '{flow.label}' cannot run: {errors[0].message}{more}",
-        details={
-            "issues": [
-                IssueView(
-                    flow=flow.id, step=i.step, message=i.message, hint=i.hint, severity=i.severity
-                ).model_dump()
-                for i in errors
-            ]
-        },
+        details={"issues": [IssueView.of(flow, i).model_dump() for i in errors]},
         hint=errors[0].hint or "Fix the problems listed, then run the test again.",
     )
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from tests.server.conftest import ROOT, free_port
+from tests.server.conftest import ROOT, free_port, stop_process
 
 COMPONENTS = ROOT / "examples" / "components"
 CRM_KEY, ACME_KEY = "crm-test-key", "acme-test-key"
@@ -85,13 +85,7 @@ class Child:
             raise RuntimeError(f"{pending[0]} did not answer within {timeout} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
