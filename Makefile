@@ -11,8 +11,15 @@ BUNDLE := $(CANVAS)/dist/flowyard_canvas.js
 NODE_STAMP := $(CANVAS)/node_modules/.installed
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 # Debian packages the browser and desktop tests drive; installed only when one is missing.
-# Qt's window (desktop extra) needs two xcb libraries a bare image lacks.
-APT_PACKAGES := chromium xvfb xdotool imagemagick libxcb-icccm4 libxcb-keysyms1
+# Qt's window and web engine (desktop extra) load these X, GL and sound libraries; chromium
+# brings some, a bare image lacks others (CI once lacked libxcb-cursor0). Listed from `ldd` of
+# PyQt6's libqxcb.so, libQt6*.so and QtWebEngineProcess.
+QT_PACKAGES := libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxcb-xfixes0 libxcb-sync1 libxcb-glx0 \
+	libxcb-dri3-0 libxkbcommon-x11-0 libxkbfile1 libegl1 libgl1 libgbm1 libfontconfig1 \
+	libdbus-1-3 libnss3 libxtst6 libxcomposite1 libxdamage1 libxrandr2 libasound2 libpulse0 \
+	libpcsclite1
+APT_PACKAGES := chromium xvfb xdotool imagemagick $(QT_PACKAGES)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -7,8 +7,8 @@ reparented. The page's URL, title and text are read through the web engine's Dev
 (`QTWEBENGINE_REMOTE_DEBUGGING`, set by the test only). A screenshot of the display goes to
 `test-artifacts/desktop/`.
 
-Needs Debian's xvfb, xdotool and imagemagick, and the `desktop` extra (with its X libraries
-libxcb-icccm4 and libxcb-keysyms1).
+Needs Debian's xvfb, xdotool and imagemagick, and the `desktop` extra with the X libraries Qt
+loads (the Makefile's QT_PACKAGES; a missing one is named before the app starts).
 """
 
 from __future__ import annotations
@@ -109,6 +109,22 @@ def require_tools() -> None:
         importlib.import_module("webview")
     except ImportError:
         pytest.fail("the desktop extra is missing: pip install -e '.[desktop]'", pytrace=False)
+    if unresolved := missing_qt_libraries():
+        pytest.fail(
+            f"Qt's X platform plugin cannot load {', '.join(unresolved)}: "
+            "install the Debian packages listed in the Makefile's QT_PACKAGES",
+            pytrace=False,
+        )
+
+
+def missing_qt_libraries() -> list[str]:
+    """Shared libraries PyQt6's xcb platform plugin needs that the system lacks (from `ldd`)."""
+    qt = importlib.import_module("PyQt6")
+    plugin = Path(str(qt.__file__)).parent / "Qt6" / "plugins" / "platforms" / "libqxcb.so"
+    if not plugin.exists() or shutil.which("ldd") is None:
+        return []
+    listing = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True).stdout
+    return sorted({line.split()[0] for line in listing.splitlines() if "not found" in line})
 
 
 @pytest.fixture
