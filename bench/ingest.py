@@ -39,6 +39,16 @@ BODY = b'{"event": "account.updated", "id": "evt_01", "data": {"plan": "pro", "s
 TOKEN = "bench-token"
 
 
+UVICORN: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "log_level": "warning",
+    "access_log": False,
+    "proxy_headers": False,
+    "server_header": False,
+}
+"""uvicorn's options for both apps, as `flowyard serve` runs it."""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -77,7 +87,7 @@ def _serve_baseline(port: int, data_dir: str) -> None:
         return JSONResponse({"execution_id": str(counter)}, status_code=202)
 
     app = Starlette(routes=[Route("/webhooks/{token}", receive, methods=["POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, port=port, **UVICORN)
 
 
 class _NoopDispatcher:
@@ -103,6 +113,7 @@ def _serve_ours(port: int, data_dir: str, group_commit: bool) -> None:
     from app.persistence.models import InstanceRow, WebhookTokenRow
     from app.persistence.repositories import create_instance, save_integration, table_of
     from app.routes import webhooks
+    from app.server import NO_TELEMETRY
     from app.services.hub import Hub
     from app.services.ingest import Ingest
     from app.settings import Settings
@@ -129,7 +140,7 @@ def _serve_ours(port: int, data_dir: str, group_commit: bool) -> None:
                 token=TOKEN, instance_id=instance_id, flow_id="hook", created_at=time.time()
             )
         )
-    app = FastAPI()
+    app = FastAPI(telemetry=NO_TELEMETRY)
     webhooks.install(app)
     hub = Hub(
         settings=Settings(data_dir=directory, port=port),
@@ -141,7 +152,7 @@ def _serve_ours(port: int, data_dir: str, group_commit: bool) -> None:
     )
     app.state.hub = hub
     app.state.ingest = Ingest(hub, group_commit=group_commit)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, port=port, **UVICORN)
 
 
 # --- load ----------------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 
@@ -52,6 +52,7 @@ CACHE_SECONDS = 2.0
 """How long a resolved token or instance is reused (a disabled instance refuses within this)."""
 
 _LIMITS = ExpressionLimits()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +249,10 @@ class RoutingCache:
     """Resolved tokens, instances and shared endpoints of one app, each reused for `CACHE_SECONDS`.
 
     An unknown token is never cached (a fresh deploy answers at once); an integration without an
-    endpoint is, like one with.
+    endpoint is, like one with. Loads are single-flight: requests that miss the same entry while
+    it loads share that one load (when an entry expires under load, dozens of requests would
+    otherwise each parse the instance's flows). A load that an `invalidate` overtook still
+    answers its callers but is not kept.
     """
 
     def __init__(self, hub: Hub) -> None:
@@ -256,9 +260,13 @@ class RoutingCache:
         self._tokens: dict[str, tuple[tuple[str, str], float]] = {}
         self._instances: dict[str, InstanceInfo] = {}
         self._endpoints: dict[str, tuple[EndpointSettings | None, float]] = {}
+        self._loads: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        self._generation = 0
 
     def invalidate(self, instance_id: str | None = None) -> None:
         """Forget cached routing (of one instance, or all)."""
+        self._generation += 1
+        self._loads.clear()  # loads already running answer their callers; later ones reload
         if instance_id is None:
             self._tokens.clear()
             self._instances.clear()
@@ -268,15 +276,35 @@ class RoutingCache:
         for token in [t for t, ((i, _), _) in self._tokens.items() if i == instance_id]:
             del self._tokens[token]
 
+    async def _load(self, key: tuple[str, str], load: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """`load()`'s result, shared with every caller asking for `key` meanwhile; and whether
+        the result may be kept (no `invalidate` since the load started)."""
+        running = self._loads.get(key)
+        if running is None:
+            generation = self._generation
+
+            async def flight() -> tuple[T, bool]:
+                try:
+                    return await load(), self._generation == generation
+                finally:
+                    if self._loads.get(key) is running:
+                        del self._loads[key]
+
+            running = self._loads[key] = asyncio.ensure_future(flight())
+        result: tuple[T, bool] = await asyncio.shield(running)
+        return result
+
     async def token(self, token: str) -> tuple[str, str] | None:
         """(instance id, flow id) of a webhook token; None when there is no such token."""
         cached = self._tokens.get(token)
         if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
             return cached[0]
-        target = await asyncio.to_thread(lookup_token, self.hub.db, token)
+        target, keep = await self._load(
+            ("token", token), lambda: asyncio.to_thread(lookup_token, self.hub.db, token)
+        )
         if target is None:
             self._tokens.pop(token, None)
-        else:
+        elif keep:
             self._tokens[token] = (target, time.monotonic())
         return target
 
@@ -285,10 +313,12 @@ class RoutingCache:
         info = self._instances.get(instance_id)
         if info is not None and time.monotonic() - info.loaded_at < CACHE_SECONDS:
             return info
-        info = await load_instance(self.hub, instance_id)
+        info, keep = await self._load(
+            ("instance", instance_id), lambda: load_instance(self.hub, instance_id)
+        )
         if info is None:
             self._instances.pop(instance_id, None)
-        else:
+        elif keep:
             self._instances[instance_id] = info
         return info
 
@@ -297,8 +327,12 @@ class RoutingCache:
         cached = self._endpoints.get(integration)
         if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
             return cached[0]
-        endpoint = await asyncio.to_thread(integration_endpoint, self.hub.db, integration)
-        self._endpoints[integration] = (endpoint, time.monotonic())
+        endpoint, keep = await self._load(
+            ("endpoint", integration),
+            lambda: asyncio.to_thread(integration_endpoint, self.hub.db, integration),
+        )
+        if keep:
+            self._endpoints[integration] = (endpoint, time.monotonic())
         return endpoint
 
     async def instance_by_name(self, integration: str, name: str) -> InstanceInfo | None:

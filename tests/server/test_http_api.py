@@ -196,6 +196,9 @@ def test_bad_input_gets_its_4xx_and_stores_nothing(server: ServerProcess) -> Non
     assert stale.status_code == 401
     foreign_host = httpx.get(f"{base}/api/health", headers={"Host": "evil.example"})
     assert foreign_host.status_code == 400
+    # the webhook fast path sits inside the host check too: nothing stored
+    foreign_webhook = httpx.post(urls["echo"], json={"a": 1}, headers={"Host": "evil.example"})
+    assert foreign_webhook.status_code == 400
 
     time.sleep(0.5)
     assert total(server) == before

@@ -5,6 +5,7 @@ Every refusal is checked for its status and for an empty inbox: bad input stores
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -545,3 +546,54 @@ async def test_an_acknowledged_request_reads_as_queued_until_a_worker_runs_it(en
     assert (detail["status"], detail["steps"], detail["flow_id"]) == ("queued", [], "echo")
     with pytest.raises(NotFound):
         await executions.get_execution(env.hub, "no-such-execution")
+
+
+async def test_concurrent_misses_share_one_routing_load(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When an entry expires under load, the requests that miss it wait for one load together."""
+    from app.services import routing
+
+    loads: list[str] = []
+    real = routing.load_instance
+
+    async def counted(hub: Hub, instance_id: str) -> routing.InstanceInfo | None:
+        loads.append(instance_id)
+        await asyncio.sleep(0.05)  # long enough for every request below to miss the cache
+        return await real(hub, instance_id)
+
+    monkeypatch.setattr(routing, "load_instance", counted)
+    answers = await asyncio.gather(
+        *(env.client.post(env.url("echo"), json={"n": n}) for n in range(20))
+    )
+    assert [r.status_code for r in answers] == [202] * 20
+    assert loads == [env.instance_id]
+    assert len(env.rows()) == 20
+
+
+async def test_a_load_overtaken_by_invalidate_is_not_kept(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services import routing
+
+    cache = routing.RoutingCache(env.hub)
+    started, release = asyncio.Event(), asyncio.Event()
+    real = routing.load_instance
+
+    async def slow(hub: Hub, instance_id: str) -> routing.InstanceInfo | None:
+        started.set()
+        await release.wait()
+        return await real(hub, instance_id)
+
+    monkeypatch.setattr(routing, "load_instance", slow)
+    first = asyncio.create_task(cache.instance(env.instance_id))
+    await started.wait()
+    cache.invalidate(env.instance_id)  # e.g. disabled while the old state was being read
+    release.set()
+    assert (await first) is not None  # its caller still gets an answer
+    started.clear()
+    release.clear()
+    second = asyncio.create_task(cache.instance(env.instance_id))
+    await started.wait()  # not served from the cache: the overtaken load was not kept
+    release.set()
+    assert (await second) is not None
