@@ -49,7 +49,7 @@ def serve(
     components_dir: Annotated[
         Path | None, typer.Option(help="Folder of custom components.", metavar="DIR")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Executions run at once (mostly I/O-bound).")] = 16,
+    workers: Annotated[int, typer.Option(help="Executions run at once (mostly I/O-bound).")] = 32,
 ) -> None:
     """Serve the API and webhooks (and the designer once it lands) until interrupted."""
     import uvicorn

@@ -485,6 +485,8 @@ def _end_to_end(options: argparse.Namespace, baseline: float) -> None:
 
 
 def main() -> None:
+    from app.settings import Settings
+
     if out := os.environ.get(PROFILE_ENV):  # the `flowyard serve` child of `--profile`
         _profiled_serve(Path(out), sys.argv[1:])
         return
@@ -493,7 +495,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--e2e-requests", type=int, default=2000)
     parser.add_argument("--e2e-rounds", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=8, help="`flowyard serve --workers`")
+    parser.add_argument(
+        "--workers", type=int, default=Settings().workers, help="`flowyard serve --workers`"
+    )
     parser.add_argument("--spot-check", type=int, default=10, help="executions read back a round")
     parser.add_argument("--skip-ack", action="store_true", help="baseline and end-to-end only")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the end-to-end server")
