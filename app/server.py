@@ -29,6 +29,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.persistence import SecretBox, load_secret_key, open_database
+from app.persistence.lock import server_lock
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.settings import Settings
@@ -77,33 +78,34 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = open_database(settings.data_dir)
-        registry = default_registry(settings.components_dir)
-        for problem in registry.problems:
-            log.warning("component %s not loaded: %s", problem.source, problem.message)
-        box = SecretBox(load_secret_key(settings.data_dir))
-        async with make_http_client() as http:
-            hub = Hub(settings=settings, db=db, registry=registry, http=http, box=box)
-            from app.services.dispatcher import WorkerPool
+        # one server per data directory: its workers re-run what was left running
+        with server_lock(settings.data_dir):
+            db = open_database(settings.data_dir)
+            registry = default_registry(settings.components_dir)
+            for problem in registry.problems:
+                log.warning("component %s not loaded: %s", problem.source, problem.message)
+            box = SecretBox(load_secret_key(settings.data_dir))
+            async with make_http_client() as http:
+                hub = Hub(settings=settings, db=db, registry=registry, http=http, box=box)
+                from app.services.dispatcher import WorkerPool
 
-            pool = WorkerPool(hub)
-            hub.dispatcher = pool
-            app.state.hub = hub
-            if settings.ui:
-                nicegui.app.state.hub = hub
-            from app.services.instances import recover_interrupted
+                pool = WorkerPool(hub)
+                hub.dispatcher = pool
+                app.state.hub = hub
+                if settings.ui:
+                    nicegui.app.state.hub = hub
+                from app.services.instances import recover_interrupted
 
-            for instance_id in await recover_interrupted(hub):
-                log.warning(
-                    "instance %s was left deploying by a stop: now deploy_failed", instance_id
-                )
-            await pool.start()
-            try:
-                yield
-            finally:
-                await pool.stop()
-                db.dispose()
+                for instance_id in await recover_interrupted(hub):
+                    log.warning(
+                        "instance %s was left deploying by a stop: now deploy_failed", instance_id
+                    )
+                await pool.start()
+                try:
+                    yield
+                finally:
+                    await pool.stop()
+                    db.dispose()
 
     app = FastAPI(
         title="Flowyard",

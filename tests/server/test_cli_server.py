@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.server.conftest import ROOT, ServerProcess
+import httpx
+import pytest
+
+from tests.server.conftest import ROOT, ServerProcess, free_port
 
 WAREHOUSE = ROOT / "examples" / "warehouse-import.yaml"
 
@@ -53,3 +56,22 @@ def test_import_and_export_through_a_running_server(server: ServerProcess) -> No
     unknown = flowyard("export", "No such thing", "--server", server.url)
     assert unknown.returncode == 2
     assert "No such thing" in unknown.stderr
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """Each server re-runs what its database left running, so two on one directory would run
+    executions twice: the second refuses, naming the directory; a killed one frees it at once."""
+    second = ServerProcess(server.data_dir, free_port(), tmp_path / "second.log")
+    with pytest.raises(RuntimeError, match="exited early") as refused:
+        second.start()
+    assert "Another Flowyard server is using the data directory" in str(refused.value)
+    assert str(server.data_dir.resolve()) in str(refused.value)
+    assert httpx.get(f"{server.url}/api/health").status_code == 200  # the first one serves on
+    server.kill()
+    second.start()  # SIGKILL released the lock: no stale lock file blocks a restart
+    try:
+        assert httpx.get(f"{second.url}/api/health").status_code == 200
+    finally:
+        second.stop()
