@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run demo lint typecheck pytest bench clean canvas browser
+.PHONY: test run demo lint typecheck pytest bench clean canvas browser screenshots
 
 CANVAS := designer/frontend
 BUNDLE := $(CANVAS)/dist/flowyard_canvas.js
@@ -56,6 +56,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP) $(BUNDLE) browser
 	$(BIN)/pytest
+
+# The README's pictures (docs/screenshots/), taken by the browser tests from the product as it is.
+screenshots: $(STAMP) $(BUNDLE) browser
+	FLOWYARD_SCREENSHOTS=1 $(BIN)/pytest tests/browser -q
 
 bench: $(STAMP) $(BUNDLE) browser
 	$(BIN)/python -m bench.engine

@@ -3,11 +3,13 @@
 The browser is module-scoped (a session-scoped sync Playwright clashes with the async `user`
 fixture tests). Every page records console errors and uncaught exceptions; a test fails if any
 were logged. Screenshots go to `test-artifacts/browser/` (kept by CI, ignored by git); the
-README's pictures in `docs/screenshots/` are taken by the same tests (`keep`).
+README's pictures are taken by the same tests (`keep`); `make screenshots` writes them to
+`docs/screenshots/`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,10 +73,12 @@ def shot(page: Page, name: str) -> Path:
 
 
 def keep(page: Page, name: str) -> Path:
-    """A viewport screenshot for the README's walkthrough (`docs/screenshots/`): every run of
-    the browser tests refreshes it, so the pictures show the product as it is."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
+    """A viewport screenshot for the README's walkthrough: a test artifact, and with
+    `FLOWYARD_SCREENSHOTS=1` (`make screenshots`) the README's own picture in `docs/screenshots/`
+    (not on every run, which would leave the work tree changed after each `make test`)."""
+    folder = SCREENSHOTS if os.environ.get("FLOWYARD_SCREENSHOTS") == "1" else ARTIFACTS / "readme"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     page.screenshot(path=str(path))
     return path
 
