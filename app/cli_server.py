@@ -18,6 +18,7 @@ import typer
 
 from app.cli import EXIT_INVALID, app
 from app.persistence import SecretBox, load_secret_key, open_database
+from app.persistence.lock import DataDirInUse, server_lock
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.settings import Settings
@@ -51,7 +52,7 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option(help="Executions run at once (mostly I/O-bound).")] = 32,
 ) -> None:
-    """Serve the API and webhooks (and the designer once it lands) until interrupted."""
+    """Serve the API, the webhooks and the designer until interrupted."""
     import uvicorn
 
     from app.server import api_token, create_app
@@ -69,21 +70,26 @@ def serve(
         ),
         workers=workers,
     )
-    typer.echo(f"Flowyard serving on {settings.base_url} (data in {data_dir.resolve()})")
-    typer.echo(f"API docs: {settings.base_url}/api/docs")
-    if not settings.loopback_only:
-        typer.echo(
-            f"Bound beyond loopback: /api needs 'Authorization: Bearer {api_token(data_dir)}'"
-        )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        ws="websockets-sansio",  # the UI talks socket.io over websockets, not polling
-        proxy_headers=False,
-        server_header=False,
-    )
+    try:
+        with server_lock(data_dir):  # the server takes it too; here for a plain message
+            typer.echo(f"Flowyard serving on {settings.base_url} (data in {data_dir.resolve()})")
+            typer.echo(f"API docs: {settings.base_url}/api/docs")
+            if not settings.loopback_only:
+                typer.echo(
+                    "Bound beyond loopback: /api needs "
+                    f"'Authorization: Bearer {api_token(data_dir)}'"
+                )
+            uvicorn.run(
+                create_app(settings),
+                host=host,
+                port=port,
+                log_level="warning",
+                ws="websockets-sansio",  # the UI talks socket.io over websockets, not polling
+                proxy_headers=False,
+                server_header=False,
+            )
+    except DataDirInUse as exc:
+        _fail(str(exc))
 
 
 @app.command()

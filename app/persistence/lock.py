@@ -28,7 +28,9 @@ class DataDirInUse(RuntimeError):
 def server_lock(data_dir: Path) -> Iterator[None]:
     """Hold the data directory for this process; `DataDirInUse` if another one does."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(data_dir / LOCK_FILE, timeout=0, thread_local=False)
+    # One lock object per file in this process, reentrant: the CLI holds it around the server so
+    # it can answer with a plain message, and the server's lifespan takes it again.
+    lock = FileLock(data_dir / LOCK_FILE, timeout=0, thread_local=False, is_singleton=True)
     try:
         lock.acquire()
     except Timeout:

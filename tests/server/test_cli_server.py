@@ -68,6 +68,8 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(
         second.start()
     assert "Another Flowyard server is using the data directory" in str(refused.value)
     assert str(server.data_dir.resolve()) in str(refused.value)
+    assert "Traceback" not in str(refused.value)
+    assert second.process is not None and second.process.returncode == 2
     assert httpx.get(f"{server.url}/api/health").status_code == 200  # the first one serves on
     server.kill()
     second.start()  # SIGKILL released the lock: no stale lock file blocks a restart
