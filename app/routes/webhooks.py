@@ -194,8 +194,8 @@ class WebhookFastPath:
 
     The hottest path of the server skips the router (which tries every API and page route in
     turn) and the exception and exit-stack layers, none of which `receive` needs: it answers
-    every outcome itself. Middleware added before it (the trusted-host check, the API token
-    guard) still wraps it; every other path goes on to `app`.
+    every outcome itself. Middleware added to the app after it (the trusted-host check, the
+    login guards) wraps it; every other path goes on to `app`.
     """
 
     def __init__(self, app: ASGIApp) -> None:
