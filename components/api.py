@@ -37,6 +37,12 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
 
+from components.addresses import (
+    BLOCK_PRIVATE_ENV,
+    address_refusal,
+    block_private_addresses,
+    host_refusal,
+)
 from components.errors import (
     FlowyardError,
     RetryableError,
@@ -46,6 +52,7 @@ from components.errors import (
 )
 
 __all__ = [
+    "BLOCK_PRIVATE_ENV",
     "DEFAULT_PORT",
     "HEADER_NAME",
     "Action",
@@ -71,6 +78,9 @@ __all__ = [
     "TriggerContext",
     "TriggerEvent",
     "TriggerKind",
+    "address_refusal",
+    "block_private_addresses",
+    "host_refusal",
 ]
 
 DEFAULT_PORT = "out"

@@ -7,20 +7,30 @@ vs 1,350-2,650 HTTP steps/s. httpcore's pool bookkeeping is the cost (encode/htt
 sniffio. So the default is the aiohttp transport (`httpx-aiohttp`);
 `FLOWYARD_HTTP_TRANSPORT=httpx` selects httpx's own.
 Redirects are never followed by the client: the HTTP component follows them itself so it can
-check every hop's address.
+check every hop's address. The aiohttp transport enforces the address policy of
+`components.addresses` for every component: on literal addresses before sending, and through its
+resolver on the addresses a name resolves to, which are the ones it connects to (so DNS
+rebinding after a component's check is refused too). httpx's own transport checks literal
+addresses only.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Literal
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["TransportName", "make_http_client"]
+from components.addresses import address_refusal, block_private_addresses, host_refusal
+
+__all__ = ["AddressRefused", "TransportName", "make_http_client"]
 
 TransportName = Literal["aiohttp", "httpx"]
 
@@ -28,10 +38,54 @@ _LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepal
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
+class AddressRefused(OSError):
+    """The address policy (`components.addresses`) refuses every address of a host."""
+
+
+class _PolicyResolver(AbstractResolver):
+    """aiohttp's resolver, keeping only the addresses the policy allows: the check is made on the
+    addresses the connection then uses, so a DNS answer that changed since a component's own
+    check (rebinding) cannot reach a refused address."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if refusal := host_refusal(host):
+            raise AddressRefused(refusal)
+        block_private = block_private_addresses()
+        allowed, refusals = [], []
+        for result in await self._inner.resolve(host, port, family):
+            address = ipaddress.ip_address(result["host"].partition("%")[0])
+            if refusal := address_refusal(host, address, block_private=block_private):
+                refusals.append(refusal)
+            else:
+                allowed.append(result)
+        if not allowed and refusals:
+            raise AddressRefused(refusals[0])
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 def _aiohttp_session() -> aiohttp.ClientSession:
     """Created lazily inside the running loop; cookies are never kept (see above)."""
-    connector = aiohttp.TCPConnector(limit=_LIMITS.max_connections or 100, keepalive_timeout=30)
+    connector = aiohttp.TCPConnector(
+        limit=_LIMITS.max_connections or 100, keepalive_timeout=30, resolver=_PolicyResolver()
+    )
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+def _literal_refusal(url: httpx.URL) -> str | None:
+    """The policy's refusal of a URL whose host is an IP address (no resolver sees those)."""
+    try:
+        address = ipaddress.ip_address(url.host)
+    except ValueError:
+        return host_refusal(url.host)
+    return address_refusal(url.host, address, block_private=block_private_addresses())
 
 
 class _Transport(AiohttpTransport):
@@ -42,6 +96,8 @@ class _Transport(AiohttpTransport):
     """
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if refusal := _literal_refusal(request.url):
+            raise httpx.ConnectError(refusal, request=request)
         try:
             return await super().handle_async_request(request)
         except httpx.ConnectTimeout as exc:
@@ -49,8 +105,20 @@ class _Transport(AiohttpTransport):
             if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
                 cause, aiohttp.ServerTimeoutError | aiohttp.ConnectionTimeoutError
             ):
-                raise httpx.ConnectError(str(cause), request=request) from cause
+                refused = cause.os_error if isinstance(cause.os_error, AddressRefused) else None
+                message = str(refused) if refused is not None else str(cause)
+                raise httpx.ConnectError(message, request=request) from cause
             raise
+
+
+class _CheckedHTTPTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, refusing literal addresses the policy refuses (it has no resolver
+    hook, so names are checked only by the components that check them)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if refusal := _literal_refusal(request.url):
+            raise httpx.ConnectError(refusal, request=request)
+        return await super().handle_async_request(request)
 
 
 def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClient:
@@ -61,16 +129,13 @@ def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClien
     headers = {"User-Agent": "Flowyard/0.1"}
     # One client serves every flow: a cookie set by one app must never reach another request.
     cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    if name == "httpx":
-        return httpx.AsyncClient(
-            limits=_LIMITS,
-            timeout=_TIMEOUT,
-            follow_redirects=False,
-            headers=headers,
-            cookies=cookies,
-        )
+    chosen: httpx.AsyncBaseTransport = (
+        _CheckedHTTPTransport(limits=_LIMITS)
+        if name == "httpx"
+        else _Transport(limits=_LIMITS, client=_aiohttp_session)
+    )
     return httpx.AsyncClient(
-        transport=_Transport(limits=_LIMITS, client=_aiohttp_session),
+        transport=chosen,
         timeout=_TIMEOUT,
         follow_redirects=False,
         headers=headers,

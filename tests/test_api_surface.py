@@ -37,6 +37,11 @@ def test_component_api_exports_are_pinned() -> None:
         "TriggerContext",
         "TriggerEvent",
         "TriggerKind",
+        # the outbound address policy, which the shared HTTP client also enforces
+        "BLOCK_PRIVATE_ENV",
+        "address_refusal",
+        "block_private_addresses",
+        "host_refusal",
     }
     assert len(components.api.__all__) == len(set(components.api.__all__))
     for name in components.api.__all__:

@@ -65,3 +65,35 @@ async def test_a_refused_connection_is_a_connect_error_not_a_timeout() -> None:
             with pytest.raises(httpx.ConnectError) as caught:
                 await client.get(f"http://127.0.0.1:{port}/")
     assert not isinstance(caught.value, httpx.TimeoutException)
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_metadata_addresses_are_refused_by_the_client_itself(
+    transport: TransportName,
+) -> None:
+    """Every component shares the client, so the client enforces the address policy: a custom
+    component calling the metadata endpoint is refused without a connection being made."""
+    async with make_http_client(transport) as client:
+        for url in (
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+        ):
+            with pytest.raises(httpx.ConnectError, match="cloud metadata"):
+                await client.get(url)
+
+
+async def test_private_addresses_are_refused_at_connect_time_when_blocked(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With FLOWYARD_HTTP_BLOCK_PRIVATE=1, a name that resolves to loopback is refused on the
+    address the connection would use: a DNS answer that changed after a component's own check
+    (rebinding) cannot reach the private network either."""
+    async with make_http_client("aiohttp") as client:
+        assert (await client.get(f"{server}/set")).status_code == 200  # allowed by default
+    monkeypatch.setenv("FLOWYARD_HTTP_BLOCK_PRIVATE", "1")
+    async with make_http_client("aiohttp") as client:
+        literal = server.replace("localhost", "127.0.0.1")
+        for url in (f"{server}/set", f"{literal}/set"):  # by name (resolved), by address
+            with pytest.raises(httpx.ConnectError, match="private, loopback and link-local"):
+                await client.get(url)

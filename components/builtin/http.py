@@ -4,8 +4,8 @@ Requests go through the host's shared `ctx.http` client, built here as bare `htt
 client's cookie jar, default headers and base URL never leak between flows. Redirects are followed
 here, not by httpx, because every hop's address is checked after DNS resolution: cloud metadata
 addresses are always refused, private/loopback/link-local ones when `FLOWYARD_HTTP_BLOCK_PRIVATE=1`.
-The check resolves the name itself, so a DNS answer that changes between the check and httpx's own
-lookup (rebinding) is not caught; the metadata refusal by name and by address still holds.
+The shared client's transport applies the same policy to the address it connects to, so a DNS
+answer that changes between this check and the connection (rebinding) is refused as well.
 
 Outcomes: a transport error, timeout, 5xx or 429 raises `RetryableError` (with `retry_after` from
 Retry-After); another 4xx raises `StepError`; with `on_http_error="output"` every status is data.
@@ -19,7 +19,6 @@ import base64
 import email.utils
 import ipaddress
 import json
-import os
 import re
 import socket
 import time
@@ -30,6 +29,7 @@ import httpx
 from pydantic import BaseModel, Field, field_validator
 
 from components.api import (
+    BLOCK_PRIVATE_ENV,
     HEADER_NAME,
     Action,
     Component,
@@ -40,6 +40,9 @@ from components.api import (
     StepConfigError,
     StepContext,
     StepError,
+    address_refusal,
+    block_private_addresses,
+    host_refusal,
 )
 
 __all__ = [
@@ -52,21 +55,10 @@ __all__ = [
     "component",
 ]
 
-BLOCK_PRIVATE_ENV = "FLOWYARD_HTTP_BLOCK_PRIVATE"
 MAX_REDIRECTS = 10
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 USER_AGENT = "Flowyard/1.0"
 
-_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog"})
-_METADATA_IPS = frozenset(
-    ipaddress.ip_address(a)
-    for a in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
-        "fd00:ec2::254",  # AWS over IPv6
-        "169.254.170.2",  # AWS ECS task credentials
-        "100.100.100.200",  # Alibaba Cloud
-    )
-)
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _SENSITIVE_PARAM = re.compile(
@@ -76,8 +68,6 @@ _TEXT_TYPES = frozenset(
     f"application/{t}" for t in ("xml", "javascript", "x-www-form-urlencoded", "x-ndjson", "csv")
 )
 _EXCERPT_CHARS = 300
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class HttpRequestInputs(Inputs):
@@ -330,19 +320,12 @@ def _display_url(url: httpx.URL) -> str:
     return f"{base}?{'&'.join(pairs)}"
 
 
-def _block_private() -> bool:
-    return os.environ.get(BLOCK_PRIVATE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 async def _check_address(url: httpx.URL, block_private: bool) -> None:
     """Refuse metadata (always) and private addresses (when blocked), after resolving the name."""
     host = url.host.rstrip(".").lower()
-    if host in _METADATA_HOSTS:
-        raise StepError(
-            f"Refused to call {host}: cloud metadata endpoints are never allowed, since they "
-            "hand out the server's own credentials."
-        )
-    addresses: list[IPAddress]
+    if refusal := host_refusal(host):
+        raise StepError(refusal)
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
@@ -364,21 +347,14 @@ async def _check_address(url: httpx.URL, block_private: bool) -> None:
             except ValueError:
                 continue
     for address in addresses:
-        plain = address
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            plain = address.ipv4_mapped
-        if plain in _METADATA_IPS:
-            raise StepError(
-                f"Refused to call {host} ({plain}): cloud metadata addresses are never allowed, "
-                "since they hand out the server's own credentials."
-            )
-        if block_private and (not plain.is_global or plain.is_multicast):
-            raise StepError(
-                f"Refused to call {host} ({plain}): private, loopback and link-local addresses "
-                f"are blocked on this server ({BLOCK_PRIVATE_ENV}=1).",
-                hint=f"Call a public address, or unset {BLOCK_PRIVATE_ENV} on the server to allow "
-                "private networks.",
-            )
+        if refusal := address_refusal(host, address, block_private=block_private):
+            hint = ""
+            if block_private and "private" in refusal:
+                hint = (
+                    f"Call a public address, or unset {BLOCK_PRIVATE_ENV} on the server to allow "
+                    "private networks."
+                )
+            raise StepError(refusal, hint=hint)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -396,7 +372,7 @@ async def _fetch(
     secrets: list[str],
 ) -> tuple[httpx.Response, bytes, httpx.URL]:
     """Send the request, following redirects by hand; return the last response and its body."""
-    block_private = _block_private()
+    block_private = block_private_addresses()
     method = inputs.method
     timeout = httpx.Timeout(inputs.timeout).as_dict()
     for _hop in range(MAX_REDIRECTS + 1):
