@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,15 @@ def run(
             help="A connection's credential; repeatable.",
         ),
     ] = None,
+    connection_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--connection-env",
+            metavar="SLOT.FIELD=VAR",
+            help="A connection's credential read from environment variable VAR (kept out of "
+            "shell history); repeatable.",
+        ),
+    ] = None,
     components_dir: Annotated[
         Path | None,
         typer.Option("--components-dir", metavar="DIR", help="Folder of custom components."),
@@ -151,7 +161,7 @@ def run(
             headers=header or [],
             query=query or [],
             config=config or [],
-            connections=connection or [],
+            connections=[*(connection or []), *connections_from_env(connection_env or [])],
             components_dir=components_dir,
         )
         result, records = asyncio.run(execute(request))
@@ -369,6 +379,21 @@ def config_values(integration: Integration, items: Sequence[str]) -> dict[str, A
             f"{'are' if len(missing) > 1 else 'is'} required.",
             "Pass " + " ".join(f"--config {k}=VALUE" for k in missing) + ".",
         ) from None
+
+
+def connections_from_env(items: Sequence[str]) -> list[str]:
+    """`slot.field=VAR` items as `slot.field=value` items, each value read from `VAR`."""
+    resolved = []
+    for target, variable in _pairs(items, "--connection-env", "slot.field=VAR"):
+        value = os.environ.get(variable)
+        if value is None:
+            raise UsageProblem(
+                f"--connection-env {target}={variable}: the environment variable '{variable}' "
+                "is not set.",
+                f"Export it first, e.g. read -rs {variable} && export {variable}.",
+            )
+        resolved.append(f"{target}={value}")
+    return resolved
 
 
 def connection_values(integration: Integration, items: Sequence[str]) -> dict[str, Connection]:

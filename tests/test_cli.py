@@ -201,6 +201,23 @@ def test_run_the_warehouse_example(destination: Destination) -> None:
     assert "test-key" not in result.output
 
 
+def test_run_reads_a_connection_secret_from_the_environment(
+    destination: Destination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--connection-env` keeps the secret out of the command line (and shell history)."""
+    base: list[str | Path] = ["run", EXAMPLE, "--flow", "warehouse_update", "--payload", PAYLOAD]
+    base += ["--config", f"destination_url={destination.url}"]
+    unset = invoke(*base, "--connection-env", "warehouse_api.api_key=WAREHOUSE_KEY")
+    assert unset.exit_code == 2
+    assert "environment variable 'WAREHOUSE_KEY' is not set" in unset.stderr
+    assert destination.received == []
+    monkeypatch.setenv("WAREHOUSE_KEY", "key-from-env")
+    result = invoke(*base, "--connection-env", "warehouse_api.api_key=WAREHOUSE_KEY")
+    assert result.exit_code == 0, result.output
+    assert [r["api_key"] for r in destination.received] == ["key-from-env", "key-from-env"]
+    assert "key-from-env" not in result.output
+
+
 def test_run_json_has_per_iteration_records(destination: Destination) -> None:
     result = run_example(destination, "--json")
     assert result.exit_code == 0, result.output
