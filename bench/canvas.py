@@ -70,6 +70,12 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Browser UI only, never the page: Chromium 156 starts a `--top-chrome-webui` renderer per
+    # window for the omnibox's dropdowns (chrome://omnibox-popup.top-chrome/ and its
+    # omnibox_popup_aim.html), which headless never shows. Each new context's one loaded them
+    # while the page loaded, at 40-65 % of a core here (ps), on 2 cores. `Target.getTargets` lists
+    # neither with these three disabled; the page's own renderer is the same.
+    "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,PreloadTopChromeWebUI",
 ]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 LOAD_TARGET_MS = 1500.0
