@@ -18,7 +18,7 @@ import typer
 
 from app.cli import EXIT_INVALID, app
 from app.persistence import SecretBox, load_secret_key, open_database
-from app.persistence.lock import DataDirInUse, server_lock
+from app.persistence.lock import DataDirInUse, check_free
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.settings import Settings
@@ -71,25 +71,24 @@ def serve(
         workers=workers,
     )
     try:
-        with server_lock(data_dir):  # the server takes it too; here for a plain message
-            typer.echo(f"Flowyard serving on {settings.base_url} (data in {data_dir.resolve()})")
-            typer.echo(f"API docs: {settings.base_url}/api/docs")
-            if not settings.loopback_only:
-                typer.echo(
-                    "Bound beyond loopback: /api needs "
-                    f"'Authorization: Bearer {api_token(data_dir)}'"
-                )
-            uvicorn.run(
-                create_app(settings),
-                host=host,
-                port=port,
-                log_level="warning",
-                ws="websockets-sansio",  # the UI talks socket.io over websockets, not polling
-                proxy_headers=False,
-                server_header=False,
-            )
+        check_free(data_dir)  # the server holds the lock; checked here for a plain message
     except DataDirInUse as exc:
         _fail(str(exc))
+    typer.echo(f"Flowyard serving on {settings.base_url} (data in {data_dir.resolve()})")
+    typer.echo(f"API docs: {settings.base_url}/api/docs")
+    if not settings.loopback_only:
+        typer.echo(
+            f"Bound beyond loopback: /api needs 'Authorization: Bearer {api_token(data_dir)}'"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",  # the UI talks socket.io over websockets, not polling
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 @app.command()

@@ -37,7 +37,7 @@ from typing import Any
 import typer
 
 from app.cli import EXIT_INVALID
-from app.persistence.lock import DataDirInUse, server_lock
+from app.persistence.lock import DataDirInUse, check_free
 
 __all__ = ["run_desktop"]
 
@@ -172,19 +172,16 @@ def run_desktop(*, port: int, data_dir: Path) -> None:
     _check_display()
     _configure_engine()
     try:
-        with server_lock(data_dir):  # the server takes it too; here for a plain message
-            _serve_in_window(webview, _bind(port), data_dir)
+        check_free(data_dir)  # the server holds the lock; checked here for a plain message
     except DataDirInUse as exc:
         raise _fail(str(exc)) from None
-    typer.echo("Flowyard desktop closed.")
-
-
-def _serve_in_window(webview: Any, sock: socket.socket, data_dir: Path) -> None:
     import nicegui
 
     from app.server import create_app
 
-    settings = _settings(sock.getsockname()[1], data_dir)
+    sock = _bind(port)
+    port = sock.getsockname()[1]
+    settings = _settings(port, data_dir)
     server = _ServerThread(create_app(settings), sock)
     # SIGINT/SIGTERM, or a server that died, close the window; from then on everything unwinds
     # like a click on the window's close button. pywebview replaces the SIGINT handler with its
@@ -233,3 +230,4 @@ def _serve_in_window(webview: Any, sock: socket.socket, data_dir: Path) -> None:
         webview.start(**start_args)
     finally:
         server.stop(_SERVER_STOP_SECONDS)
+    typer.echo("Flowyard desktop closed.")

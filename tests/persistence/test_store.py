@@ -193,3 +193,15 @@ def test_database_url_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
     engine.dispose()
     assert target.is_file()
     assert not (tmp_path / "unused").exists()
+
+
+def test_the_server_lock_is_held_once_and_freed_on_release(tmp_path: Path) -> None:
+    from app.persistence.lock import DataDirInUse, check_free, server_lock
+
+    check_free(tmp_path)  # nobody holds it
+    with (
+        server_lock(tmp_path),
+        pytest.raises(DataDirInUse, match="Another Flowyard server is using"),
+    ):
+        check_free(tmp_path)  # a second holder, even in this process, is refused
+    check_free(tmp_path)  # released with the block
