@@ -199,6 +199,9 @@ class ExecutionRow(SQLModel, table=True):
         Index("ix_executions_flow_started", "flow_id", "started_at"),
         Index("ix_executions_instance_started", "instance_id", "started_at"),
         Index("ix_executions_started", "started_at"),
+        # the executions list: counts by status, and its newest page (schema version 2)
+        Index("ix_executions_parent_status", "parent_execution_id", "status"),
+        Index("ix_executions_parent_started", "parent_execution_id", "started_at"),
     )
 
     id: str = Field(primary_key=True, max_length=100)

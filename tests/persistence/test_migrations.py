@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import Connection, Engine, inspect, text
 
 from app.persistence.db import create_db_engine, session_scope
-from app.persistence.migrations import SCHEMA_VERSION, MigrationError, migrate, schema_version
+from app.persistence.migrations import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    MigrationError,
+    migrate,
+    schema_version,
+)
 from app.persistence.repositories import load_integration, save_integration
 from runtime.model import Integration
 
@@ -42,8 +48,8 @@ def test_fresh_database_is_created_at_the_current_version(engine: Engine) -> Non
 
 
 def test_upgrade_keeps_data_and_applies_the_new_migration(old_engine: Engine) -> None:
-    assert migrate(old_engine, [add_note_column]) == 2
-    assert schema_version(old_engine) == 2
+    assert migrate(old_engine, [*MIGRATIONS, add_note_column]) == SCHEMA_VERSION + 1
+    assert schema_version(old_engine) == SCHEMA_VERSION + 1
     with old_engine.connect() as conn:
         assert conn.execute(text("SELECT name, note FROM integrations")).all() == [
             ("Kept", "migrated")
@@ -53,15 +59,18 @@ def test_upgrade_keeps_data_and_applies_the_new_migration(old_engine: Engine) ->
 
 
 def test_a_failed_upgrade_changes_nothing(old_engine: Engine) -> None:
-    with pytest.raises(MigrationError, match="from schema version 2 to 3 failed: disk on fire"):
-        migrate(old_engine, [add_note_column, broken])
+    after = SCHEMA_VERSION + 1
+    with pytest.raises(
+        MigrationError, match=f"from schema version {after} to {after + 1} failed: disk on fire"
+    ):
+        migrate(old_engine, [*MIGRATIONS, add_note_column, broken])
     assert schema_version(old_engine) == SCHEMA_VERSION
     columns = {c["name"] for c in inspect(old_engine).get_columns("integrations")}
     assert "note" not in columns  # the DDL of the first migration was rolled back too
 
 
 def test_a_database_newer_than_the_code_is_refused(old_engine: Engine) -> None:
-    migrate(old_engine, [add_note_column])
+    migrate(old_engine, [*MIGRATIONS, add_note_column])
     with pytest.raises(MigrationError, match="newer than this Flowyard"):
         migrate(old_engine)
 
@@ -73,3 +82,33 @@ def test_a_foreign_database_is_refused(data_dir: Path) -> None:
     with pytest.raises(MigrationError, match="not created by Flowyard"):
         migrate(engine)
     engine.dispose()
+
+
+def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(data_dir: Path) -> None:
+    """The first real migration: a version-1 database (without the two list indexes) is upgraded
+    in place to the shape a fresh database has."""
+    engine = create_db_engine(data_dir)
+    try:
+        assert migrate(engine, []) == 1
+        with engine.begin() as conn:
+            conn.execute(text("DROP INDEX ix_executions_parent_status"))
+            conn.execute(text("DROP INDEX ix_executions_parent_started"))
+        with session_scope(engine) as session:
+            save_integration(session, Integration(name="Kept", description="old data"))
+        assert migrate(engine) == SCHEMA_VERSION == 2
+        names = {index["name"] for index in inspect(engine).get_indexes("executions")}
+        assert {"ix_executions_parent_status", "ix_executions_parent_started"} <= names
+        with session_scope(engine) as session:
+            assert load_integration(session, "Kept").description == "old data"
+        plan = "\n".join(
+            str(row)
+            for row in engine.connect().execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT status, count(*) FROM executions "
+                    "WHERE parent_execution_id IS NULL GROUP BY status"
+                )
+            )
+        )
+        assert "COVERING INDEX ix_executions_parent_status" in plan
+    finally:
+        engine.dispose()
