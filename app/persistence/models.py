@@ -211,8 +211,8 @@ class ExecutionRow(SQLModel, table=True):
     )
     """Kept (as NULL) when the instance is deleted, so its tear-down runs stay visible."""
     parent_execution_id: str | None = Field(
-        default=None, foreign_key="executions.id", ondelete="CASCADE", max_length=100, index=True
-    )
+        default=None, foreign_key="executions.id", ondelete="CASCADE", max_length=100
+    )  # indexed by ix_executions_parent_status and ix_executions_parent_started (its prefix)
     status: str = Field(default="queued", max_length=32)
     queued_at: float | None = None
     started_at: float | None = None

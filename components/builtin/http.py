@@ -348,13 +348,12 @@ async def _check_address(url: httpx.URL, block_private: bool) -> None:
                 continue
     for address in addresses:
         if refusal := address_refusal(host, address, block_private=block_private):
-            hint = ""
-            if block_private and "private" in refusal:
-                hint = (
-                    f"Call a public address, or unset {BLOCK_PRIVATE_ENV} on the server to allow "
-                    "private networks."
-                )
-            raise StepError(refusal, hint=hint)
+            private_only = address_refusal(host, address, block_private=False) is None
+            hint = (
+                f"Call a public address, or unset {BLOCK_PRIVATE_ENV} on the server to allow "
+                "private networks."
+            )
+            raise StepError(refusal, hint=hint if private_only else "")
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

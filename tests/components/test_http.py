@@ -544,6 +544,7 @@ async def test_metadata_addresses_are_always_refused(
     with pytest.raises(StepError, match="metadata") as info:
         await call(harness, harness.client(rec), url=url)
     assert not isinstance(info.value, RetryableError)
+    assert info.value.hint == ""  # unsetting the private block would not allow it
     assert rec.requests == []
 
 
@@ -573,6 +574,7 @@ async def test_block_private_refuses_private_addresses(
     with pytest.raises(StepError, match="private, loopback and link-local") as info:
         await call(harness, harness.client(rec), url=url)
     assert not isinstance(info.value, RetryableError)
+    assert f"unset {BLOCK_PRIVATE_ENV}" in info.value.hint
     assert rec.requests == []
 
 

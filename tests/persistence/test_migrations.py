@@ -90,14 +90,26 @@ def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(data_dir: 
     engine = create_db_engine(data_dir)
     try:
         assert migrate(engine, []) == 1
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # the version-1 shape
             conn.execute(text("DROP INDEX ix_executions_parent_status"))
             conn.execute(text("DROP INDEX ix_executions_parent_started"))
+            conn.execute(
+                text(
+                    "CREATE INDEX ix_executions_parent_execution_id "
+                    "ON executions (parent_execution_id)"
+                )
+            )
         with session_scope(engine) as session:
             save_integration(session, Integration(name="Kept", description="old data"))
         assert migrate(engine) == SCHEMA_VERSION == 2
         names = {index["name"] for index in inspect(engine).get_indexes("executions")}
         assert {"ix_executions_parent_status", "ix_executions_parent_started"} <= names
+        assert "ix_executions_parent_execution_id" not in names
+        fresh = create_db_engine(data_dir / "fresh")
+        migrate(fresh)
+        fresh_names = {index["name"] for index in inspect(fresh).get_indexes("executions")}
+        fresh.dispose()
+        assert names == fresh_names  # upgraded to the shape a new database has
         with session_scope(engine) as session:
             assert load_integration(session, "Kept").description == "old data"
         plan = "\n".join(
