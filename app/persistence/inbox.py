@@ -155,26 +155,6 @@ _running = (
     .where(_inbox.c.status == "running", _inbox.c.lease_until >= bindparam("now"))
     .group_by(_inbox.c.instance_id, _inbox.c.flow_id)
 )
-_claimed_rows = select(
-    *(
-        _inbox.c[name]
-        for name in (
-            "id",
-            "instance_id",
-            "flow_id",
-            "execution_id",
-            "method",
-            "headers",
-            "query",
-            "body",
-            "received_at",
-            "source",
-            "attempt",
-            "token",
-            "dedup_key",
-        )
-    )
-).where(_inbox.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _candidates(conn: Connection, now: float, limit: int) -> list[Any]:
@@ -213,9 +193,39 @@ def _queued_ahead(conn: Connection, row: Any) -> bool:
 
 _lease = (
     update(_inbox)
-    .where(_inbox.c.id == bindparam("row_id"), _inbox.c.status == bindparam("old_status"))
-    .values(status="running", lease_until=bindparam("until"), recovered=bindparam("is_recovered"))
+    .where(
+        _inbox.c.id.in_(bindparam("ids", expanding=True)),
+        _inbox.c.status == bindparam("old_status"),
+    )
+    .values(
+        status="running",
+        lease_until=bindparam("until"),
+        # a row whose lease expired is claimed again as recovered
+        recovered=or_(_inbox.c.recovered, _inbox.c.status == "running"),
+    )
+    .returning(
+        *(
+            _inbox.c[name]
+            for name in (
+                "id",
+                "instance_id",
+                "flow_id",
+                "execution_id",
+                "method",
+                "headers",
+                "query",
+                "body",
+                "received_at",
+                "source",
+                "attempt",
+                "token",
+                "dedup_key",
+            )
+        )
+    )
 )
+"""Lease the picked rows that still have the status they were picked with (one statement per
+status, not one per row); returns what a worker needs of each row it leased."""
 _mark = (
     update(_inbox)
     .where(_inbox.c.id == bindparam("row_id"), _inbox.c.status == "running")
@@ -252,7 +262,7 @@ def claim_rows(
     limits_of: Callable[[str, str], FlowLimits],
 ) -> list[Claimed]:
     """`claim` inside the caller's write transaction (e.g. the one finishing other rows)."""
-    picked: list[tuple[Any, bool]] = []
+    picked: list[Any] = []
     if limit <= 0:
         return []
     scan = max(4 * limit, 32)
@@ -274,24 +284,18 @@ def claim_rows(
         elif count >= limits.concurrency:
             blocked.add(key)
             continue
-        recovered = bool(row.recovered) or row.status == "running"
-        done = conn.execute(
-            _lease,
-            {
-                "row_id": row.id,
-                "old_status": row.status,
-                "until": now + lease_seconds,
-                "is_recovered": recovered,
-            },
-        )
-        if done.rowcount != 1:
-            continue
         running[key] = count + 1
-        picked.append((row.id, recovered))
-    if not picked:
-        return []
-    flags = dict(picked)
-    full = {r.id: r for r in conn.execute(_claimed_rows, {"ids": list(flags)})}
+        picked.append(row)
+    full: dict[int, Any] = {}
+    for status in ("queued", "running"):
+        ids = [row.id for row in picked if row.status == status]
+        if ids:
+            params = {"ids": ids, "old_status": status, "until": now + lease_seconds}
+            full.update((r.id, r) for r in conn.execute(_lease, params))
+    # Another process (PostgreSQL) may have taken a row since it was read: it is not ours.
+    flags = {
+        row.id: bool(row.recovered) or row.status == "running" for row in picked if row.id in full
+    }
     claimed = [
         Claimed(
             id=row.id,
@@ -309,7 +313,7 @@ def claim_rows(
             token=row.token,
             dedup_key=row.dedup_key,
         )
-        for row in (full[row_id] for row_id, _ in picked)
+        for row in (full[row_id] for row_id in flags)
     ]
     fresh = [item for item in claimed if not item.recovered]
     if fresh:

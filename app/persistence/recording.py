@@ -10,10 +10,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
-from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -62,11 +60,6 @@ def _upsert(
         return
     stmt = _upsert_statement(conn.dialect.name, table, tuple(rows[0]), keys, update)
     conn.execute(stmt, rows)
-
-
-def _json(value: Any) -> Any:
-    # Outputs are JSON by contract; anything else is stored as its string form, never dropped.
-    return to_jsonable_python(value, fallback=str)
 
 
 class SqlStateBackend:
@@ -159,6 +152,9 @@ class SqlRecorder:
       next queue rows there); the callable it may return learns whether the transaction committed.
     - Secrets: the engine reports everything redacted (secret-typed inputs, connection values
       and `RunContext.secrets` wherever they appear); this recorder stores what it is told.
+    - Inputs, outputs, errors and log lines go to their JSON columns as reported; the engine's
+      serializer (`app.persistence.db.json_text`) writes dataclasses as objects and anything JSON
+      cannot hold as its string form.
     """
 
     def __init__(self, engine: Engine, *, on_write: WriteHook | None = None) -> None:
@@ -290,7 +286,7 @@ class SqlRecorder:
         then: list[Callable[[Connection], None]] = []
         for kind, values in batch:
             if kind == "step":
-                steps.append(self._step_row(values))
+                steps.append(values)
             elif kind == "then":
                 then.append(values)
             else:
@@ -298,10 +294,6 @@ class SqlRecorder:
                 merged[values["id"]] = values if row is None else {**row, **values}
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in merged.values():
-            if row.get("error") is not None:
-                row = {**row, "error": _json(asdict(row["error"]))}
-            if "output" in row:
-                row = {**row, "output": _json(row["output"])}
             shapes.setdefault(tuple(row), []).append(row)
         settle: Callable[[bool], None] | None = None
         try:
@@ -322,13 +314,3 @@ class SqlRecorder:
         if settle is not None:
             settle(True)
         self.commits += 1
-
-    def _step_row(self, values: dict[str, Any]) -> dict[str, Any]:
-        error = values["error"]
-        return {
-            **values,
-            "input": _json(values["input"]),
-            "output": _json(values["output"]),
-            "error": _json(asdict(error)) if error is not None else None,
-            "logs": [_json(asdict(line)) for line in values["logs"]],
-        }

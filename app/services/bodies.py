@@ -106,6 +106,10 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+"""`json.loads` with a keyword argument builds a decoder on every call; this one is reused."""
+
+
 def _json(raw: bytes, charset: str | None) -> Any:
     if charset is not None and _codec(charset) not in ("utf-8", "ascii"):
         text = _decode(raw, charset, what="JSON body")
@@ -122,7 +126,7 @@ def _json(raw: bytes, charset: str | None) -> Any:
             f"The JSON body is nested {depth} levels deep; at most {MAX_DEPTH} allowed."
         )
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise BodyError(
             f"Malformed JSON body: {exc.msg} at line {exc.lineno}, column {exc.colno} "

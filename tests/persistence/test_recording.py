@@ -164,6 +164,11 @@ async def test_recorder_writes_a_whole_execution_in_one_commit(
     assert SECRET.encode() not in stored
 
 
+class _Odd:
+    def __str__(self) -> str:
+        return "odd thing"
+
+
 async def test_recorder_stores_errors_as_json_and_keeps_a_failed_batch(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,7 +176,8 @@ async def test_recorder_stores_errors_as_json_and_keeps_a_failed_batch(
     recorder.execution_started(ExecutionInfo("e2", "main", 100.0))
     failing = StepRecord("e2", "s", "S", "x.y", Status.FAILED, started_at=100.0)
     failing.error = ErrorInfo("step_failed", "Step 'S' failed.", hint="Fix it.", step="s")
-    failing.output = {"when": b"bytes"}  # not JSON: stored as text, never lost
+    # not JSON: stored as text, never lost
+    failing.output = {"when": b"bytes", "what": _Odd(), 7: float("inf")}
     recorder.step_finished(failing)
 
     def broken(batch: Any) -> None:
@@ -191,7 +197,7 @@ async def test_recorder_stores_errors_as_json_and_keeps_a_failed_batch(
         "hint": "Fix it.",
         "step": "s",
     }
-    assert json.loads(output) == {"when": "bytes"}
+    assert json.loads(output) == {"when": "bytes", "what": "odd thing", "7": float("inf")}
 
 
 async def test_a_cancelled_flush_writes_its_batch_exactly_once(engine: Engine) -> None:
