@@ -20,7 +20,7 @@ import ipaddress
 import os
 import socket
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import httpx
@@ -89,7 +89,8 @@ def _literal_refusal(url: httpx.URL) -> str | None:
 
 
 class _Transport(AiohttpTransport):
-    """httpx-aiohttp's transport, with refused connections reported as what they are.
+    """httpx-aiohttp's transport, with refused connections reported as what they are, and URLs
+    with credentials sent (it passed them to aiohttp beside the header, which aiohttp refuses).
 
     Its exception map picks `ConnectTimeout` for every `ClientConnectionError`, so a refused
     connection (a `ClientConnectorError`, failing in milliseconds) read as "timed out after 30 s".
@@ -98,6 +99,10 @@ class _Transport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if refusal := _literal_refusal(request.url):
             raise httpx.ConnectError(refusal, request=request)
+        if request.url.userinfo:
+            # httpx has turned URL credentials into an Authorization header already; aiohttp
+            # refuses a request that has both.
+            request.url = request.url.copy_with(userinfo=b"")
         try:
             return await super().handle_async_request(request)
         except httpx.ConnectTimeout as exc:
@@ -134,10 +139,59 @@ def make_http_client(transport: TransportName | None = None) -> httpx.AsyncClien
         if name == "httpx"
         else _Transport(limits=_LIMITS, client=_aiohttp_session)
     )
-    return httpx.AsyncClient(
+    return _Client(
         transport=chosen,
         timeout=_TIMEOUT,
         follow_redirects=False,
         headers=headers,
         cookies=cookies,
     )
+
+
+class _Client(httpx.AsyncClient):
+    """httpx's client; a request it would only pass through goes straight to the transport.
+
+    `send` runs auth, redirect, cookie and logging layers around the transport call: ~0.1 ms of
+    CPU a request here, a third of a whole HTTP step's cost (0.35 -> 0.23 ms, loopback POST). For
+    this client they do nothing: it follows no redirects, keeps no cookies (the policy above),
+    and has no auth or event hooks. So a request without auth of its own (none given, no
+    credentials in the URL) is sent as is; anything else takes httpx's path.
+    """
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self._direct = transport
+
+    async def send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool = False,
+        auth: Any = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
+        passthrough = (
+            follow_redirects is not True  # the client's default is False
+            and auth is httpx.USE_CLIENT_DEFAULT
+            and self.auth is None
+            and not request.url.userinfo
+            and not self.is_closed
+        )
+        if not passthrough:
+            return await super().send(
+                request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        request.extensions.setdefault("timeout", self.timeout.as_dict())
+        try:
+            response = await self._direct.handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request  # as httpx's own path does
+            raise
+        response.request = request
+        try:
+            if not stream:
+                await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        return response

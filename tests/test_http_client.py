@@ -23,7 +23,11 @@ async def server() -> AsyncIterator[str]:
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPFound("/set")
 
+    async def whoami(request: web.Request) -> web.Response:
+        return web.json_response({"authorization": request.headers.get("Authorization")})
+
     app = web.Application()
+    app.router.add_get("/whoami", whoami)
     app.router.add_get("/set", set_cookie)
     app.router.add_get("/redirect", redirect)
     runner = web.AppRunner(app)
@@ -48,6 +52,22 @@ async def test_no_cookies_kept_and_no_redirects_followed(
         redirected = await client.get(f"{server}/redirect")
         assert redirected.status_code == 302
         assert redirected.headers["location"] == "/set"
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_requests_with_auth_still_get_it(server: str, transport: TransportName) -> None:
+    """Plain requests skip httpx's client layers (`_Client.send`); one with auth takes them."""
+    async with make_http_client(transport) as client:
+        plain = await client.get(f"{server}/whoami")
+        assert plain.json() == {"authorization": None}
+        assert plain.request.url == httpx.URL(f"{server}/whoami")
+        given = await client.get(f"{server}/whoami", auth=("ada", "pw"))
+        assert given.json() == {"authorization": "Basic YWRhOnB3"}
+        in_url = await client.get(server.replace("//", "//ada:pw@") + "/whoami")
+        assert in_url.json() == {"authorization": "Basic YWRhOnB3"}
+        streamed = await client.send(client.build_request("GET", f"{server}/whoami"), stream=True)
+        assert await streamed.aread() == b'{"authorization": null}'
+        await streamed.aclose()
 
 
 def test_unknown_transport_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
