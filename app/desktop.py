@@ -22,6 +22,7 @@ pywebview is imported with `importlib`: it is an optional extra, and the import 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import importlib
 import os
 import signal
@@ -45,6 +46,7 @@ INSTALL_HINT = "pip install 'flowyard[desktop]'"
 TITLE = "Flowyard"
 _SERVER_START_SECONDS = 120.0
 _SERVER_STOP_SECONDS = 30.0
+_EXIT_SECONDS = 10.0
 # Same reasons as for Debian's chromium in the tests: without these, the engine keeps trying to
 # reach hosts this machine cannot reach.
 _CHROMIUM_FLAGS = (
@@ -231,3 +233,26 @@ def run_desktop(*, port: int, data_dir: Path) -> None:
     finally:
         server.stop(_SERVER_STOP_SECONDS)
     typer.echo("Flowyard desktop closed.")
+    _exit_watchdog(_EXIT_SECONDS)
+
+
+def _exit_watchdog(seconds: float) -> None:
+    """Make sure the process ends once the window is closed and the server stopped.
+
+    Interpreter shutdown then joins leftover threads (Qt's, the server's thread-pool workers). In
+    two clean-clone test runs out of many, the process stayed after "closed" (SIGINT; the cause
+    was not found, and it never showed when run alone). Everything is stopped and saved by then,
+    so if the process is still here after `seconds`, every thread's stack goes to stderr (to find
+    the cause next time) and the process exits.
+    """
+
+    def fire() -> None:
+        sys.stderr.write(f"flowyard desktop: still running {seconds:g} s after closing:\n")
+        faulthandler.dump_traceback(all_threads=True)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()

@@ -483,3 +483,22 @@ def test_without_a_display_it_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
     assert code == 2
     assert "no display" in output
+
+
+def test_a_process_that_lingers_after_closing_is_ended_with_every_stack_printed() -> None:
+    """What `run_desktop` arms once everything is stopped: a thread that would keep the process
+    alive (here a non-daemon sleeper) cannot; its stack is printed for the diagnosis."""
+    script = (
+        "import threading, time\n"
+        "from app.desktop import _exit_watchdog\n"
+        "threading.Thread(target=time.sleep, args=(60,), name='lingering').start()\n"
+        "_exit_watchdog(0.5)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert time.monotonic() - started < 20
+    assert done.returncode == 0
+    assert "still running 0.5 s after closing" in done.stderr
+    assert "in _shutdown" in done.stderr  # the main thread, waiting for the lingering one
