@@ -4,7 +4,9 @@
 
 `GET /bench?nodes=N&edges=M` draws a webhook trigger and N-1 steps of mixed kinds (HTTP request,
 branch, loop, log, transform) joined by M edges that form a DAG, laid out in a grid and fitted to
-the window. `GET /ping` answers once the server is up. Binds 127.0.0.1 only.
+the window; `&names=true` gives every step a long display name (tests of how titles are shown;
+the benchmark's steps show their short ids). `GET /ping` answers once the server is up. Binds
+127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from nicegui import ui
 from components.registry import Registry
 from runtime.model import Flow, Position
 
-__all__ = ["ACTIONS", "grid_layout", "synthetic_flow"]
+__all__ = ["ACTIONS", "grid_layout", "long_name", "synthetic_flow"]
 
 ACTIONS: dict[str, dict[str, Any]] = {
     "http.request": {"method": "POST", "url": "https://crm.example.com/api/accounts"},
@@ -85,6 +87,11 @@ def synthetic_flow(nodes: int, edges: int, seed: int = 7) -> Flow:
     )
 
 
+def long_name(step_id: str) -> str:
+    """A display name too long for a node's title (`names=true` on the bench page)."""
+    return f"Update the CRM account and tell the sales team ({step_id})"
+
+
 def grid_layout(flow: Flow) -> dict[str, Position]:
     """Steps in file order, row by row, in a grid about as wide as a 16:10 window."""
     steps = flow.all_steps()
@@ -112,8 +119,11 @@ def serve(port: int) -> None:
     from designer.canvas import FlowCanvas
 
     @ui.page("/bench")
-    def bench_page(nodes: int = 500, edges: int = 600) -> None:
+    def bench_page(nodes: int = 500, edges: int = 600, names: bool = False) -> None:
         flow = synthetic_flow(nodes, edges)
+        if names:
+            steps = [s.model_copy(update={"name": long_name(s.id)}) for s in flow.steps]
+            flow = flow.model_copy(update={"steps": steps})
         ui.query(".nicegui-content").classes("p-0 gap-0")
         canvas = FlowCanvas().style("width: 100vw; height: 100vh")
         canvas.show(flow, _registry(), grid_layout(flow), fit=True)
