@@ -71,12 +71,23 @@ def test_long_titles_are_shortened_to_fit_their_nodes(page: Page, bench_url: str
           const title = n.querySelector('.fy-title');
           const text = document.createRange();
           text.selectNodeContents(title);
-          const overflow = text.getBoundingClientRect().right - title.getBoundingClientRect().right;
-          return { id: n.dataset.testid.slice(5), text: title.textContent, tip: n.title, overflow };
+          const end = text.getBoundingClientRect().right;
+          const overflow = end - title.getBoundingClientRect().right;
+          // Port labels (true/false, body/done) sit at the right, beside the title line.
+          const labels = [...n.querySelectorAll('.fy-port')].map((l) => l.getBoundingClientRect());
+          const top = title.getBoundingClientRect();
+          const beside = labels.filter((l) => l.top < top.bottom && l.bottom > top.top);
+          const clearance = Math.min(Infinity, ...beside.map((l) => l.left - end));
+          return {
+            id: n.dataset.testid.slice(5), text: title.textContent, tip: n.title, overflow,
+            clearance, labelled: labels.length,
+          };
         })"""
     )
     assert len(titles) == NODES
     assert max(t["overflow"] for t in titles) <= 0.5, "a title overflows its node"
+    assert sum(t["labelled"] > 0 for t in titles) > NODES // 4  # branches and loops
+    assert min(t["clearance"] for t in titles) >= 2, "a title runs under a port label"
     for title in titles:
         if title["id"] == "trigger":  # short: shown whole, no tooltip
             assert (title["text"], title["tip"]) == ("Account updated", "")
