@@ -410,6 +410,18 @@ async def _e2e_round(
     return acked, finished, ids
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far; Linux's /proc.
+
+    The server runs on one event loop whose database work holds the GIL in worker threads, so
+    its CPU per execution is the figure the end-to-end rate follows."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _spot_check(url: str, ids: dict[str, int], sample: int) -> None:
     """A few executions read back through the API: succeeded, every step recorded, right data."""
     for execution_id in random.sample(sorted(ids), min(sample, len(ids))):
@@ -449,14 +461,17 @@ def _end_to_end(options: argparse.Namespace, baseline: float) -> None:
             asyncio.run(_e2e_round(url, webhook, 0, warmup, c))
             sent, best = warmup, 0.0
             for _ in range(options.e2e_rounds):
+                cpu = _cpu_seconds(process.pid)
                 acked, finished, ids = asyncio.run(_e2e_round(url, webhook, sent, n, c))
+                cpu = _cpu_seconds(process.pid) - cpu
                 sent += n
                 _spot_check(url, ids, options.spot_check)
                 rate = n / finished
                 best = max(best, rate)
                 print(
                     f"  round: acked in {acked:.2f} s ({n / acked:,.0f}/s), all succeeded and "
-                    f"persisted in {finished:.2f} s ({rate:,.0f}/s)"
+                    f"persisted in {finished:.2f} s ({rate:,.0f}/s); server CPU "
+                    f"{cpu / n * 1000:.2f} ms per execution, {cpu / finished:.0%} of a core"
                 )
             counts = httpx.get(f"{url}/api/executions", params={"limit": 1}).json()["counts"]
             if counts["succeeded"] != sent or any(counts[k] for k in FINISHED_BAD):
