@@ -50,7 +50,9 @@ def serve(
     components_dir: Annotated[
         Path | None, typer.Option(help="Folder of custom components.", metavar="DIR")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Executions run at once (mostly I/O-bound).")] = 32,
+    workers: Annotated[
+        int, typer.Option(help="Executions run at once (mostly I/O-bound).")
+    ] = Settings.workers,
 ) -> None:
     """Serve the API, the webhooks and the designer until interrupted."""
     import uvicorn

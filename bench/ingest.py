@@ -511,7 +511,7 @@ def main() -> None:
     parser.add_argument("--e2e-requests", type=int, default=2000)
     parser.add_argument("--e2e-rounds", type=int, default=2)
     parser.add_argument(
-        "--workers", type=int, default=Settings().workers, help="`flowyard serve --workers`"
+        "--workers", type=int, default=Settings.workers, help="`flowyard serve --workers`"
     )
     parser.add_argument("--spot-check", type=int, default=10, help="executions read back a round")
     parser.add_argument("--skip-ack", action="store_true", help="baseline and end-to-end only")

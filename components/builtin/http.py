@@ -333,27 +333,11 @@ async def _check_address(url: httpx.URL, block_private: bool) -> None:
     host = url.host.rstrip(".").lower()
     if refusal := host_refusal(host):
         raise StepError(refusal)
-    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]
+    addresses: list[_Address]
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            # raw_host is the IDNA (punycode) form that DNS and httpx use.
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                url.raw_host.decode("ascii"), port, type=socket.SOCK_STREAM
-            )
-        except (socket.gaierror, UnicodeError) as exc:
-            raise RetryableError(
-                f"Could not resolve host '{host}': {exc}.",
-                hint="Check the URL's host name and the server's DNS.",
-            ) from None
-        addresses = []
-        for info in infos:
-            try:
-                addresses.append(ipaddress.ip_address(str(info[4][0]).partition("%")[0]))
-            except ValueError:
-                continue
+        addresses = await _resolve(url, host)
     for address in addresses:
         if refusal := address_refusal(host, address, block_private=block_private):
             private_only = address_refusal(host, address, block_private=False) is None
@@ -362,6 +346,42 @@ async def _check_address(url: httpx.URL, block_private: bool) -> None:
                 "private networks."
             )
             raise StepError(refusal, hint=hint if private_only else "")
+
+
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_RESOLVED_SECONDS = 10.0
+_resolved: dict[tuple[str, int], tuple[float, list[_Address]]] = {}
+"""Addresses of recently checked names, each kept `_RESOLVED_SECONDS` (aiohttp's DNS cache keeps
+them as long): without it every HTTP step made a DNS lookup of its own, beside the one of the
+connection it then used. Only the messages depend on it; the shared client's transport checks the
+addresses it connects to."""
+
+
+async def _resolve(url: httpx.URL, host: str) -> list[_Address]:
+    """The addresses `url`'s host name resolves to (cached, see `_resolved`)."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        name = url.raw_host.decode("ascii")  # the IDNA (punycode) form that DNS and httpx use
+        cached = _resolved.get((name, port))
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        infos = await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise RetryableError(
+            f"Could not resolve host '{host}': {exc}.",
+            hint="Check the URL's host name and the server's DNS.",
+        ) from None
+    addresses: list[_Address] = []
+    for info in infos:
+        try:
+            addresses.append(ipaddress.ip_address(str(info[4][0]).partition("%")[0]))
+        except ValueError:
+            continue
+    if len(_resolved) >= 1024:
+        _resolved.clear()
+    _resolved[(name, port)] = (now + _RESOLVED_SECONDS, addresses)
+    return addresses
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

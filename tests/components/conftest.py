@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from components.api import Connection, Response, StepContext, StepLogger
+from components.builtin import http as http_action
 from runtime.state import BoundState, MemoryState
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -116,6 +117,7 @@ async def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         ]
 
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(http_action, "_resolved", {})  # no answers from another test's DNS
     return table
 
 

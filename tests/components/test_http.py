@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import json
@@ -398,6 +399,29 @@ async def test_international_host_names_are_resolved_as_punycode(
     rec = Recorder()
     await call(harness, harness.client(rec), url="https://bücher.test/")
     assert rec.last.url.raw_host == b"xn--bcher-kva.test"
+
+
+async def test_a_name_is_resolved_once_for_steps_in_a_row(
+    harness: Harness, fake_dns: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check's lookup is kept briefly (the client's connection does its own): a flow calling
+    one API in every step does not pay a DNS lookup per step."""
+    loop = asyncio.get_running_loop()
+    resolve, lookups = loop.getaddrinfo, []
+
+    async def counted(host: str, port: int, **kwargs: Any) -> Any:
+        lookups.append(host)
+        return await resolve(host, port, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", counted)
+    for _ in range(3):
+        await call(harness, harness.client(Recorder()), url="https://api.test/items")
+    assert lookups == ["api.test"]
+    fake_dns["internal.test"] = ["10.1.2.3"]  # another name is looked up, and checked
+    monkeypatch.setenv("FLOWYARD_HTTP_BLOCK_PRIVATE", "1")
+    with pytest.raises(StepError, match="private"):
+        await call(harness, harness.client(Recorder()), url="https://internal.test/")
+    assert lookups == ["api.test", "internal.test"]
 
 
 async def test_unknown_host_is_retryable(harness: Harness, fake_dns: dict[str, list[str]]) -> None:
