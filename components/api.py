@@ -50,6 +50,7 @@ from components.errors import (
     StepError,
     StopFlow,
 )
+from components.exchange import Fetched, fetch
 
 __all__ = [
     "BLOCK_PRIVATE_ENV",
@@ -58,6 +59,7 @@ __all__ = [
     "Action",
     "Component",
     "Connection",
+    "Fetched",
     "FlowyardError",
     "HttpHeaders",
     "Inputs",
@@ -80,6 +82,7 @@ __all__ = [
     "TriggerKind",
     "address_refusal",
     "block_private_addresses",
+    "fetch",
     "host_refusal",
 ]
 

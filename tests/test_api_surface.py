@@ -42,6 +42,9 @@ def test_component_api_exports_are_pinned() -> None:
         "address_refusal",
         "block_private_addresses",
         "host_refusal",
+        # one HTTP exchange as data, straight over the shared client's aiohttp session
+        "Fetched",
+        "fetch",
     }
     assert len(components.api.__all__) == len(set(components.api.__all__))
     for name in components.api.__all__:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 from collections.abc import AsyncIterator
 
@@ -10,6 +12,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from components.api import fetch
 from runtime.http import TransportName, make_http_client
 
 
@@ -117,3 +120,48 @@ async def test_private_addresses_are_refused_at_connect_time_when_blocked(
         for url in (f"{server}/set", f"{literal}/set"):  # by name (resolved), by address
             with pytest.raises(httpx.ConnectError, match="private, loopback and link-local"):
                 await client.get(url)
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_fetch_sends_exactly_its_headers_and_url_credentials(
+    server: str, transport: TransportName
+) -> None:
+    """`components.api.fetch`: the aiohttp client answers from its session directly, a URL with
+    credentials (or httpx's transport) goes through `send`; the answers are the same."""
+    async with make_http_client(transport) as client:
+        plain = await fetch(
+            client,
+            "GET",
+            httpx.URL(f"{server}/whoami"),
+            headers={"X-Test": "1"},
+            io_timeout=5,
+            max_bytes=1000,
+        )
+        assert plain.status_code == 200
+        assert plain.reason_phrase == "OK"
+        assert plain.headers["content-type"] == "application/json; charset=utf-8"
+        assert plain.charset_encoding == "utf-8"
+        assert json.loads(plain.content) == {"authorization": None}
+        with_user = await fetch(
+            client,
+            "GET",
+            httpx.URL(server.replace("http://", "http://ada:pw@") + "/whoami"),
+            headers={},
+            io_timeout=5,
+            max_bytes=1000,
+        )
+        token = base64.b64encode(b"ada:pw").decode("ascii")
+        assert json.loads(with_user.content) == {"authorization": f"Basic {token}"}
+
+
+async def test_fetch_refuses_private_addresses_at_connect_time_when_blocked(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The direct path keeps the transport's address policy: names through the resolver,
+    literal addresses before sending."""
+    monkeypatch.setenv("FLOWYARD_HTTP_BLOCK_PRIVATE", "1")
+    async with make_http_client("aiohttp") as client:
+        literal = server.replace("localhost", "127.0.0.1")
+        for url in (f"{server}/set", f"{literal}/set"):
+            with pytest.raises(httpx.ConnectError, match="private, loopback and link-local"):
+                await fetch(client, "GET", httpx.URL(url), headers={}, io_timeout=5, max_bytes=1000)

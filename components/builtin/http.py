@@ -1,7 +1,8 @@
 """The HTTP request action: call any HTTP API, with auth from a connection.
 
-Requests go through the host's shared `ctx.http` client, built here as bare `httpx.Request`s so the
-client's cookie jar, default headers and base URL never leak between flows. Redirects are followed
+Requests go through the host's shared `ctx.http` client with `components.api.fetch`, which sends
+exactly the step's headers, so the client's cookie jar, default headers and base URL never leak
+between flows (and skips httpx's request objects on Flowyard's own client). Redirects are followed
 here, not by httpx, because every hop's address is checked after DNS resolution: cloud metadata
 addresses are always refused, private/loopback/link-local ones when `FLOWYARD_HTTP_BLOCK_PRIVATE=1`.
 The shared client's transport applies the same policy to the address it connects to, so a DNS
@@ -34,6 +35,7 @@ from components.api import (
     HEADER_NAME,
     Action,
     Component,
+    Fetched,
     HttpHeaders,
     Inputs,
     Result,
@@ -43,6 +45,7 @@ from components.api import (
     StepError,
     address_refusal,
     block_private_addresses,
+    fetch,
     host_refusal,
 )
 
@@ -194,7 +197,7 @@ class HttpRequest(Action[HttpRequestInputs]):
         shown = _display_url(url)
         try:
             async with asyncio.timeout(inputs.timeout):
-                response, data, final_url = await _fetch(
+                answer, final_url = await _fetch(
                     ctx, inputs, url, headers, content, auth_names, secrets
                 )
         except TimeoutError:
@@ -203,15 +206,15 @@ class HttpRequest(Action[HttpRequestInputs]):
                 f"{inputs.method} {shown} timed out after {inputs.timeout:g} s.",
                 hint="Raise the step's timeout, or check that the service is reachable.",
             ) from None
-        body, is_base64 = _parse_body(response, data)
+        body, is_base64 = _parse_body(answer)
         output = HttpResponseOutput(
-            status=response.status_code,
-            headers=dict(response.headers.items()),
+            status=answer.status_code,
+            headers=dict(answer.headers),
             body=body,
             body_base64=is_base64,
         ).model_dump()
         if inputs.on_http_error == "fail":
-            _raise_for_status(response, body, is_base64, inputs.method, final_url, secrets)
+            _raise_for_status(answer, body, is_base64, inputs.method, final_url, secrets)
         return Result(output)
 
 
@@ -397,30 +400,24 @@ async def _fetch(
     content: bytes | None,
     auth_names: frozenset[str],
     secrets: list[str],
-) -> tuple[httpx.Response, bytes, httpx.URL]:
-    """Send the request, following redirects by hand; return the last response and its body."""
+) -> tuple[Fetched, httpx.URL]:
+    """Send the request, following redirects by hand; return the last answer and its URL."""
     block_private = block_private_addresses()
     method = inputs.method
-    timeout = httpx.Timeout(inputs.timeout).as_dict()
     for _hop in range(MAX_REDIRECTS + 1):
         await _check_address(url, block_private)
-        request = httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": timeout}
-        )
         shown = _display_url(url)
         started = time.perf_counter()
         try:
-            response = await ctx.http.send(request, stream=True, follow_redirects=False)
-            try:
-                location = response.headers.get("location")
-                redirect = (
-                    inputs.follow_redirects
-                    and response.status_code in _REDIRECT_STATUSES
-                    and location is not None
-                )
-                data = b"" if redirect else await _read_capped(response, method, shown)
-            finally:
-                await response.aclose()
+            answer = await fetch(
+                ctx.http,
+                method,
+                url,
+                headers=headers,
+                content=content,
+                io_timeout=inputs.timeout,
+                max_bytes=MAX_RESPONSE_BYTES,
+            )
         except httpx.TimeoutException:
             ctx.log.warning("%s %s timed out", method, shown)
             raise RetryableError(
@@ -436,18 +433,29 @@ async def _fetch(
             ) from None
         except httpx.HTTPError as exc:
             raise StepError(f"{method} {shown} failed: {_scrub(str(exc), secrets)}.") from None
+        location = answer.headers.get("location")
+        redirect = (
+            inputs.follow_redirects
+            and answer.status_code in _REDIRECT_STATUSES
+            and location is not None
+        )
+        if not redirect and len(answer.content) > MAX_RESPONSE_BYTES:
+            raise StepError(
+                f"{method} {shown} answered with more than {MAX_RESPONSE_BYTES // 1_048_576} MiB.",
+                hint="Ask the API for a smaller page of results.",
+            )
         elapsed = round((time.perf_counter() - started) * 1000)
-        ctx.log.info("%s %s -> %d (%d ms)", method, shown, response.status_code, elapsed)
+        ctx.log.info("%s %s -> %d (%d ms)", method, shown, answer.status_code, elapsed)
         if not redirect or location is None:
-            return response, data, url
+            return answer, url
         try:
             target = url.join(location)
         except httpx.InvalidURL:
             raise StepError(f"{method} {shown} redirected to an invalid URL.") from None
         if target.scheme not in ("http", "https"):
             raise StepError(f"{method} {shown} redirected to a non-HTTP URL ({target.scheme}).")
-        if (response.status_code == 303 and method != "HEAD") or (
-            response.status_code in (301, 302) and method == "POST"
+        if (answer.status_code == 303 and method != "HEAD") or (
+            answer.status_code in (301, 302) and method == "POST"
         ):
             # What browsers (and httpx) do: the follow-up is a GET without the body.
             method, content = "GET", None
@@ -466,36 +474,23 @@ async def _fetch(
     )
 
 
-async def _read_capped(response: httpx.Response, method: str, shown: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise StepError(
-                f"{method} {shown} answered with more than {MAX_RESPONSE_BYTES // 1_048_576} MiB.",
-                hint="Ask the API for a smaller page of results.",
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_body(response: httpx.Response, data: bytes) -> tuple[Any, bool]:
+def _parse_body(answer: Fetched) -> tuple[Any, bool]:
     """(body, is_base64): JSON as data, text and XML as str, other content as base64."""
+    data = answer.content
     if not data:
         return None, False
-    media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    media = answer.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         try:
             return json.loads(data, parse_constant=_reject_constant), False
         except (ValueError, RecursionError):
-            return _decode_text(response, data), False
+            return _decode_text(answer), False
     if media.startswith("text/") or media in _TEXT_TYPES or media.endswith("+xml"):
-        return _decode_text(response, data), False
+        return _decode_text(answer), False
     if not media:
         try:
             return data.decode("utf-8"), False
@@ -504,11 +499,11 @@ def _parse_body(response: httpx.Response, data: bytes) -> tuple[Any, bool]:
     return base64.b64encode(data).decode("ascii"), True
 
 
-def _decode_text(response: httpx.Response, data: bytes) -> str:
+def _decode_text(answer: Fetched) -> str:
     try:
-        return data.decode(response.charset_encoding or "utf-8", errors="replace")
+        return answer.content.decode(answer.charset_encoding or "utf-8", errors="replace")
     except LookupError:
-        return data.decode("utf-8", errors="replace")
+        return answer.content.decode("utf-8", errors="replace")
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
@@ -546,17 +541,17 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _raise_for_status(
-    response: httpx.Response,
+    answer: Fetched,
     body: Any,
     is_base64: bool,
     method: str,
     url: httpx.URL,
     secrets: list[str],
 ) -> None:
-    status = response.status_code
+    status = answer.status_code
     if status < 400:
         return
-    reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+    reason = f" {answer.reason_phrase}" if answer.reason_phrase else ""
     message = (
         f"HTTP {status}{reason} from {method} {_display_url(url)}: "
         f"{_excerpt(body, is_base64, secrets)}"
@@ -565,7 +560,7 @@ def _raise_for_status(
         raise RetryableError(
             message,
             hint="The service is failing or rate-limiting; the step is retried by its policy.",
-            retry_after=_retry_after(response.headers.get("retry-after")),
+            retry_after=_retry_after(answer.headers.get("retry-after")),
         )
     hints = {
         401: "Check the connection's credentials.",

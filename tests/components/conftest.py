@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -12,9 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from components.api import Connection, Response, StepContext, StepLogger
 from components.builtin import http as http_action
+from runtime.http import make_http_client
 from runtime.state import BoundState, MemoryState
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -148,12 +151,49 @@ async def _slow_handler(request: web.Request) -> web.Response:
     return web.Response(text="too late")
 
 
+async def _gzip_handler(request: web.Request) -> web.Response:
+    del request
+    body = gzip.compress(json.dumps({"packed": True, "pad": "x" * 2000}).encode())
+    return web.Response(
+        body=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
+
+
+async def _repeated_handler(request: web.Request) -> web.Response:
+    del request
+    headers = CIMultiDict([("X-Tag", "a"), ("x-tag", "b"), ("Content-Type", "text/plain")])
+    return web.Response(text="two tags", headers=headers)
+
+
+async def _bytes_handler(request: web.Request) -> web.StreamResponse:
+    """`?n=` bytes; `&chunked=1` without a Content-Length."""
+    size = int(request.query["n"])
+    if not request.query.get("chunked"):
+        return web.Response(body=b"x" * size, content_type="application/octet-stream")
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for start in range(0, size, 1000):
+        await response.write(b"x" * min(1000, size - start))
+    await response.write_eof()
+    return response
+
+
 def _redirect(location: str, status: int = 302) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         del request
         return web.Response(status=status, headers={"Location": location})
 
     return handler
+
+
+@pytest.fixture(params=["httpx", "flowyard"])
+async def real_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that really connects: httpx's own (the generic `fetch` path through `send`), and
+    Flowyard's shared client (`runtime.http`, which `fetch` uses straight through aiohttp)."""
+    client = httpx.AsyncClient(trust_env=False) if request.param == "httpx" else make_http_client()
+    async with client:
+        yield client
 
 
 @pytest.fixture
@@ -163,6 +203,9 @@ async def local_server() -> AsyncIterator[str]:
     app.router.add_route("*", "/echo", _echo_handler)
     app.router.add_get("/json", _json_handler)
     app.router.add_get("/slow", _slow_handler)
+    app.router.add_get("/gzip", _gzip_handler)
+    app.router.add_get("/repeated", _repeated_handler)
+    app.router.add_get("/bytes", _bytes_handler)
     app.router.add_get("/to-metadata", _redirect("http://169.254.169.254/latest/meta-data/"))
     app.router.add_get("/to-json", _redirect("/json"))
     app.router.add_get("/loop", _redirect("/loop"))

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import email.utils
 import json
+import socket
 import time
 from typing import Any
 
@@ -14,7 +15,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from components.api import Connection, Result, RetryableError, StepConfigError, StepError
+from components.builtin import http as http_action
 from components.builtin.http import BLOCK_PRIVATE_ENV, HttpRequest, HttpRequestInputs
+from runtime.http import make_http_client
 from tests.components.conftest import Harness, json_response
 
 
@@ -429,20 +432,24 @@ async def test_unknown_host_is_retryable(harness: Harness, fake_dns: dict[str, l
         await call(harness, harness.client(), url="https://nowhere.invalid/")
 
 
-async def test_real_server_timeout_is_retryable(harness: Harness, local_server: str) -> None:
+async def test_real_server_timeout_is_retryable(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
     started = time.monotonic()
     with pytest.raises(RetryableError, match=r"timed out after 0\.3 s"):
-        await call(harness, harness.client(), url=f"{local_server}/slow", timeout=0.3)
+        await call(harness, real_client, url=f"{local_server}/slow", timeout=0.3)
     assert time.monotonic() - started < 3
 
 
 # -- real server, redirects and logging ------------------------------------------------------------
 
 
-async def test_real_server_roundtrip_and_log_line(harness: Harness, local_server: str) -> None:
+async def test_real_server_roundtrip_and_log_line(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
     out = await call(
         harness,
-        harness.client(),
+        real_client,
         method="POST",
         url=f"{local_server}/echo",
         query={"q": "x y"},
@@ -460,32 +467,36 @@ async def test_real_server_roundtrip_and_log_line(harness: Harness, local_server
     assert line.endswith(" ms)")
 
 
-async def test_redirect_is_followed_and_logged_per_hop(harness: Harness, local_server: str) -> None:
-    out = await call(harness, harness.client(), url=f"{local_server}/to-json")
+async def test_redirect_is_followed_and_logged_per_hop(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
+    out = await call(harness, real_client, url=f"{local_server}/to-json")
     assert out["body"] == {"hello": "world", "n": 1}
     assert [m.split(" -> ")[1].split(" ")[0] for m in harness.messages] == ["302", "200"]
 
 
-async def test_redirect_not_followed_is_output(harness: Harness, local_server: str) -> None:
-    out = await call(
-        harness, harness.client(), url=f"{local_server}/to-json", follow_redirects=False
-    )
+async def test_redirect_not_followed_is_output(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
+    out = await call(harness, real_client, url=f"{local_server}/to-json", follow_redirects=False)
     assert out["status"] == 302
     assert out["headers"]["location"] == "/json"
 
 
-async def test_redirect_loop_stops(harness: Harness, local_server: str) -> None:
+async def test_redirect_loop_stops(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
     with pytest.raises(StepError, match="redirected more than 10 times"):
-        await call(harness, harness.client(), url=f"{local_server}/loop")
+        await call(harness, real_client, url=f"{local_server}/loop")
     assert len(harness.messages) == 11
 
 
 async def test_303_turns_post_into_get_and_307_keeps_it(
-    harness: Harness, local_server: str
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
 ) -> None:
     out = await call(
         harness,
-        harness.client(),
+        real_client,
         method="POST",
         url=f"{local_server}/see-other",
         body_type="json",
@@ -494,7 +505,7 @@ async def test_303_turns_post_into_get_and_307_keeps_it(
     assert (out["body"]["method"], out["body"]["body"]) == ("GET", "")
     out = await call(
         harness,
-        harness.client(),
+        real_client,
         method="POST",
         url=f"{local_server}/temporary",
         body_type="json",
@@ -502,6 +513,71 @@ async def test_303_turns_post_into_get_and_307_keeps_it(
     )
     assert out["body"]["method"] == "POST"
     assert json.loads(out["body"]["body"]) == {"a": 1}
+
+
+async def test_compressed_answer_is_decoded(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
+    out = await call(harness, real_client, url=f"{local_server}/gzip")
+    assert out["body"]["packed"] is True
+    assert out["headers"]["content-encoding"] == "gzip"
+
+
+async def test_repeated_answer_headers_are_joined_under_lower_case_names(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
+    out = await call(harness, real_client, url=f"{local_server}/repeated")
+    assert out["headers"]["x-tag"] == "a, b"
+    assert out["body"] == "two tags"
+    assert all(name == name.lower() for name in out["headers"])
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_answer_over_the_cap_is_a_step_error(
+    harness: Harness,
+    local_server: str,
+    real_client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    chunked: bool,
+) -> None:
+    monkeypatch.setattr(http_action, "MAX_RESPONSE_BYTES", 5_000)
+    query = "&chunked=1" if chunked else ""
+    out = await call(harness, real_client, url=f"{local_server}/bytes?n=5000{query}")
+    assert base64.b64decode(out["body"]) == b"x" * 5000  # exactly the cap is fine
+    with pytest.raises(StepError, match="answered with more than") as info:
+        await call(harness, real_client, url=f"{local_server}/bytes?n=5001{query}")
+    assert not isinstance(info.value, RetryableError)
+
+
+async def test_refused_connection_is_retryable(
+    harness: Harness, real_client: httpx.AsyncClient
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(RetryableError, match=rf"GET http://127\.0\.0\.1:{port}/ failed: "):
+        await call(harness, real_client, url=f"http://127.0.0.1:{port}/")
+
+
+async def test_flowyard_client_answers_without_httpx_send(
+    harness: Harness, local_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[httpx.Request] = []
+    async with make_http_client() as client, make_http_client("httpx") as other:
+        original = type(client).send
+        assert type(other) is type(client)
+
+        async def send(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> Any:
+            sent.append(request)
+            return await original(self, request, **kwargs)
+
+        monkeypatch.setattr(type(client), "send", send)
+        out = await call(harness, client, url=f"{local_server}/json")
+        assert out["body"] == {"hello": "world", "n": 1}
+        assert sent == []  # straight through aiohttp
+        out = await call(harness, other, url=f"{local_server}/json")
+        assert out["body"] == {"hello": "world", "n": 1}
+        assert len(sent) == 1  # httpx's own transport: through `send`
 
 
 async def test_cross_origin_redirect_drops_credentials(
@@ -572,14 +648,18 @@ async def test_metadata_addresses_are_always_refused(
     assert rec.requests == []
 
 
-async def test_redirect_to_metadata_is_refused(harness: Harness, local_server: str) -> None:
+async def test_redirect_to_metadata_is_refused(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
     with pytest.raises(StepError, match=r"Refused to call 169\.254\.169\.254"):
-        await call(harness, harness.client(), url=f"{local_server}/to-metadata")
+        await call(harness, real_client, url=f"{local_server}/to-metadata")
     assert len(harness.messages) == 1  # the redirect itself; the metadata address is never called
 
 
-async def test_loopback_allowed_by_default(harness: Harness, local_server: str) -> None:
-    out = await call(harness, harness.client(), url=f"{local_server}/json")
+async def test_loopback_allowed_by_default(
+    harness: Harness, local_server: str, real_client: httpx.AsyncClient
+) -> None:
+    out = await call(harness, real_client, url=f"{local_server}/json")
     assert out["status"] == 200
 
 
@@ -603,11 +683,14 @@ async def test_block_private_refuses_private_addresses(
 
 
 async def test_block_private_refuses_local_server(
-    harness: Harness, local_server: str, monkeypatch: pytest.MonkeyPatch
+    harness: Harness,
+    local_server: str,
+    real_client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(BLOCK_PRIVATE_ENV, "1")
     with pytest.raises(StepError, match=r"Refused to call 127\.0\.0\.1"):
-        await call(harness, harness.client(), url=f"{local_server}/json")
+        await call(harness, real_client, url=f"{local_server}/json")
 
 
 async def test_block_private_allows_public_and_checks_redirects(
