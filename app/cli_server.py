@@ -71,6 +71,7 @@ def serve(
             else None
         ),
         workers=workers,
+        settle_heap=True,
     )
     try:
         check_free(data_dir)  # the server holds the lock; checked here for a plain message

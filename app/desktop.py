@@ -165,6 +165,7 @@ def _settings(port: int, data_dir: Path) -> Any:
         port=port,
         data_dir=data_dir,
         components_dir=Path(components_dir) if components_dir else None,
+        settle_heap=True,
     )
 
 

@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from app.heap import settle_heap
 from app.persistence import SecretBox, load_secret_key, open_database
 from app.persistence.lock import server_lock
 from app.services.errors import ServiceError
@@ -101,6 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
                         "instance %s was left deploying by a stop: now deploy_failed", instance_id
                     )
                 await pool.start()
+                if settings.settle_heap:
+                    settle_heap()
                 try:
                     yield
                 finally:

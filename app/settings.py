@@ -38,6 +38,9 @@ class Settings:
     """Mount the NiceGUI pages (off for API-only embedding)."""
     retention_max_executions: int = 100_000
     """Oldest finished executions beyond this count are pruned."""
+    settle_heap: bool = False
+    """Tune the garbage collector for this process once started (`app.heap`): set by `flowyard
+    serve` and `desktop`, which own their process; off for an app built inside another one."""
 
     @property
     def base_url(self) -> str:
