@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select
@@ -21,7 +22,7 @@ from app.persistence.repositories import table_of
 from components.api import Response
 from runtime.observer import ExecutionInfo, ExecutionResult, StepRecord
 
-__all__ = ["SqlRecorder", "SqlStateBackend", "WriteHook"]
+__all__ = ["Batched", "SqlRecorder", "SqlStateBackend", "WriteHook"]
 
 
 _UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], Any] = {}
@@ -116,8 +117,21 @@ class SqlStateBackend:
             conn.execute(delete(self._table).where(self._where(instance_id, flow_id, key)))
 
 
+@dataclass(frozen=True, eq=False)
+class Batched:
+    """A `flush(then=...)` write made together with the other `Batched` writes of the same
+    `write` function in its transaction: one `write(connection, [item, ...])` call (one
+    executemany) instead of a statement per `then`."""
+
+    write: Callable[[Connection, list[Any]], None]
+    item: Any
+
+
+Then = Callable[[Connection], None] | Batched
+"""What `SqlRecorder.flush(then=...)` runs in the transaction that commits the reports before it."""
+
 _Op = tuple[str, Any]
-"""("execution", values) | ("step", values) | ("then", a callable run in the same transaction)."""
+"""("execution", values) | ("step", values) | ("then", a `Then` run in the same transaction)."""
 
 WriteHook = Callable[[Connection], Callable[[bool], None] | None]
 """Runs last in every write transaction of a `SqlRecorder`; what it returns is called with
@@ -147,7 +161,8 @@ class SqlRecorder:
     - `flush(then=write)` also runs `write(connection)` in the transaction that commits
       everything reported before it (a host marks its queue row finished there, atomically with
       the records); if that transaction fails, `write` is put back with the batch, unless the
-      host takes it back with `forget(write)`.
+      host takes it back with `forget(write)`. `Batched(write, item)` writes run after the
+      plain ones, as one `write(connection, items)` per function.
     - `on_write(connection)`, if given, runs last in every write transaction (a host claims its
       next queue rows there); the callable it may return learns whether the transaction committed.
     - Secrets: the engine reports everything redacted (secret-typed inputs, connection values
@@ -233,13 +248,13 @@ class SqlRecorder:
             )
         )
 
-    def forget(self, then: Callable[[Connection], None]) -> None:
+    def forget(self, then: Then) -> None:
         """Drop a `then` write a failed flush put back (its caller will handle it another way)."""
         # Later reports move one number down: their callers may write once more than needed,
         # never less.
         self._pending = [op for op in self._pending if not (op[0] == "then" and op[1] is then)]
 
-    async def flush(self, then: Callable[[Connection], None] | None = None) -> None:
+    async def flush(self, then: Then | None = None) -> None:
         """Write everything reported so far in one transaction; see the class docstring."""
         if then is not None:
             self._pending.append(("then", then))
@@ -284,9 +299,12 @@ class SqlRecorder:
         merged: dict[str, dict[str, Any]] = {}
         steps: list[dict[str, Any]] = []
         then: list[Callable[[Connection], None]] = []
+        batched: dict[Callable[[Connection, list[Any]], None], list[Any]] = {}
         for kind, values in batch:
             if kind == "step":
                 steps.append(values)
+            elif kind == "then" and isinstance(values, Batched):
+                batched.setdefault(values.write, []).append(values.item)
             elif kind == "then":
                 then.append(values)
             else:
@@ -305,6 +323,8 @@ class SqlRecorder:
                     conn.execute(_insert_steps, steps)
                 for write in then:
                     write(conn)
+                for write_all, items in batched.items():
+                    write_all(conn, items)
                 if self._on_write is not None:
                     settle = self._on_write(conn)
         except BaseException:

@@ -27,7 +27,6 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
@@ -35,7 +34,7 @@ from sqlalchemy import Connection
 from app.persistence import inbox
 from app.persistence.db import WRITE_OPTION
 from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry
-from app.persistence.recording import SqlRecorder, SqlStateBackend
+from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
 from app.services.environment import EnvironmentCache, InstanceEnvironment
 from app.services.errors import NotFound
 from app.services.hub import Hub, SyncOutcome
@@ -412,10 +411,9 @@ class WorkerPool:
             status = "done" if result.status == Status.SUCCEEDED else "failed"
             if result.error is not None and result.error.kind in ("body_error", "invalid_flow"):
                 status = "dead"
-            # The row is marked finished in the transaction that commits its records.
-            finish = partial(
-                inbox.mark_finished, items=[Finish(row, status, retry)], now=self.clock()
-            )
+            # The row is marked finished in the transaction that commits its records, together
+            # with the other rows finishing there (one UPDATE executemany).
+            finish = Batched(self._mark_finished, Finish(row, status, retry))
             self._committing += 1
             try:
                 await self.recorder.flush(then=finish)
@@ -434,6 +432,9 @@ class WorkerPool:
         finally:
             self._running.pop(row.id, None)
             self._wake.set()
+
+    def _mark_finished(self, conn: Connection, items: list[Finish]) -> None:
+        inbox.mark_finished(conn, items, now=self.clock())
 
     async def _run_claimed(self, row: Claimed) -> tuple[ExecutionResult, Retry | None]:
         try:

@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 
 from app.persistence.db import DB_FILE_NAME, session_scope
 from app.persistence.models import ExecutionRow, StepRecordRow
-from app.persistence.recording import SqlRecorder, SqlStateBackend
+from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
 from app.persistence.repositories import create_instance, publish_version, save_integration
 from components.api import Connection, TriggerEvent
 from components.registry import Registry, default_registry
@@ -219,3 +219,31 @@ async def test_a_cancelled_flush_writes_its_batch_exactly_once(engine: Engine) -
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM step_records")).scalar() == 50
     assert recorder.pending == 0
+
+
+async def test_batched_writes_share_one_call_in_their_transaction(engine: Engine) -> None:
+    recorder = SqlRecorder(engine)
+    calls: list[tuple[str, list[Any]]] = []
+    in_transaction: list[bool] = []
+
+    def mark(conn: Any, items: list[Any]) -> None:
+        in_transaction.append(conn.in_transaction())
+        calls.append(("mark", items))
+
+    def note(conn: Any, items: list[Any]) -> None:
+        calls.append(("note", items))
+
+    recorder.execution_started(ExecutionInfo("e4", "main", 100.0))
+    recorder.step_finished(StepRecord("e4", "s", "", "x.y", Status.SUCCEEDED))
+    first = asyncio.ensure_future(recorder.flush())
+    await asyncio.sleep(0)  # its write holds the recorder; the next ones queue up behind it
+    queued = [
+        asyncio.ensure_future(recorder.flush(then=then))
+        for then in (Batched(mark, "a"), Batched(note, "x"), Batched(mark, "b"))
+    ]
+    await asyncio.gather(first, *queued)
+    assert calls == [("mark", ["a", "b"]), ("note", ["x"])]
+    assert in_transaction == [True]
+    assert recorder.commits == 2
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM step_records")).scalar() == 1
