@@ -27,7 +27,8 @@ class Settings:
     components_dir: Path | None = None
     workers: int = 32
     """Executions run at once in this process, across flows (mostly waiting on I/O: bench/ingest
-    measured 310/s end to end with 16 and 410/s with 32 on 2 cores; 64 only added contention)."""
+    measured 505-548/s end to end with 16 and 600-780/s with 32 on 2 cores; 64 and 96 were no
+    faster)."""
     lease_seconds: float = 60.0
     """A claimed inbox row whose lease expired (its worker died) is claimed again."""
     sync_timeout: float = 10.0

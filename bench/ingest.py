@@ -391,7 +391,9 @@ async def _until_finished(
             raise RuntimeError(f"executions did not succeed: {bad}")
         if counts["succeeded"] >= succeeded:
             return counts
-        await asyncio.sleep(0.1)  # each poll costs the server a query; 0.1 s is <1% of a round
+        # Each poll costs the server ~4 ms (its counts scan every execution), ~4% of its CPU
+        # during a round; polling less often would blur the finish time by more than that.
+        await asyncio.sleep(0.1)
     raise RuntimeError(f"executions still unfinished after 600 s: {counts}")
 
 
