@@ -56,7 +56,7 @@ DirectFetch = Callable[[FetchRequest], Awaitable[Fetched]]
 async def fetch(
     client: httpx.AsyncClient,
     method: str,
-    url: httpx.URL,
+    url: httpx.URL | str,
     *,
     headers: Mapping[str, str],
     content: bytes | None = None,
@@ -65,6 +65,7 @@ async def fetch(
 ) -> Fetched:
     """Send `method url` with exactly `headers` (none of the client's defaults or cookies) and
     read the answer; `io_timeout` bounds connecting and each read. Redirects are not followed."""
+    url = httpx.URL(url) if isinstance(url, str) else url
     request = FetchRequest(method, url, headers, content, io_timeout, max_bytes)
     direct: DirectFetch | None = getattr(client, "fetch_direct", None)
     if direct is None:

@@ -132,7 +132,7 @@ async def test_fetch_sends_exactly_its_headers_and_url_credentials(
         plain = await fetch(
             client,
             "GET",
-            httpx.URL(f"{server}/whoami"),
+            f"{server}/whoami",  # text or an httpx.URL
             headers={"X-Test": "1"},
             io_timeout=5,
             max_bytes=1000,
