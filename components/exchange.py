@@ -14,12 +14,12 @@ transport) is used through `client.send`. Both ways raise httpx's exceptions:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["DirectFetch", "FetchRequest", "Fetched", "fetch", "fetch_with_httpx"]
+__all__ = ["DirectFetch", "FetchRequest", "Fetched", "fetch", "fetch_with_httpx", "read_capped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +83,8 @@ async def fetch_with_httpx(client: httpx.AsyncClient, sent: FetchRequest) -> Fet
         extensions={"timeout": httpx.Timeout(sent.io_timeout).as_dict()},
     )
     response = await client.send(request, stream=True, follow_redirects=False)
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > sent.max_bytes:
-                break
+        content = await read_capped(response.aiter_bytes(), sent.max_bytes)
     finally:
         await response.aclose()
     return Fetched(
@@ -98,5 +92,17 @@ async def fetch_with_httpx(client: httpx.AsyncClient, sent: FetchRequest) -> Fet
         reason_phrase=response.reason_phrase,
         headers=dict(response.headers.items()),
         charset_encoding=response.charset_encoding,
-        content=b"".join(chunks),
+        content=content,
     )
+
+
+async def read_capped(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
+    """The chunks joined, read no further once they are longer than `max_bytes`."""
+    read: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        read.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            break
+    return b"".join(read)

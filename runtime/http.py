@@ -34,7 +34,7 @@ from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
 from components.addresses import address_refusal, block_private_addresses, host_refusal
-from components.exchange import Fetched, FetchRequest, fetch_with_httpx
+from components.exchange import Fetched, FetchRequest, fetch_with_httpx, read_capped
 
 __all__ = ["AddressRefused", "TransportName", "make_http_client"]
 
@@ -116,9 +116,7 @@ class _Transport(AiohttpTransport):
             if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
                 cause, aiohttp.ServerTimeoutError | aiohttp.ConnectionTimeoutError
             ):
-                refused = cause.os_error if isinstance(cause.os_error, AddressRefused) else None
-                message = str(refused) if refused is not None else str(cause)
-                raise httpx.ConnectError(message, request=request) from cause
+                raise httpx.ConnectError(_connect_failure(cause), request=request) from cause
             raise
 
     async def fetch(self, sent: FetchRequest) -> Fetched:
@@ -148,8 +146,7 @@ class _Transport(AiohttpTransport):
                     content=await _read_capped(response, sent.max_bytes),
                 )
         except aiohttp.ClientConnectorError as exc:
-            refused = exc.os_error if isinstance(exc.os_error, AddressRefused) else None
-            raise httpx.ConnectError(str(refused or exc)) from exc
+            raise httpx.ConnectError(_connect_failure(exc)) from exc
         except aiohttp.ConnectionTimeoutError as exc:
             raise httpx.ConnectTimeout(str(exc) or "connection timed out") from exc
         except TimeoutError as exc:  # aiohttp's read timeouts are TimeoutErrors too
@@ -166,6 +163,13 @@ class _Transport(AiohttpTransport):
             raise httpx.TransportError(str(exc) or type(exc).__name__) from exc
 
 
+def _connect_failure(error: aiohttp.ClientConnectorError) -> str:
+    """Why a connection failed: the address policy's refusal (from the resolver) as it is
+    worded, anything else as aiohttp words it."""
+    refused = error.os_error
+    return str(refused) if isinstance(refused, AddressRefused) else str(error)
+
+
 def _joined_headers(items: Any) -> dict[str, str]:
     """Lower-case names, a repeated header's values joined by ", " (as httpx's `Headers`)."""
     joined: dict[str, str] = {}
@@ -179,15 +183,8 @@ async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> byte
     """The (decompressed) body; reading stops once it is longer than `max_bytes`."""
     length = response.content_length
     if length is not None and length <= max_bytes and "Content-Encoding" not in response.headers:
-        return await response.read()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            break
-    return b"".join(chunks)
+        return await response.read()  # one read, not a chunk iterator, for the usual small body
+    return await read_capped(response.content.iter_chunked(64 * 1024), max_bytes)
 
 
 class _CheckedHTTPTransport(httpx.AsyncHTTPTransport):
