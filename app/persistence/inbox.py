@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.persistence.db import WRITE_OPTION
 from app.persistence.models import ExecutionRow, InboxRow, InstanceRow, StepRecordRow
+from app.persistence.prepared import Prepared
 from app.persistence.repositories import table_of
 
 __all__ = [
@@ -226,7 +227,7 @@ _lease = (
 )
 """Lease the picked rows that still have the status they were picked with (one statement per
 status, not one per row); returns what a worker needs of each row it leased."""
-_mark = (
+_mark = Prepared(
     update(_inbox)
     .where(_inbox.c.id == bindparam("row_id"), _inbox.c.status == "running")
     .values(status=bindparam("new_status"), lease_until=None)
@@ -345,7 +346,7 @@ def claim_rows(
     return claimed
 
 
-_PREPARE: dict[str, Any] = {}
+_PREPARE: dict[str, Prepared] = {}
 
 
 def _insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -354,11 +355,13 @@ def _insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     stmt = _PREPARE.get(dialect)
     if stmt is None:
         base = _dialect_insert(conn, _executions)
-        stmt = base.on_conflict_do_update(
-            index_elements=["id"], set_={"instance_id": base.excluded.instance_id}
+        stmt = Prepared(
+            base.on_conflict_do_update(
+                index_elements=["id"], set_={"instance_id": base.excluded.instance_id}
+            )
         )
         _PREPARE[dialect] = stmt
-    conn.execute(stmt, rows)
+    stmt.executemany(conn, rows)
 
 
 def prepare_execution(
@@ -421,7 +424,7 @@ def mark_finished(conn: Connection, items: Sequence[Finish], *, now: float) -> N
     if not items:
         return
     c = _inbox.c
-    conn.execute(_mark, [{"row_id": item.row.id, "new_status": item.status} for item in items])
+    _mark.executemany(conn, [{"row_id": item.row.id, "new_status": item.status} for item in items])
     for item in items:
         if item.retry is None:
             continue

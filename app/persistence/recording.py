@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.persistence.db import WRITE_OPTION
 from app.persistence.models import INSTANCE_SCOPE, ExecutionRow, InstanceStateRow, StepRecordRow
+from app.persistence.prepared import Prepared
 from app.persistence.repositories import table_of
 from components.api import Response
 from runtime.observer import ExecutionInfo, ExecutionResult, StepRecord
@@ -25,21 +26,23 @@ from runtime.observer import ExecutionInfo, ExecutionResult, StepRecord
 __all__ = ["Batched", "SqlRecorder", "SqlStateBackend", "WriteHook"]
 
 
-_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], Any] = {}
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], Prepared] = {}
 """Upsert statements by (dialect, table, columns, keys, updated columns): built once, reused."""
 
 
 def _upsert_statement(
     dialect: str, table: Table, columns: tuple[str, ...], keys: list[str], update: list[str]
-) -> Any:
+) -> Prepared:
     cache_key = (dialect, table.name, columns, tuple(keys), tuple(update))
     stmt = _UPSERTS.get(cache_key)
     if stmt is None:
-        # Statement objects are costly to build (column proxies); executing a cached one only
-        # binds parameters, and SQLAlchemy's compiled cache skips the compile.
+        # Statement objects are costly to build (column proxies) and to run through the compiled
+        # path row by row: built and compiled once, executed as plain rows (`Prepared`).
         base = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-        stmt = base.on_conflict_do_update(
-            index_elements=keys, set_={name: base.excluded[name] for name in update}
+        stmt = Prepared(
+            base.on_conflict_do_update(
+                index_elements=keys, set_={name: base.excluded[name] for name in update}
+            )
         )
         _UPSERTS[cache_key] = stmt
     return stmt
@@ -59,8 +62,9 @@ def _upsert(
     rows = values if isinstance(values, list) else [values]
     if not rows:
         return
-    stmt = _upsert_statement(conn.dialect.name, table, tuple(rows[0]), keys, update)
-    conn.execute(stmt, rows)
+    _upsert_statement(conn.dialect.name, table, tuple(rows[0]), keys, update).executemany(
+        conn, rows
+    )
 
 
 class SqlStateBackend:
@@ -139,7 +143,7 @@ whether that transaction committed."""
 
 _executions = table_of(ExecutionRow)
 _steps = table_of(StepRecordRow)
-_insert_steps = insert(_steps)
+_insert_steps = Prepared(insert(_steps))
 
 
 class SqlRecorder:
@@ -320,7 +324,7 @@ class SqlRecorder:
                     update = [k for k in columns if k not in ("id", "flow_id")]
                     _upsert(conn, _executions, rows, ["id"], update)
                 if steps:
-                    conn.execute(_insert_steps, steps)
+                    _insert_steps.executemany(conn, steps)
                 for write in then:
                     write(conn)
                 for write_all, items in batched.items():

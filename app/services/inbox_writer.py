@@ -21,12 +21,15 @@ from sqlalchemy.exc import IntegrityError
 
 from app.persistence.db import WRITE_OPTION
 from app.persistence.models import InboxRow
+from app.persistence.prepared import Prepared
 from app.persistence.repositories import table_of
 
 __all__ = ["MAX_BATCH", "InboxWriter", "Pending", "find_delivery", "inbox_values"]
 
 MAX_BATCH = 500
 """Most inbox rows one group commit writes."""
+
+_insert_inbox = Prepared(insert(table_of(InboxRow)))
 
 
 @dataclass(slots=True)
@@ -123,7 +126,7 @@ class InboxWriter:
                 fresh.append(row)
                 results.append((row["execution_id"], False))
             if fresh:
-                conn.execute(insert(inbox), fresh)
+                _insert_inbox.executemany(conn, fresh)
         return results
 
 
