@@ -9,6 +9,7 @@ to, so a DNS answer that changes after that check (rebinding) is refused too, fo
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 
@@ -18,6 +19,7 @@ __all__ = [
     "address_refusal",
     "block_private_addresses",
     "host_refusal",
+    "literal_address",
 ]
 
 BLOCK_PRIVATE_ENV = "FLOWYARD_HTTP_BLOCK_PRIVATE"
@@ -52,6 +54,19 @@ def host_refusal(host: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def literal_address(host: str) -> IPAddress | None:
+    """The address `host` spells when it is an IP literal, or None for a name.
+
+    Cached, like `address_refusal`: every HTTP request asks both, for the same few hosts, and
+    parsing an address costs more than the rest of the check."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
 def address_refusal(host: str, address: IPAddress, *, block_private: bool) -> str | None:
     """Why `host` may not be called at `address`, or None when it may."""
     plain: IPAddress = address

@@ -42,6 +42,7 @@ from components.addresses import (
     address_refusal,
     block_private_addresses,
     host_refusal,
+    literal_address,
 )
 from components.errors import (
     FlowyardError,
@@ -84,6 +85,7 @@ __all__ = [
     "block_private_addresses",
     "fetch",
     "host_refusal",
+    "literal_address",
 ]
 
 DEFAULT_PORT = "out"

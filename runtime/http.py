@@ -33,7 +33,12 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
-from components.addresses import address_refusal, block_private_addresses, host_refusal
+from components.addresses import (
+    address_refusal,
+    block_private_addresses,
+    host_refusal,
+    literal_address,
+)
 from components.exchange import Fetched, FetchRequest, fetch_with_httpx, read_capped
 
 __all__ = ["AddressRefused", "TransportName", "make_http_client"]
@@ -87,9 +92,8 @@ def _aiohttp_session() -> aiohttp.ClientSession:
 
 def _literal_refusal(url: httpx.URL) -> str | None:
     """The policy's refusal of a URL whose host is an IP address (no resolver sees those)."""
-    try:
-        address = ipaddress.ip_address(url.host)
-    except ValueError:
+    address = literal_address(url.host)
+    if address is None:
         return host_refusal(url.host)
     return address_refusal(url.host, address, block_private=block_private_addresses())
 

@@ -47,6 +47,7 @@ from components.api import (
     block_private_addresses,
     fetch,
     host_refusal,
+    literal_address,
 )
 
 __all__ = [
@@ -336,11 +337,8 @@ async def _check_address(url: httpx.URL, block_private: bool) -> None:
     host = url.host.rstrip(".").lower()
     if refusal := host_refusal(host):
         raise StepError(refusal)
-    addresses: list[_Address]
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        addresses = await _resolve(url, host)
+    literal = literal_address(host)
+    addresses = [literal] if literal is not None else await _resolve(url, host)
     for address in addresses:
         if refusal := address_refusal(host, address, block_private=block_private):
             private_only = address_refusal(host, address, block_private=False) is None

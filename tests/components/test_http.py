@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import ipaddress
 import json
 import socket
 import time
@@ -14,7 +15,14 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from components.api import Connection, Result, RetryableError, StepConfigError, StepError
+from components.api import (
+    Connection,
+    Result,
+    RetryableError,
+    StepConfigError,
+    StepError,
+    literal_address,
+)
 from components.builtin import http as http_action
 from components.builtin.http import BLOCK_PRIVATE_ENV, HttpRequest, HttpRequestInputs
 from runtime.http import make_http_client
@@ -654,6 +662,15 @@ async def test_redirect_to_metadata_is_refused(
     with pytest.raises(StepError, match=r"Refused to call 169\.254\.169\.254"):
         await call(harness, real_client, url=f"{local_server}/to-metadata")
     assert len(harness.messages) == 1  # the redirect itself; the metadata address is never called
+
+
+def test_literal_address_reads_ip_literals_only() -> None:
+    assert literal_address("127.0.0.1") == ipaddress.ip_address("127.0.0.1")
+    assert literal_address("::ffff:169.254.169.254") == ipaddress.ip_address(
+        "::ffff:169.254.169.254"
+    )
+    assert literal_address("example.com") is None
+    assert literal_address("999.1.1.1") is None
 
 
 async def test_loopback_allowed_by_default(
