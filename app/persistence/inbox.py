@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.persistence.db import WRITE_OPTION
 from app.persistence.models import ExecutionRow, InboxRow, InstanceRow, StepRecordRow
-from app.persistence.prepared import Prepared
+from app.persistence.prepared import Prepared, upsert
 from app.persistence.repositories import table_of
 
 __all__ = [
@@ -354,22 +354,9 @@ def claim_rows(
     return claimed
 
 
-_PREPARE: dict[str, Prepared] = {}
-
-
 def _insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert new execution rows; an existing one only gets its instance (one statement, cached)."""
-    dialect = conn.dialect.name
-    stmt = _PREPARE.get(dialect)
-    if stmt is None:
-        base = _dialect_insert(conn, _executions)
-        stmt = Prepared(
-            base.on_conflict_do_update(
-                index_elements=["id"], set_={"instance_id": base.excluded.instance_id}
-            )
-        )
-        _PREPARE[dialect] = stmt
-    stmt.executemany(conn, rows)
+    """Insert new execution rows; an existing one only gets its instance."""
+    upsert(conn, _executions, rows, ["id"], ["instance_id"])
 
 
 def prepare_execution(

@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-__all__ = ["Prepared"]
+__all__ = ["Prepared", "upsert"]
 
 
 _Slot = tuple[str | None, Any, Callable[[Any], Any] | None]
@@ -52,7 +53,7 @@ class Prepared:
     a statement needing anything else (a callable or SQL default, a missing required value) is
     refused when first compiled, so the fast path never writes what `execute` would not. Values
     go through the same bind processors as with `execute` (JSON columns: `json_text`, including
-    None, stored as JSON `null` like `execute` does).
+    None, which becomes SQL NULL or JSON `null` as the column's type says, like with `execute`).
     """
 
     def __init__(self, statement: UpdateBase) -> None:
@@ -105,3 +106,35 @@ def _column_defaults(compiled: SQLCompiler) -> dict[str, Any]:
             raise ValueError(f"Column '{column.key}' has a default a prepared row cannot take.")
         found[column.key] = default.arg
     return found
+
+
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Prepared] = {}
+"""Upserts by (dialect, table, keys, updated columns): statement objects are costly to build
+(column proxies), so each is built once; `Prepared` keeps a plan per set of columns."""
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    values: dict[str, Any] | list[dict[str, Any]],
+    keys: list[str],
+    update: list[str],
+) -> None:
+    """INSERT, or UPDATE the `update` columns of the row with the same `keys` (portable upsert).
+
+    A list of rows (all with the same columns) is written with one `executemany`.
+    """
+    rows = values if isinstance(values, list) else [values]
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    cache_key = (dialect, table.name, tuple(keys), tuple(update))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        base = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        stmt = _UPSERTS[cache_key] = Prepared(
+            base.on_conflict_do_update(
+                index_elements=keys, set_={name: base.excluded[name] for name in update}
+            )
+        )
+    stmt.executemany(conn, rows)

@@ -13,58 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, and_, delete, insert, select
 
 from app.persistence.db import WRITE_OPTION
 from app.persistence.models import INSTANCE_SCOPE, ExecutionRow, InstanceStateRow, StepRecordRow
-from app.persistence.prepared import Prepared
+from app.persistence.prepared import Prepared, upsert
 from app.persistence.repositories import table_of
 from components.api import Response
 from runtime.observer import ExecutionInfo, ExecutionResult, StepRecord
 
 __all__ = ["Batched", "SqlRecorder", "SqlStateBackend", "WriteHook"]
-
-
-_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], Prepared] = {}
-"""Upsert statements by (dialect, table, columns, keys, updated columns): built once, reused."""
-
-
-def _upsert_statement(
-    dialect: str, table: Table, columns: tuple[str, ...], keys: list[str], update: list[str]
-) -> Prepared:
-    cache_key = (dialect, table.name, columns, tuple(keys), tuple(update))
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
-        # Statement objects are costly to build (column proxies) and to run through the compiled
-        # path row by row: built and compiled once, executed as plain rows (`Prepared`).
-        base = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-        stmt = Prepared(
-            base.on_conflict_do_update(
-                index_elements=keys, set_={name: base.excluded[name] for name in update}
-            )
-        )
-        _UPSERTS[cache_key] = stmt
-    return stmt
-
-
-def _upsert(
-    conn: Connection,
-    table: Table,
-    values: dict[str, Any] | list[dict[str, Any]],
-    keys: list[str],
-    update: list[str],
-) -> None:
-    """INSERT, or UPDATE the `update` columns of the row with the same `keys` (portable upsert).
-
-    A list of rows (all with the same columns) is written with one `executemany`.
-    """
-    rows = values if isinstance(values, list) else [values]
-    if not rows:
-        return
-    _upsert_statement(conn.dialect.name, table, tuple(rows[0]), keys, update).executemany(
-        conn, rows
-    )
 
 
 class SqlStateBackend:
@@ -102,7 +60,7 @@ class SqlStateBackend:
 
     def _store(self, instance_id: str, flow_id: str | None, key: str, value: Any) -> None:
         with self._writer.begin() as conn:
-            _upsert(
+            upsert(
                 conn,
                 self._table,
                 {
@@ -322,7 +280,7 @@ class SqlRecorder:
             with self._engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
                 for columns, rows in shapes.items():
                     update = [k for k in columns if k not in ("id", "flow_id")]
-                    _upsert(conn, _executions, rows, ["id"], update)
+                    upsert(conn, _executions, rows, ["id"], update)
                 if steps:
                     _insert_steps.executemany(conn, steps)
                 for write in then:
