@@ -53,6 +53,14 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Executions run at once (mostly I/O-bound).")
     ] = Settings.workers,
+    engine_processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Child processes that run flows (0: in the server's process). "
+            "Default: 1 with two or more cores, else 0.",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Serve the API, the webhooks and the designer until interrupted."""
     import uvicorn
@@ -71,6 +79,7 @@ def serve(
             else None
         ),
         workers=workers,
+        engine_processes=_default_engines() if engine_processes is None else engine_processes,
         settle_heap=True,
     )
     try:
@@ -92,6 +101,11 @@ def serve(
         proxy_headers=False,
         server_header=False,
     )
+
+
+def _default_engines() -> int:
+    """One engine process when the server can give it a core of its own (`bench/ingest`)."""
+    return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
 @app.command()

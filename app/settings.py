@@ -25,10 +25,15 @@ class Settings:
     )
     public_url: str = ""
     components_dir: Path | None = None
-    workers: int = 32
-    """Executions run at once in this process, across flows (mostly waiting on I/O: bench/ingest
-    measured 505-548/s end to end with 16 and 600-780/s with 32 on 2 cores; 64 and 96 were no
-    faster)."""
+    workers: int = 64
+    """Executions run at once by this server, across flows (mostly waiting on I/O). bench/ingest
+    on 2 cores, in the server's process: 505-548/s end to end with 16, 600-780/s with 32, no
+    faster with 64 or 96; with one engine process: 690-730/s with 32, 770-885/s with 64, no
+    faster with 128 (the executions then wait on the machine's two cores)."""
+    engine_processes: int = 0
+    """Child processes that run webhook and schedule executions (`app.services.engine_pool`); 0
+    runs them in the server's own process. `flowyard serve` starts one on a machine with two or
+    more cores."""
     lease_seconds: float = 60.0
     """A claimed inbox row whose lease expired (its worker died) is claimed again."""
     sync_timeout: float = 10.0

@@ -22,7 +22,16 @@ from app.persistence.repositories import table_of
 from components.api import Response
 from runtime.observer import ExecutionInfo, ExecutionResult, StepRecord
 
-__all__ = ["Batched", "SqlRecorder", "SqlStateBackend", "WriteHook"]
+__all__ = [
+    "Batched",
+    "Report",
+    "SqlRecorder",
+    "SqlStateBackend",
+    "WriteHook",
+    "finished_report",
+    "started_report",
+    "step_report",
+]
 
 
 class SqlStateBackend:
@@ -95,6 +104,64 @@ Then = Callable[[Connection], None] | Batched
 _Op = tuple[str, Any]
 """("execution", values) | ("step", values) | ("then", a `Then` run in the same transaction)."""
 
+Report = _Op
+"""What an observer report becomes in a recorder's buffer: ("execution", values) or ("step",
+values), made by `started_report`, `step_report` and `finished_report` (plain values, so an engine
+process can make them and send them to the server)."""
+
+
+def started_report(info: ExecutionInfo) -> Report:
+    return (
+        "execution",
+        {
+            "id": info.execution_id,
+            "flow_id": info.flow_id,
+            "parent_execution_id": info.parent_execution_id,
+            "status": "running",
+            "started_at": info.started_at,
+        },
+    )
+
+
+def step_report(record: StepRecord) -> Report:
+    return (
+        "step",
+        {
+            "execution_id": record.execution_id,
+            "step_id": record.step_id,
+            "step_name": record.step_name,
+            "action": record.action,
+            "iteration_path": list(record.iteration),
+            "status": record.status.value,
+            "attempt": record.attempt,
+            "port": record.port,
+            "started_at": record.started_at,
+            "duration_ms": record.duration_ms,
+            "input": record.input,
+            "output": record.output,
+            "error": record.error,
+            "logs": list(record.logs),
+        },
+    )
+
+
+def finished_report(result: ExecutionResult) -> Report:
+    return (
+        "execution",
+        {
+            "id": result.execution_id,
+            "flow_id": result.flow_id,
+            "status": result.status.value,
+            "started_at": result.started_at,
+            "finished_at": result.started_at + result.duration_ms / 1000,
+            "duration_ms": result.duration_ms,
+            "steps_run": result.steps_run,
+            "error": result.error,
+            "output": result.output,
+        },
+    )
+
+
 WriteHook = Callable[[Connection], Callable[[bool], None] | None]
 """Runs last in every write transaction of a `SqlRecorder`; what it returns is called with
 whether that transaction committed."""
@@ -150,65 +217,23 @@ class SqlRecorder:
         return len(self._pending)
 
     def execution_started(self, info: ExecutionInfo) -> None:
-        self._pending.append(
-            (
-                "execution",
-                {
-                    "id": info.execution_id,
-                    "flow_id": info.flow_id,
-                    "parent_execution_id": info.parent_execution_id,
-                    "status": "running",
-                    "started_at": info.started_at,
-                },
-            )
-        )
+        self._pending.append(started_report(info))
 
     def step_started(self, record: StepRecord) -> None:
         pass
 
     def step_finished(self, record: StepRecord) -> None:
-        self._pending.append(
-            (
-                "step",
-                {
-                    "execution_id": record.execution_id,
-                    "step_id": record.step_id,
-                    "step_name": record.step_name,
-                    "action": record.action,
-                    "iteration_path": list(record.iteration),
-                    "status": record.status.value,
-                    "attempt": record.attempt,
-                    "port": record.port,
-                    "started_at": record.started_at,
-                    "duration_ms": record.duration_ms,
-                    "input": record.input,
-                    "output": record.output,
-                    "error": record.error,
-                    "logs": list(record.logs),
-                },
-            )
-        )
+        self._pending.append(step_report(record))
 
     def response_ready(self, execution_id: str, response: Response) -> None:
         pass
 
     def execution_finished(self, result: ExecutionResult) -> None:
-        self._pending.append(
-            (
-                "execution",
-                {
-                    "id": result.execution_id,
-                    "flow_id": result.flow_id,
-                    "status": result.status.value,
-                    "started_at": result.started_at,
-                    "finished_at": result.started_at + result.duration_ms / 1000,
-                    "duration_ms": result.duration_ms,
-                    "steps_run": result.steps_run,
-                    "error": result.error,
-                    "output": result.output,
-                },
-            )
-        )
+        self._pending.append(finished_report(result))
+
+    def report(self, reports: list[Report]) -> None:
+        """Buffer reports made elsewhere (an engine process) by the functions below, in order."""
+        self._pending.extend(reports)
 
     def forget(self, then: Then) -> None:
         """Drop a `then` write a failed flush put back (its caller will handle it another way)."""

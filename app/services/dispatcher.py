@@ -35,15 +35,16 @@ from app.persistence import inbox
 from app.persistence.db import WRITE_OPTION
 from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry
 from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
+from app.services.engine_pool import EngineLost, EngineNotStarted, EngineProcesses
 from app.services.environment import EnvironmentCache, InstanceEnvironment
 from app.services.errors import NotFound
 from app.services.hub import Hub, SyncOutcome
 from app.services.retention import prune
 from app.services.schedules import ScheduleTicker
 from components.api import Response, TriggerEvent
-from runtime.context import RunContext
 from runtime.engine import backoff_delay, run_flow
 from runtime.errors import (
+    EngineCrash,
     ExpressionError,
     FlowError,
     FlowValidationError,
@@ -139,11 +140,13 @@ class _Fanout:
         self._recorder.execution_finished(result)
 
 
-def _failure(execution_id: str, flow_id: str, error: ErrorInfo) -> ExecutionResult:
+def _failure(
+    execution_id: str, flow_id: str, error: ErrorInfo, status: Status = Status.FAILED
+) -> ExecutionResult:
     return ExecutionResult(
         execution_id=execution_id,
         flow_id=flow_id,
-        status=Status.FAILED,
+        status=status,
         started_at=time.time(),
         duration_ms=0.0,
         error=error,
@@ -177,6 +180,15 @@ class WorkerPool:
         self.environments = EnvironmentCache(hub)
         self.recorder = SqlRecorder(hub.db, on_write=self._claim_in)
         self.state = SqlStateBackend(hub.db)
+        self.engines = (
+            EngineProcesses(
+                self.settings.engine_processes,
+                state=self.state,
+                components_dir=self.settings.components_dir,
+            )
+            if self.settings.engine_processes > 0
+            else None
+        )
         self.schedules = ScheduleTicker(hub, self.environments, clock=clock, on_fire=self.notify)
         self._replies = _Replies()
         self._wake = asyncio.Event()
@@ -209,6 +221,8 @@ class WorkerPool:
                 log.warning("recovered %d unfinished requests; %d runs crashed", requeued, crashed)
         self._stopping = False
         self._loop = asyncio.get_running_loop()
+        if self.engines is not None:
+            await self.engines.start()
         self._services = [
             asyncio.create_task(self._claim_loop(), name="flowyard-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="flowyard-lease"),
@@ -248,6 +262,8 @@ class WorkerPool:
             await asyncio.to_thread(inbox.requeue, self.hub.db, unstarted, started=False)
         except Exception:
             log.exception("could not give back %d claimed requests", len(unstarted))
+        if self.engines is not None:
+            await self.engines.stop()
 
     # ------------------------------------------------------------------------------ Dispatcher
 
@@ -259,6 +275,8 @@ class WorkerPool:
 
     def invalidate(self, instance_id: str) -> None:
         self.environments.invalidate(instance_id)
+        if self.engines is not None:
+            self.engines.forget(instance_id)
         self._wake.set()  # an enabled or activated instance may have rows waiting
 
     async def run_lifecycle(
@@ -275,7 +293,7 @@ class WorkerPool:
                 raise NotFound(f"Instance '{env.name}' has no flow '{flow_id}'.")
             execution_id = uuid.uuid4().hex
             await asyncio.to_thread(self._prepare_lifecycle, execution_id, flow_id, instance_id)
-            result = await self._execute(env, flow, event, execution_id)
+            result = await self._execute(env, flow, event, execution_id, inline=True)
             await self.recorder.flush()
             self._replies.publish(execution_id, SyncOutcome(result.response, result))
             return result
@@ -479,9 +497,16 @@ class WorkerPool:
         return Retry(delay=delay)
 
     async def _execute(
-        self, env: InstanceEnvironment, flow: Flow, event: TriggerEvent, execution_id: str
+        self,
+        env: InstanceEnvironment,
+        flow: Flow,
+        event: TriggerEvent,
+        execution_id: str,
+        *,
+        inline: bool = False,
     ) -> ExecutionResult:
-        """Run `flow` and report it to the recorder (not flushed yet) and the waiters."""
+        """Run `flow` and report it to the recorder (not flushed yet) and the waiters: in an
+        engine process when the server has them, unless `inline`."""
         if env.problem is not None:
             error = ErrorInfo(
                 "environment",
@@ -489,21 +514,29 @@ class WorkerPool:
                 "Restore the secret key the connections were saved with, or set them again.",
             )
             return self._record_failure(execution_id, flow.id, error)
-        context = RunContext(
-            registry=self.hub.registry,
-            http=self.hub.http,
-            execution_id=execution_id,
-            config=env.config,
-            connections=env.connections,
-            instance=env.instance,
-            instance_id=env.instance_id,
-            secrets=env.secrets,
-            state=self.state,
-            webhook_urls=env.webhook_urls,
-            flows=env.flows,
-        )
+        observer = _Fanout(self.recorder, self._replies)
         try:
-            return await run_flow(flow, event, context, _Fanout(self.recorder, self._replies))
+            if self.engines is not None and self.engines.available and not inline:
+                try:
+                    return await self.engines.run(
+                        env,
+                        flow.id,
+                        event,
+                        execution_id,
+                        self.recorder,
+                        lambda response: observer.response_ready(execution_id, response),
+                    )
+                except EngineNotStarted:
+                    pass  # the run never began: it runs here instead
+                except EngineLost as exc:
+                    error = ErrorInfo(
+                        EngineCrash.kind,
+                        f"The engine crashed running flow '{flow.label}': {exc}",
+                        "This is a Flowyard bug; the execution can be replayed.",
+                    )
+                    return self._record_failure(execution_id, flow.id, error, Status.CRASHED)
+            context = env.run_context(self.hub.registry, self.hub.http, self.state, execution_id)
+            return await run_flow(flow, event, context, observer)
         except FlowValidationError as exc:
             error = ErrorInfo(
                 FlowValidationError.kind,
@@ -512,8 +545,10 @@ class WorkerPool:
             )
             return self._record_failure(execution_id, flow.id, error)
 
-    def _record_failure(self, execution_id: str, flow_id: str, error: ErrorInfo) -> ExecutionResult:
-        result = _failure(execution_id, flow_id, error)
+    def _record_failure(
+        self, execution_id: str, flow_id: str, error: ErrorInfo, status: Status = Status.FAILED
+    ) -> ExecutionResult:
+        result = _failure(execution_id, flow_id, error, status)
         self.recorder.execution_started(ExecutionInfo(execution_id, flow_id, result.started_at))
         self.recorder.execution_finished(result)
         return result

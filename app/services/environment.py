@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 from sqlmodel import Session, select
 
@@ -29,7 +30,10 @@ from app.persistence.repositories import load_config_values, load_integration
 from app.services.errors import NotFound
 from app.services.hub import Hub
 from components.api import Connection
+from components.registry import Registry
+from runtime.context import RunContext
 from runtime.model import ConfigVariable, Flow, Integration
+from runtime.state import StateBackend
 
 __all__ = ["EnvironmentCache", "InstanceEnvironment", "load_environment"]
 
@@ -58,6 +62,24 @@ class InstanceEnvironment:
     def instance(self) -> dict[str, Any]:
         """What `{{ instance }}` reads."""
         return {"id": self.instance_id, "name": self.name}
+
+    def run_context(
+        self, registry: Registry, http: httpx.AsyncClient, state: StateBackend, execution_id: str
+    ) -> RunContext:
+        """The engine's context for one run of this instance, in the server or an engine process."""
+        return RunContext(
+            registry=registry,
+            http=http,
+            execution_id=execution_id,
+            config=self.config,
+            connections=self.connections,
+            instance=self.instance,
+            instance_id=self.instance_id,
+            secrets=self.secrets,
+            state=state,
+            webhook_urls=self.webhook_urls,
+            flows=self.flows,
+        )
 
 
 def config_values(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from pydantic import Field
@@ -91,10 +92,34 @@ class Crash(Action[EchoInputs]):
         return empty["missing"]
 
 
+class ProcessInputs(Inputs):
+    pass
+
+
+class Process(Action[ProcessInputs]):
+    key = "process"
+    title = "Process"
+    description = "Returns the id of the process that runs it (engine-process tests)."
+    Inputs = ProcessInputs
+
+    async def run(self, inputs: ProcessInputs, ctx: StepContext) -> Any:
+        return os.getpid()
+
+
+class Opaque(Action[ProcessInputs]):
+    key = "opaque"
+    title = "Opaque"
+    description = "Returns a Python object that is not JSON data (a component bug)."
+    Inputs = ProcessInputs
+
+    async def run(self, inputs: ProcessInputs, ctx: StepContext) -> Any:
+        return {"callback": lambda: None}
+
+
 component = Component(
     key="testkit",
     title="Test kit",
     category="Testing",
     description="Actions for golden-flow tests.",
-    actions=[Flaky, Sleep, Fail, Echo, Crash],
+    actions=[Flaky, Sleep, Fail, Echo, Crash, Process, Opaque],
 )
