@@ -183,6 +183,7 @@ class WorkerPool:
         self.engines = (
             EngineProcesses(
                 self.settings.engine_processes,
+                recorder=self.recorder,
                 state=self.state,
                 components_dir=self.settings.components_dir,
             )
@@ -523,7 +524,6 @@ class WorkerPool:
                         flow.id,
                         event,
                         execution_id,
-                        self.recorder,
                         lambda response: observer.response_ready(execution_id, response),
                     )
                 except EngineNotStarted:

@@ -60,7 +60,6 @@ def _python() -> list[str]:
 @dataclass(slots=True)
 class _Job:
     future: asyncio.Future[ExecutionResult]
-    recorder: SqlRecorder
     on_response: Callable[[Response], None]
 
 
@@ -82,14 +81,21 @@ class _Child:
 class EngineProcesses:
     """`count` engine processes for one server; see the module docstring.
 
-    `state` answers the engines' instance-state requests; `components_dir` is the custom
-    components folder every engine process loads (as the server's registry did).
+    `recorder` receives every run's records (unflushed); `state` answers the engines'
+    instance-state requests; `components_dir` is the custom components folder every engine
+    process loads (as the server's registry did).
     """
 
     def __init__(
-        self, count: int, *, state: StateBackend, components_dir: Path | None = None
+        self,
+        count: int,
+        *,
+        recorder: SqlRecorder,
+        state: StateBackend,
+        components_dir: Path | None = None,
     ) -> None:
         self.count = count
+        self.recorder = recorder
         self.state = state
         self.components_dir = components_dir
         self._children: list[_Child | None] = [None] * count
@@ -97,6 +103,9 @@ class EngineProcesses:
         self._failed_starts = 0
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Replacing a dead process waits for the spawn; runs arriving meanwhile must not start
+        # a second process for the same slot.
+        self._spawning = asyncio.Lock()
 
     @property
     def available(self) -> bool:
@@ -145,11 +154,10 @@ class EngineProcesses:
         flow_id: str,
         event: TriggerEvent,
         execution_id: str,
-        recorder: SqlRecorder,
         on_response: Callable[[Response], None],
     ) -> ExecutionResult:
-        """Run one execution in an engine process, as `runtime.engine.run_flow` with
-        `recorder` as its observer would: the records reach `recorder` (unflushed) when the run
+        """Run one execution in an engine process, as `runtime.engine.run_flow` with the
+        recorder as its observer would: the records reach the recorder (unflushed) when the run
         ends, a respond step's reply reaches `on_response` at once. Raises
         `FlowValidationError` like `run_flow`, and `EngineLost` if the process exited before the
         run ended."""
@@ -159,7 +167,7 @@ class EngineProcesses:
             child.sent[env.instance_id] = env
         job = next(self._jobs)
         future: asyncio.Future[ExecutionResult] = asyncio.get_running_loop().create_future()
-        child.jobs[job] = _Job(future, recorder, on_response)
+        child.jobs[job] = _Job(future, on_response)
         child.pipe.send(("run", job, env.instance_id, flow_id, execution_id, event))
         try:
             return await future
@@ -170,9 +178,11 @@ class EngineProcesses:
     # ------------------------------------------------------------------------------ processes
 
     async def _pick(self) -> _Child:
-        for slot, child in enumerate(self._children):
-            if child is None or not child.alive:
-                await self._spawn(slot)
+        if not all(c is not None and c.alive for c in self._children):
+            async with self._spawning:
+                for slot, child in enumerate(self._children):
+                    if child is None or not child.alive:
+                        await self._spawn(slot)
         live = [c for c in self._children if c is not None and c.alive]
         if not live:
             raise EngineNotStarted("No engine process could be started; see the server log.")
@@ -235,8 +245,10 @@ class EngineProcesses:
                         lost(f"The engine process running it exited (code {code}).")
                     )
             child.jobs.clear()
-            if not child.ready and self.available:
-                await self._spawn(child.number)  # a start that failed is tried again at once
+            if not child.ready:
+                async with self._spawning:  # a start that failed is tried again at once
+                    if self._children[child.number] is child:
+                        await self._spawn(child.number)
 
     def _handle(self, child: _Child, message: Message) -> None:
         kind = message[0]
@@ -255,7 +267,7 @@ class EngineProcesses:
         if kind == "response":
             job.on_response(message[2])
         elif kind == "done":
-            job.recorder.report(message[2])
+            self.recorder.report(message[2])
             job.future.set_result(message[3])
         elif kind == "invalid":
             job.future.set_exception(FlowValidationError(message[2]))

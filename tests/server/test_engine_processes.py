@@ -35,6 +35,18 @@ PID = {"id": "pid", "action": "testkit.process"}
 ENGINES: dict[str, Any] = {"engine_processes": 1, "components_dir": GOLDEN_COMPONENTS}
 
 
+def _engine_children() -> list[int]:
+    """Engine processes this test process started that are still running."""
+    children = []
+    for task in Path("/proc/self/task").iterdir():
+        children += [int(pid) for pid in (task / "children").read_text().split()]
+    return [
+        pid
+        for pid in children
+        if b"app.services.engine_child" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
 async def _started(hub: Hub) -> WorkerPool:
     pool = WorkerPool(hub, poll_interval=0.05)
     await pool.start()
@@ -160,16 +172,18 @@ async def test_a_killed_engine_process_crashes_its_runs_and_is_replaced(tmp_path
             [killed] = pool.engines.pids
             os.kill(killed, signal.SIGKILL)
             await wait_until(all_finished(hub.db), 30)
-            after = enqueue(hub.db, instance_id, "pid", {})
+            # Runs arriving together while the process is replaced start one process, not many.
+            after, *_ = [enqueue(hub.db, instance_id, "pid", {}) for _ in range(8)]
             pool.notify()
             await wait_until(all_finished(hub.db), 30)
+            assert _engine_children() == pool.engines.pids
         finally:
             await pool.stop()
         lost = execution(hub.db, slow)
         assert lost is not None and lost.status == "crashed"
         assert lost.error is not None and lost.error["kind"] == "crashed"
         assert "engine process running it exited (code -9)" in lost.error["message"]
-        assert [r.status for r in inbox_rows(hub.db)] == ["failed", "done"]
+        assert [r.status for r in inbox_rows(hub.db)] == ["failed"] + ["done"] * 8
         replaced = execution(hub.db, after)
         assert replaced is not None and replaced.status == "succeeded"
         assert replaced.output not in (killed, os.getpid())
