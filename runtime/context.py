@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 from components.api import Connection
 from components.registry import Registry
 from runtime.expressions import ExpressionLimits
+from runtime.ids import new_execution_id
 from runtime.model import Flow
 from runtime.state import MemoryState, StateBackend
 
@@ -35,7 +35,7 @@ class RunContext:
 
     registry: Registry
     http: httpx.AsyncClient
-    execution_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    execution_id: str = field(default_factory=new_execution_id)
     parent_execution_id: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     connections: Mapping[str, Connection] = field(default_factory=dict)

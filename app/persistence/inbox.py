@@ -13,7 +13,6 @@ Re-running a row first deletes what its previous attempt recorded under the same
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from app.persistence.db import WRITE_OPTION
 from app.persistence.models import ExecutionRow, InboxRow, InstanceRow, StepRecordRow
 from app.persistence.prepared import Prepared, upsert
 from app.persistence.repositories import table_of
+from runtime.ids import new_execution_id
 
 __all__ = [
     "FINISHED",
@@ -101,7 +101,7 @@ class Retry:
     execution_id: str = ""
 
     def new_id(self) -> str:
-        return self.execution_id or uuid.uuid4().hex
+        return self.execution_id or new_execution_id()
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ import logging
 import random
 import threading
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -51,6 +50,7 @@ from runtime.errors import (
     LimitExceeded,
     StopFlow,
 )
+from runtime.ids import new_execution_id
 from runtime.model import Flow
 from runtime.observer import ErrorInfo, ExecutionInfo, ExecutionResult, Status, StepRecord
 
@@ -292,7 +292,7 @@ class WorkerPool:
             flow = env.flows.get(flow_id)
             if flow is None:
                 raise NotFound(f"Instance '{env.name}' has no flow '{flow_id}'.")
-            execution_id = uuid.uuid4().hex
+            execution_id = new_execution_id()
             await asyncio.to_thread(self._prepare_lifecycle, execution_id, flow_id, instance_id)
             result = await self._execute(env, flow, event, execution_id, inline=True)
             await self.recorder.flush()

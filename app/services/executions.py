@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +30,7 @@ from app.persistence.models import (
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.hub import Hub
 from app.services.lifecycle import integration_of
+from runtime.ids import new_execution_id
 from runtime.model import Flow, Position
 
 __all__ = [
@@ -261,7 +261,7 @@ def _replay(hub: Hub, execution_id: str) -> str:
                 "to replay.",
                 hint="Deploy and tear-down runs are repeated by redeploying the instance.",
             )
-        new_id = uuid.uuid4().hex
+        new_id = new_execution_id()
         queue_copy(session.connection(), original, new_id, source="replay", now=time.time())
     return new_id
 

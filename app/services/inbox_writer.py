@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from app.persistence.db import WRITE_OPTION
 from app.persistence.models import InboxRow
 from app.persistence.prepared import Prepared
 from app.persistence.repositories import table_of
+from runtime.ids import new_execution_id
 
 __all__ = ["MAX_BATCH", "InboxWriter", "Pending", "find_delivery", "inbox_values"]
 
@@ -147,7 +147,7 @@ def inbox_values(
         "token": token[:128],
         "instance_id": instance_id,
         "flow_id": flow_id,
-        "execution_id": uuid.uuid4().hex,
+        "execution_id": new_execution_id(),
         "method": method,
         "headers": dict(headers),
         "query": dict(query),

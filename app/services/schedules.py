@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +29,7 @@ from app.persistence.repositories import table_of
 from app.services.environment import EnvironmentCache
 from app.services.hub import Hub
 from components.builtin.schedule import ScheduleInputs, next_fire_times
+from runtime.ids import new_execution_id
 from runtime.model import Flow
 
 __all__ = ["SCHEDULE_ACTION", "ScheduleTicker", "due_fires"]
@@ -125,7 +125,7 @@ def _row(instance_id: str, flow: Flow, token: str, at: datetime) -> dict[str, An
         "token": token,
         "instance_id": instance_id,
         "flow_id": flow.id,
-        "execution_id": uuid.uuid4().hex,
+        "execution_id": new_execution_id(),
         "method": "POST",
         "headers": {"content-type": "application/json"},
         "query": {},

@@ -33,7 +33,6 @@ import json
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +67,7 @@ from components.registry import Registry
 from runtime.context import RunContext
 from runtime.engine import run_flow
 from runtime.graph import LOOP_PORTS, loop_bodies, to_graph
+from runtime.ids import new_execution_id
 from runtime.model import Flow, Integration, Step
 from runtime.observer import ExecutionInfo, ExecutionResult, Observer, Status, StepRecord
 from runtime.redaction import redact, secret_values
@@ -171,7 +171,7 @@ async def run_test(
     only, reuse = _partial(hub.registry, flow, upto, setup.earlier)
     values, hidden = _config(integration, config or {})
     creds = _connections(integration, connections or {})
-    execution_id = f"{TEST_RUN_PREFIX}{setup.integration_id}-{uuid.uuid4().hex}"
+    execution_id = f"{TEST_RUN_PREFIX}{setup.integration_id}-{new_execution_id()}"
     context = RunContext(
         registry=hub.registry,
         http=hub.http,
