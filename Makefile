@@ -65,6 +65,7 @@ bench: $(STAMP) $(BUNDLE) browser
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.http_client
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.writer
 	$(BIN)/python -m bench.canvas
 
 DATA_DIR ?= .flowyard
