@@ -129,13 +129,17 @@ def _copy(template: Path, to: Path) -> Path:
     return to
 
 
-def _ours(engine: Engine, executions: int, batch: int) -> float:
-    """Seconds for `executions` through the server's write path, `batch` per transaction (the
-    engine's reports are made before the clock starts: an engine process makes them)."""
+def _reports_by_id(engine: Engine) -> dict[str, list[Report]]:
+    """Every queued webhook's reports, made before any clock starts (an engine process makes
+    them, not the server's writer)."""
     with engine.connect() as conn:
-        ids = conn.execute(text("SELECT execution_id FROM inbox ORDER BY id")).scalars().all()
+        ids = conn.execute(text("SELECT execution_id FROM inbox")).scalars().all()
     now = time.time()
-    made = {execution_id: reports(execution_id, now) for execution_id in ids}
+    return {execution_id: reports(execution_id, now) for execution_id in ids}
+
+
+def _ours(engine: Engine, executions: int, batch: int, made: dict[str, list[Report]]) -> float:
+    """Seconds for `executions` through the server's write path, `batch` per transaction."""
     claimed: list[inbox.Claimed] = []
 
     def limits(instance_id: str, flow_id: str) -> inbox.FlowLimits:
@@ -177,9 +181,10 @@ def _capture(engine: Engine, executions: int, batch: int) -> list[Statement]:
     ) -> None:
         statements.append((statement, parameters, many))
 
+    made = _reports_by_id(engine)
     event.listen(engine, "before_cursor_execute", before)
     try:
-        _ours(engine, executions, batch)
+        _ours(engine, executions, batch, made)
     finally:
         event.remove(engine, "before_cursor_execute", before)
     return statements
@@ -209,6 +214,21 @@ def _baseline(path: Path, statements: list[Statement]) -> float:
     return elapsed
 
 
+def measure(root: Path, executions: int, batch: int) -> tuple[float, float]:
+    """Seconds of the baseline and of ours, each on its own copy of one template database
+    (left in `root / "baseline"` and `root / "ours"`)."""
+    template = root / "template"
+    _template(template, executions, batch)
+    captured = open_database(_copy(template, root / "capture"))
+    statements = _capture(captured, executions, batch)
+    captured.dispose()
+    engine = open_database(_copy(template, root / "ours"))
+    ours = _ours(engine, executions, batch, _reports_by_id(engine))
+    engine.dispose()
+    base = _baseline(_copy(template, root / "baseline") / DB_FILE_NAME, statements)
+    return base, ours
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executions", type=int, default=10_000)
@@ -217,16 +237,7 @@ def main() -> None:
     n, batch = options.executions, options.batch
     print(f"database writer: {n:,} executions, {batch} per transaction, 6 step records each")
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        template = root / "template"
-        _template(template, n, batch)
-        captured = open_database(_copy(template, root / "capture"))
-        statements = _capture(captured, n, batch)
-        captured.dispose()
-        ours_engine = open_database(_copy(template, root / "ours"))
-        ours = _ours(ours_engine, n, batch)
-        ours_engine.dispose()
-        base = _baseline(_copy(template, root / "baseline") / DB_FILE_NAME, statements)
+        base, ours = measure(Path(tmp), n, batch)
     print(
         f"  baseline sqlite3, the same statements : {base / n * 1e6:7.0f} us per execution  (1.00)"
     )

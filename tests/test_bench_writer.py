@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from app.persistence.db import DB_FILE_NAME, open_database
-from bench.writer import _baseline, _capture, _copy, _ours, _template
+from app.persistence.db import DB_FILE_NAME
+from bench.writer import measure
 
 
 def _state(path: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -28,15 +28,9 @@ def _state(path: Path) -> dict[str, list[tuple[object, ...]]]:
 
 def test_ours_and_the_replayed_baseline_leave_the_same_database(tmp_path: Path) -> None:
     executions, batch = 60, 10
-    _template(tmp_path / "template", executions, batch)
-    captured = open_database(_copy(tmp_path / "template", tmp_path / "capture"))
-    statements = _capture(captured, executions, batch)
-    captured.dispose()
-    ours_engine = open_database(_copy(tmp_path / "template", tmp_path / "ours"))
-    assert _ours(ours_engine, executions, batch) > 0
-    ours_engine.dispose()
-    base = _copy(tmp_path / "template", tmp_path / "baseline") / DB_FILE_NAME
-    assert _baseline(base, statements) > 0
+    base_seconds, ours_seconds = measure(tmp_path, executions, batch)
+    assert base_seconds > 0 and ours_seconds > 0
+    base = tmp_path / "baseline" / DB_FILE_NAME
 
     ours = _state(tmp_path / "ours" / DB_FILE_NAME)
     # every execution ran through: records stored, inbox row done; the next batch is leased
@@ -51,5 +45,4 @@ def test_ours_and_the_replayed_baseline_leave_the_same_database(tmp_path: Path) 
         ("trigger", "succeeded"),
     ]
     assert {count for _, _, count in ours["steps"]} == {executions}
-    assert _state(base) == ours
-    assert any(sql.startswith("INSERT INTO step_records") for sql, _, _ in statements)
+    assert _state(base) == ours  # the replay did the same work
