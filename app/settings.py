@@ -25,11 +25,11 @@ class Settings:
     )
     public_url: str = ""
     components_dir: Path | None = None
-    workers: int = 64
-    """Executions run at once by this server, across flows (mostly waiting on I/O). bench/ingest
-    on 2 cores, in the server's process: 505-548/s end to end with 16, 600-780/s with 32, no
-    faster with 64 or 96; with one engine process: 690-730/s with 32, 770-885/s with 64, no
-    faster with 128 (the executions then wait on the machine's two cores)."""
+    workers: int = 160
+    """Executions run at once by this server, across flows (mostly waiting on I/O: the engine,
+    the outbound call, the commit of their records). bench/ingest on 2 cores with one engine
+    process and the flow's own limit out of the way: 518-691/s end to end with 128, 684-909/s
+    with 160, 773-786/s with 192, 693-866/s with 256 (the executions then wait on the cores)."""
     engine_processes: int = 0
     """Child processes that run webhook and schedule executions (`app.services.engine_pool`); 0
     runs them in the server's own process. `flowyard serve` starts one on a machine with two or
