@@ -10,6 +10,8 @@ host calls at start-up: engine plus migrations.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sqlite3
 import threading
@@ -18,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_json
 from sqlalchemy import Engine, event, make_url
 from sqlmodel import Session, create_engine
 
@@ -33,6 +36,7 @@ __all__ = [
     "json_text",
     "open_database",
     "session_scope",
+    "utf8_safe",
 ]
 
 DEFAULT_DATA_DIR = Path(".flowyard")
@@ -129,10 +133,34 @@ class _WritePath:
 
 def json_text(value: Any) -> str:
     """How JSON columns are written: any value (pydantic models and dataclasses as objects),
-    anything else JSON cannot hold as its string form, never an error. pydantic-core's encoder:
-    measured here 5x faster than `json.dumps` after `to_jsonable_python` on a step's output,
-    which matters as every step record has four JSON columns."""
-    return to_json(value, fallback=str).decode()
+    anything else JSON cannot hold as its string form, never an error. pydantic-core's encoder
+    (see docs/performance.md). Text that UTF-8 cannot hold (a lone UTF-16 surrogate, which an
+    expression or a component can produce) is stored with U+FFFD in its place."""
+    try:
+        return to_json(value, fallback=str).decode()
+    except PydanticSerializationError:  # rare: take the slow road through plain values
+        plain = json.loads(json.dumps(value, default=_plain))
+        return to_json(utf8_safe(plain), fallback=str).decode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def utf8_safe(value: Any) -> Any:
+    """`value` (a JSON value) with every lone surrogate in its strings and keys made U+FFFD;
+    a surrogate pair becomes the character it encodes."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {utf8_safe(k): utf8_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [utf8_safe(v) for v in value]
+    return value
 
 
 def create_db_engine(data_dir: Path | None = None, *, url: str | None = None) -> Engine:

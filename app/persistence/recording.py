@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 
 from app.persistence.db import WRITE_OPTION
 from app.persistence.models import INSTANCE_SCOPE, ExecutionRow, InstanceStateRow, StepRecordRow
@@ -31,7 +35,10 @@ __all__ = [
     "finished_report",
     "started_report",
     "step_report",
+    "transient",
 ]
+
+log = logging.getLogger("flowyard.recorder")
 
 
 class SqlStateBackend:
@@ -96,6 +103,9 @@ class Batched:
 
     write: Callable[[Connection, list[Any]], None]
     item: Any
+    execution_id: str | None = None
+    """The execution this write belongs to: it stays with that execution's records when a
+    batch has to be written one execution at a time."""
 
 
 Then = Callable[[Connection], None] | Batched
@@ -180,8 +190,13 @@ class SqlRecorder:
       one transaction (one commit), in the order it was reported, from a worker thread. Calls are
       serialised; reports arriving during a flush go to the next one, so concurrent executions
       that each flush when they end share commits (group commit).
-    - If the write fails, the batch is put back at the front of the buffer and the error raised;
-      the next `flush()` retries it.
+    - If the write fails because the database is unavailable (locked, gone, out of space), the
+      batch is put back at the front of the buffer and the error raised; the next `flush()`
+      retries it. If it fails for any other reason (a value the database refuses), the batch is
+      written again one execution at a time: an execution whose records still cannot be written
+      is stored as failed (kind `unstorable`, the reason in its error, its step records
+      dropped) with its `then` writes, and every other execution is stored as reported. One
+      execution's bad data never holds up the others.
     - Stored: execution start (status `running`, parent) and end (status, times, error, output,
       steps run), and every finished step record. `step_started` and `response_ready` are not
       stored (live status and sync replies travel another way).
@@ -267,9 +282,16 @@ class SqlRecorder:
                 self._inflight = write
                 write.add_done_callback(lambda done: self._requeue_if_failed(done, batch))
                 raise
-            except Exception:
-                self._requeue(batch)
-                raise
+            except Exception as exc:
+                if transient(exc):
+                    self._requeue(batch)
+                    raise
+                log.warning(
+                    "a batch of records could not be written (%s); writing it again "
+                    "one execution at a time",
+                    exc,
+                )
+                await asyncio.to_thread(self._write_each, batch)
 
     def _requeue(self, batch: list[_Op]) -> None:
         self._pending[:0] = batch
@@ -321,3 +343,81 @@ class SqlRecorder:
         if settle is not None:
             settle(True)
         self.commits += 1
+
+    def _write_each(self, batch: list[_Op]) -> None:
+        """Write `batch` one execution at a time; see the class docstring."""
+        groups: dict[str | None, list[_Op]] = {}
+        for op in batch:
+            groups.setdefault(_owner(op), []).append(op)
+        unowned = groups.pop(None, [])
+        for execution_id, ops in groups.items():
+            assert execution_id is not None
+            try:
+                self._write(ops)
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                log.exception("the records of execution %s cannot be stored", execution_id)
+                self._write_unstorable(execution_id, ops, exc)
+        if unowned:
+            self._write(unowned)
+
+    def _write_unstorable(self, execution_id: str, ops: list[_Op], exc: Exception) -> None:
+        error = {
+            "kind": "unstorable",
+            "message": "This execution ran, but its records could not be stored: "
+            f"{_reason(exc)}. Its step records were dropped.",
+            "hint": "Look for a step output the database cannot hold (a huge number, a value "
+            "of an unusual type) and change the step that makes it.",
+            "step": None,
+        }
+        row: dict[str, Any] = {}
+        for kind, values in ops:
+            if kind == "execution":
+                row.update(values)
+        row = {
+            k: row[k] for k in ("id", "flow_id", "parent_execution_id", "started_at") if k in row
+        }
+        row.update(status="failed", error=error, finished_at=time.time(), output=None)
+        then = [op for op in ops if op[0] == "then"]
+        try:
+            if "flow_id" in row:
+                self._write([("execution", row), *then])
+            else:
+                self._write([*then, ("then", _mark_failed(execution_id, row))])
+        except Exception:
+            log.exception("execution %s could not even be marked failed", execution_id)
+            if then:
+                self._write(then)
+
+
+def _mark_failed(execution_id: str, values: dict[str, Any]) -> Then:
+    changes = {k: v for k, v in values.items() if k != "id"}
+
+    def write(conn: Connection) -> None:
+        conn.execute(update(_executions).where(_executions.c.id == execution_id).values(changes))
+
+    return write
+
+
+def _owner(op: _Op) -> str | None:
+    kind, values = op
+    if kind == "execution":
+        return str(values["id"])
+    if kind == "step":
+        return str(values["execution_id"])
+    return values.execution_id if isinstance(values, Batched) else None
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    return text[:300]
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failed write may succeed when tried again unchanged: the database was locked,
+    unreachable or out of resources, not refusing the data itself."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | SqlTimeoutError | sqlite3.OperationalError | OSError)

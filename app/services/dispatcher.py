@@ -432,7 +432,7 @@ class WorkerPool:
                 status = "dead"
             # The row is marked finished in the transaction that commits its records, together
             # with the other rows finishing there (one UPDATE executemany).
-            finish = Batched(self._mark_finished, Finish(row, status, retry))
+            finish = Batched(self._mark_finished, Finish(row, status, retry), row.execution_id)
             self._committing += 1
             try:
                 await self.recorder.flush(then=finish)

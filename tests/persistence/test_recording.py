@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 
 from app.persistence.db import DB_FILE_NAME, session_scope
 from app.persistence.models import ExecutionRow, StepRecordRow
-from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
+from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend, step_report
 from app.persistence.repositories import create_instance, publish_version, save_integration
 from components.api import Connection, TriggerEvent
 from components.registry import Registry, default_registry
@@ -24,7 +24,7 @@ from runtime.context import RunContext
 from runtime.engine import run_flow
 from runtime.http import make_http_client
 from runtime.model import Flow, Integration
-from runtime.observer import ErrorInfo, ExecutionInfo, Status, StepRecord
+from runtime.observer import ErrorInfo, ExecutionInfo, ExecutionResult, Status, StepRecord
 from runtime.state import BoundState
 
 GOLDEN_COMPONENTS = Path(__file__).parent.parent / "golden" / "components"
@@ -247,3 +247,65 @@ async def test_batched_writes_share_one_call_in_their_transaction(engine: Engine
     assert recorder.commits == 2
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM step_records")).scalar() == 1
+
+
+async def test_a_lone_surrogate_is_stored_as_a_replacement_character(engine: Engine) -> None:
+    # JSON.stringify emits "\ud800" for half an emoji; UTF-8 cannot hold it. It used to fail the
+    # whole batch, which was put back at the head of the queue and failed again forever.
+    recorder = SqlRecorder(engine)
+    recorder.execution_started(ExecutionInfo("e5", "main", 100.0))
+    record = StepRecord("e5", "s", "S", "x.y", Status.SUCCEEDED, started_at=100.0)
+    record.output = {"a": "\ud800", "\udc00key": ["ok \ud83d\ude00"]}
+    recorder.step_finished(record)
+    await recorder.flush()
+    assert recorder.pending == 0
+    with engine.connect() as conn:
+        output = conn.execute(text("SELECT output FROM step_records")).scalar_one()
+    assert json.loads(output) == {"a": "\ufffd", "\ufffdkey": ["ok \U0001f600"]}
+
+
+async def test_a_record_the_database_refuses_fails_only_its_own_execution(
+    engine: Engine,
+) -> None:
+    recorder = SqlRecorder(engine)
+    finished: list[Any] = []
+
+    def mark(conn: Any, items: list[Any]) -> None:
+        finished.extend(items)
+
+    for name in ("good1", "bad", "good2"):
+        recorder.execution_started(ExecutionInfo(name, "main", 100.0))
+        record = StepRecord(name, "s", "S", "x.y", Status.SUCCEEDED, started_at=100.0)
+        record.output = {"n": name}
+        recorder.step_finished(record)
+    # A value no column can bind stands for any record the database refuses.
+    recorder.report([("step", {**step_report_values("bad"), "started_at": object()})])
+    for name in ("good1", "bad", "good2"):
+        recorder.execution_finished(
+            ExecutionResult(name, "main", Status.SUCCEEDED, 100.0, 5.0, output={"done": name})
+        )
+    await asyncio.gather(
+        *(recorder.flush(then=Batched(mark, name, name)) for name in ("good1", "bad", "good2"))
+    )
+    assert recorder.pending == 0
+    assert sorted(finished) == ["bad", "good1", "good2"]  # every queue row is settled
+    with engine.connect() as conn:
+        rows: dict[str, str] = dict(conn.execute(text("SELECT id, status FROM executions")).all())
+        error = conn.execute(text("SELECT error FROM executions WHERE id = 'bad'")).scalar_one()
+        steps = conn.execute(text("SELECT execution_id FROM step_records")).scalars().all()
+    assert rows == {"good1": "succeeded", "bad": "failed", "good2": "succeeded"}
+    assert json.loads(error)["kind"] == "unstorable"
+    assert "could not be stored" in json.loads(error)["message"]
+    assert sorted(steps) == ["good1", "good2"]
+    # The recorder is not wedged: the next execution is written normally.
+    recorder.execution_started(ExecutionInfo("later", "main", 200.0))
+    await recorder.flush()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM executions WHERE id = 'later'")).scalar()
+
+
+def step_report_values(execution_id: str) -> dict[str, Any]:
+    values: dict[str, Any] = step_report(
+        StepRecord(execution_id, "t", "T", "x.y", Status.SUCCEEDED)
+    )[1]
+    return values

@@ -382,3 +382,27 @@ async def test_run_lifecycle_records_and_masks_secrets(tmp_path: Path) -> None:
         records = step_records(hub.db, result.execution_id)
         assert [r.step_id for r in records] == ["trigger", "register"]
         assert "s3cret" not in repr([(r.input, r.output, r.logs) for r in records])
+
+
+async def test_an_unstorable_output_never_blocks_other_executions(tmp_path: Path) -> None:
+    # Half an emoji ("\ud800", which JSON.stringify emits) used to fail its batch again and
+    # again at the head of the recorder's queue while every later execution waited.
+    half = {"id": "half", "action": "testkit.echo", "inputs": {"value": '{{ "\\ud800" }}'}}
+    async with make_hub(tmp_path) as hub:
+        instance_id = deploy(hub.db, [webhook_flow("poison", [half]), webhook_flow("main", [ECHO])])
+        poisoned = enqueue(hub.db, instance_id, "poison", {})
+        others = [enqueue(hub.db, instance_id, "main", {"n": n}) for n in range(3)]
+        pool = WorkerPool(hub, poll_interval=0.05)
+        await pool.start()
+        try:
+            await wait_until(all_finished(hub.db))
+        finally:
+            await pool.stop()
+        assert [r.status for r in inbox_rows(hub.db)] == ["done"] * 4
+        row = execution(hub.db, poisoned)
+        assert row is not None
+        assert (row.status, row.output) == ("succeeded", "\ufffd")
+        for n, execution_id in enumerate(others):
+            other = execution(hub.db, execution_id)
+            assert other is not None
+            assert (other.status, other.output) == ("succeeded", n)
