@@ -65,6 +65,7 @@ def serve(
     """Serve the API, the webhooks and the designer until interrupted."""
     import uvicorn
 
+    from app.http_server import uvicorn_options
     from app.server import api_token, create_app
 
     settings = Settings(
@@ -92,15 +93,7 @@ def serve(
         typer.echo(
             f"Bound beyond loopback: /api needs 'Authorization: Bearer {api_token(data_dir)}'"
         )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        ws="websockets-sansio",  # the UI talks socket.io over websockets, not polling
-        proxy_headers=False,
-        server_header=False,
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
 
 
 def _default_engines() -> int:

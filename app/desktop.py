@@ -39,6 +39,7 @@ import typer
 
 from app.cli import EXIT_INVALID
 from app.persistence.lock import DataDirInUse, check_free
+from app.settings import Settings
 
 __all__ = ["run_desktop"]
 
@@ -116,18 +117,13 @@ def _bind(port: int) -> socket.socket:
 class _ServerThread(threading.Thread):
     """uvicorn serving our app on an already bound socket; `stop()` shuts it down gracefully."""
 
-    def __init__(self, app: Any, sock: socket.socket) -> None:
+    def __init__(self, app: Any, sock: socket.socket, settings: Settings) -> None:
         super().__init__(name="flowyard-server", daemon=True)
         import uvicorn
 
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            ws="websockets-sansio",
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=5,
-        )
+        from app.http_server import uvicorn_options
+
+        config = uvicorn.Config(app, timeout_graceful_shutdown=5, **uvicorn_options(settings))
         self.server = uvicorn.Server(config)
         self.sock = sock
         self.on_exit: list[Callable[[], None]] = []
@@ -156,9 +152,7 @@ class _ServerThread(threading.Thread):
             self.join(5)
 
 
-def _settings(port: int, data_dir: Path) -> Any:
-    from app.settings import Settings
-
+def _settings(port: int, data_dir: Path) -> Settings:
     components_dir = os.environ.get("FLOWYARD_COMPONENTS_DIR")
     return Settings(
         host="127.0.0.1",
@@ -185,7 +179,7 @@ def run_desktop(*, port: int, data_dir: Path) -> None:
     sock = _bind(port)
     port = sock.getsockname()[1]
     settings = _settings(port, data_dir)
-    server = _ServerThread(create_app(settings), sock)
+    server = _ServerThread(create_app(settings), sock, settings)
     # SIGINT/SIGTERM, or a server that died, close the window; from then on everything unwinds
     # like a click on the window's close button. pywebview replaces the SIGINT handler with its
     # own (same effect) once its GUI loop runs.

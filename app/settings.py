@@ -39,6 +39,12 @@ class Settings:
     sync_timeout: float = 10.0
     """Default seconds a synchronous webhook waits for its flow's reply."""
     max_body_bytes: int = 1_048_576
+    max_headers: int = 200
+    """Most header fields a request may have (more: 431)."""
+    max_header_bytes: int = 65_536
+    """Largest request line plus headers, in bytes (larger: 431)."""
+    read_timeout: float = field(default_factory=lambda: _env_float("FLOWYARD_READ_TIMEOUT", 30))
+    """Seconds a request's headers and body may take to arrive after its first byte (then 408)."""
     retention_days: float = field(default_factory=lambda: _env_float("FLOWYARD_RETENTION_DAYS", 30))
     ui: bool = True
     """Mount the NiceGUI pages (off for API-only embedding)."""

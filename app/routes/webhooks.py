@@ -11,6 +11,8 @@ Every answer is JSON except a synchronous reply. Statuses:
 - synchronous replies: the respond step's status, headers and body (objects and lists as JSON,
   text as text); without a respond step, 200 with the last step's output as JSON; 502
   `{"error", "execution_id", "status"}` when the execution failed;
+- 408 the body did not fully arrive within the server's read timeout, 431 too many or too large
+  headers (both answered by the HTTP protocol, `app.http_server`, for every route);
 - 400 unparseable body (JSON/XML position named) or bad Content-Length; 401 signature missing,
   malformed, stale or wrong; 404 unknown URL; 405 method not allowed by the trigger (`Allow` lists
   the allowed ones); 413 body over the trigger's cap; 422 a dedup key that cannot be computed, or a
@@ -27,10 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -74,7 +78,15 @@ def _incoming(request: Request) -> Incoming:
     headers: dict[str, str] = {}
     for key, value in request.headers.items():  # repeated headers are joined, as RFC 9110 allows
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return Incoming(request.method, headers, query, request.stream())
+    return Incoming(request.method, headers, query, _body(request))
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:  # the body never fully arrived (the server's read timeout)
+        raise IngestError(408, "The request body did not fully arrive.") from None
 
 
 def _safe_headers(headers: dict[str, Any]) -> dict[str, str]:
