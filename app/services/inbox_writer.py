@@ -4,7 +4,7 @@ One core-SQL insert per request (no ORM objects on the hot path). `InboxWriter` 
 inserts that arrive while a transaction runs share the next one, and each caller's future resolves
 only after its transaction committed. A delivery id or dedup key already in the inbox for
 (instance, flow) is not inserted again: the caller gets the first request's execution id and
-`duplicate=True`. Database work runs in a worker thread (`asyncio.to_thread`).
+`duplicate=True`. Database work runs on the ingest path's own threads (`ingest_threads`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.persistence.db import WRITE_OPTION
 from app.persistence.models import InboxRow
 from app.persistence.prepared import Prepared
 from app.persistence.repositories import table_of
+from app.services.ingest_threads import in_ingest_thread
 from runtime.ids import new_execution_id
 
 __all__ = ["MAX_BATCH", "InboxWriter", "Pending", "find_delivery", "inbox_values"]
@@ -58,7 +59,7 @@ class InboxWriter:
         """Store one inbox row (or find its duplicate); returns after the commit."""
         loop = asyncio.get_running_loop()
         if not self.group:
-            return (await asyncio.to_thread(self._write, [values]))[0]
+            return (await in_ingest_thread(self._write, [values]))[0]
         pending = Pending(values, loop.create_future())
         self._queue.append(pending)
         if self._drain is None or self._drain.done():
@@ -69,7 +70,7 @@ class InboxWriter:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             try:
-                results = await asyncio.to_thread(self._write, [p.values for p in batch])
+                results = await in_ingest_thread(self._write, [p.values for p in batch])
             except Exception as exc:
                 for p in batch:
                     if not p.future.done():

@@ -36,6 +36,7 @@ from app.services.bodies import BodyError, parse_body
 from app.services.errors import ServiceError
 from app.services.hub import Hub, SyncOutcome
 from app.services.inbox_writer import InboxWriter, Pending, find_delivery, inbox_values
+from app.services.ingest_threads import in_ingest_thread
 from app.services.routing import (
     CACHE_SECONDS,
     FlowTarget,
@@ -300,7 +301,7 @@ class Ingest:
         try:
             if len(raw) <= _INLINE_PARSE_BYTES:
                 return parse_body(headers, raw)
-            return await asyncio.to_thread(parse_body, headers, raw)
+            return await in_ingest_thread(parse_body, headers, raw)
         except BodyError as exc:
             raise IngestError(400, str(exc)) from None
 
@@ -425,9 +426,7 @@ class Ingest:
         """A redelivery to the instance-wide URL is answered before the pre-process flow runs."""
         if delivery is None:
             return None
-        return await asyncio.to_thread(
-            find_delivery, self.hub.db, info.instance_id, token, delivery
-        )
+        return await in_ingest_thread(find_delivery, self.hub.db, info.instance_id, token, delivery)
 
     async def _preprocess(
         self, info: InstanceInfo, pre: FlowTarget, event: TriggerEvent

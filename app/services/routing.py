@@ -32,6 +32,7 @@ from app.persistence.models import (
 from app.persistence.repositories import reveal_config_value, table_of
 from app.services.environment import config_values
 from app.services.hub import Hub
+from app.services.ingest_threads import in_ingest_thread
 from components.builtin.webhook import WebhookInputs
 from runtime.expressions import ExpressionLimits, render
 from runtime.graph import flow_from_node_link
@@ -176,7 +177,7 @@ def _config_values(hub: Hub, loaded: _Loaded) -> dict[str, Any]:
 
 async def load_instance(hub: Hub, instance_id: str) -> InstanceInfo | None:
     """The instance's routing data, read in a worker thread (None when it does not exist)."""
-    loaded = await asyncio.to_thread(_load, hub.db, instance_id)
+    loaded = await in_ingest_thread(_load, hub.db, instance_id)
     if loaded is None:
         return None
     try:
@@ -300,7 +301,7 @@ class RoutingCache:
         if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
             return cached[0]
         target, keep = await self._load(
-            ("token", token), lambda: asyncio.to_thread(lookup_token, self.hub.db, token)
+            ("token", token), lambda: in_ingest_thread(lookup_token, self.hub.db, token)
         )
         if target is None:
             self._tokens.pop(token, None)
@@ -329,7 +330,7 @@ class RoutingCache:
             return cached[0]
         endpoint, keep = await self._load(
             ("endpoint", integration),
-            lambda: asyncio.to_thread(integration_endpoint, self.hub.db, integration),
+            lambda: in_ingest_thread(integration_endpoint, self.hub.db, integration),
         )
         if keep:
             self._endpoints[integration] = (endpoint, time.monotonic())
@@ -337,7 +338,7 @@ class RoutingCache:
 
     async def instance_by_name(self, integration: str, name: str) -> InstanceInfo | None:
         """The instance called `name` of `integration` (the name lookup itself is not cached)."""
-        instance_id = await asyncio.to_thread(
+        instance_id = await in_ingest_thread(
             lookup_instance_by_name, self.hub.db, integration, name
         )
         return None if instance_id is None else await self.instance(instance_id)

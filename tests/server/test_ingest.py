@@ -9,8 +9,10 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -597,3 +599,20 @@ async def test_a_load_overtaken_by_invalidate_is_not_kept(
     await started.wait()  # not served from the cache: the overtaken load was not kept
     release.set()
     assert (await second) is not None
+
+
+async def test_acks_never_wait_for_threads_the_workers_hold(env: Env) -> None:
+    # Every thread of the default pool busy with execution work (state reads, recorder commits,
+    # claims) used to queue the inbox commit behind them, and with it the 202.
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=2))
+    release = threading.Event()
+    held = [asyncio.ensure_future(asyncio.to_thread(release.wait)) for _ in range(4)]
+    try:
+        answer = await asyncio.wait_for(env.client.post(env.url("echo"), json={"a": 1}), 20)
+        assert answer.status_code == 202, answer.text
+        assert len(env.rows()) == 1
+        assert not any(task.done() for task in held)  # the pool really was busy throughout
+    finally:
+        release.set()
+        await asyncio.gather(*held)
