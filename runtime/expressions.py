@@ -45,8 +45,10 @@ Hard-won details about jsonata-python 0.7.1 (see design.md, "Known pitfalls > Ex
   it is off; our result conversion rejects anything that is not JSON instead.
 - Built-in functions run to completion between bound checks; signature checks cost ~6 us per
   array item, so `$sum([1..9999999])` (allowed: its range limit is 1e7) ran 15 s. Hence
-  `RANGE_LIMIT`. A single call on huge scope data, or a regular expression that backtracks
-  badly, is still checked only when it returns.
+  `RANGE_LIMIT`. A single call on huge scope data is still checked only when it returns.
+- Its regexes use Python's `re`, which backtracks: `/^(a+)+$/` on 30 `a`s and a `!` ran 100 s.
+  `parse` hands it RE2 instead (`runtime.jsonata_regex`), so every match is linear in the text,
+  and a pattern RE2 cannot run (a backreference, lookaround) fails when the template compiles.
 - Importing it sets `sys.setrecursionlimit(10000)` for the whole process.
 """
 

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 import jsonata
 from jsonata import jexception
 
+from components.patterns import PatternError
 from runtime.errors import ExpressionError, LimitExceeded
+from runtime.jsonata_regex import compile_regex
 from runtime.templates import quote
 
 if TYPE_CHECKING:
@@ -121,14 +123,31 @@ class Engine(jsonata.Jsonata):  # type: ignore[misc]  # jsonata is untyped
         return super().evaluate_range_expression(lhs, rhs)
 
 
+def _pattern_error(expression: str, exc: PatternError) -> ExpressionError:
+    if exc.construct is not None:
+        return ExpressionError(
+            f"Expression {quote(expression)} uses a regular expression RE2 cannot run "
+            f"({exc.construct})",
+            hint="Rewrite the pattern without it: regular expressions run with RE2, which "
+            "matches in linear time and so has no backreferences or lookaround.",
+        )
+    return ExpressionError(
+        f"Expression {quote(expression)} has a regular expression that is not valid: {exc.reason}",
+        hint="Fix the pattern between the slashes /.../.",
+    )
+
+
 def parse(expression: str) -> Engine:
+    """Compile `expression` (regex literals with RE2); raises `ExpressionError`/`LimitExceeded`."""
     try:
-        engine = Engine(expression)
+        engine = Engine(expression, compile_regex)
     except RecursionError as exc:
         raise LimitExceeded(
             f"Expression {quote(expression)} is nested too deeply to compile",
             hint="Split it into smaller expressions.",
         ) from exc
+    except PatternError as exc:
+        raise _pattern_error(expression, exc) from None
     except Exception as exc:
         raise _compile_error(expression, exc) from None
     if engine.errors:
