@@ -52,6 +52,7 @@ from components.errors import (
     StopFlow,
 )
 from components.exchange import Fetched, fetch
+from components.patterns import Pattern, PatternError, compile_pattern
 
 __all__ = [
     "BLOCK_PRIVATE_ENV",
@@ -67,6 +68,8 @@ __all__ = [
     "LogLine",
     "LoopPlan",
     "NoInputs",
+    "Pattern",
+    "PatternError",
     "Response",
     "Result",
     "RetryableError",
@@ -83,6 +86,7 @@ __all__ = [
     "TriggerKind",
     "address_refusal",
     "block_private_addresses",
+    "compile_pattern",
     "fetch",
     "host_refusal",
     "literal_address",

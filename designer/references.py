@@ -46,8 +46,9 @@ __all__ = [
     "template_error",
 ]
 
-PREVIEW_LIMITS = ExpressionLimits(timeout_ms=200, max_depth=100, max_output_bytes=262_144)
-"""Previews run on every keystroke: tighter bounds than a run, so a bad expression cannot stall."""
+PREVIEW_LIMITS = ExpressionLimits(max_depth=100, max_output_bytes=262_144)
+"""Previews run on every keystroke: tighter bounds than a run, so a bad expression cannot stall;
+the default work budget, so a preview succeeds where a run with the default settings would."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _KEYWORDS = frozenset({"and", "or", "in", "true", "false", "null", "function"})

@@ -47,6 +47,7 @@ class RunContext:
     """Values masked in everything reported, besides connection values (secret config values)."""
     flows: Mapping[str, Flow] = field(default_factory=dict)
     limits: ExpressionLimits = field(default_factory=ExpressionLimits)
+    """Bounds on expressions; each run takes its `budget` from its flow's `expression_budget`."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     now: Callable[[], float] = time.time
     random: random.Random = _SHARED_RANDOM

@@ -167,6 +167,7 @@ class _Run:
         self.event = event
         self.ctx = context
         self.obs = observer
+        self.limits = replace(context.limits, budget=self.flow.settings.expression_budget)
         self.execution_id = context.execution_id
         self.only: frozenset[str] | None = None
         self.reuse: Mapping[str, StepRecord] = {}
@@ -411,7 +412,7 @@ class _Run:
 
     def resolve_inputs(self, step: PreparedStep, values: Mapping[str, Any]) -> pydantic.BaseModel:
         """Render templates, then validate against the action's Inputs model."""
-        raw = step.inputs.render(values, self.ctx.limits) if not step.inputs.static else step.raw
+        raw = step.inputs.render(values, self.limits) if not step.inputs.static else step.raw
         try:
             return step.cls.Inputs.model_validate(raw)
         except pydantic.ValidationError as exc:

@@ -24,9 +24,14 @@ Contract:
   closures compiled from JSONata's parse tree (`runtime.jsonata_fast`); anything else, or data
   outside what those handle (a path that meets a list, a non-number in arithmetic, ...), is
   evaluated by JSONata itself. The results and errors are the same.
-- Every evaluation is bounded by `ExpressionLimits`: wall time, nesting depth of evaluation and the
-  approximate JSON size of the result (`LimitExceeded`); a range (`[1..n]`) may hold at most
-  `runtime.jsonata_engine.RANGE_LIMIT` items. A bad expression raises `ExpressionError` quoting it.
+- Every evaluation is bounded by `ExpressionLimits` (`LimitExceeded` when a bound is hit): its
+  work, as a budget of evaluation steps (each node JSONata evaluates is one) with CPU time of the
+  evaluating thread in proportion; its nesting depth; and the approximate JSON size of its
+  result. Work is counted rather than wall time, so an expression does not fail because the
+  machine is busy or its thread waits; a run takes the budget from its flow's
+  `expression_budget` setting. A range (`[1..n]`) may hold at most
+  `runtime.jsonata_engine.RANGE_LIMIT` items, and regular expressions match in linear time
+  (RE2). A bad expression raises `ExpressionError` quoting it.
 - The scope must hold only JSON values (dict, list, str, int, float, bool, None). JSONata reads it
   with dict and list lookups only, never Python attributes; nothing else is bound, so an
   expression sees the run context and JSONata's built-in functions, and nothing more.
@@ -43,10 +48,14 @@ Hard-won details about jsonata-python 0.7.1 (see design.md, "Known pitfalls > Ex
   environment, leaking state between evaluations: we always pass a fresh frame.
 - Its input validation walks the whole input on every evaluation (5.5 ms for a 44 KB scope), so
   it is off; our result conversion rejects anything that is not JSON instead.
-- Built-in functions run to completion between bound checks; signature checks cost ~6 us per
-  array item, so `$sum([1..9999999])` (allowed: its range limit is 1e7) ran 15 s. Hence
-  `RANGE_LIMIT`. A single call on huge scope data, or a regular expression that backtracks
-  badly, is still checked only when it returns.
+- Built-in functions run to completion between bound checks (a call is one step); signature
+  checks cost ~6 us per array item, so `$sum([1..9999999])` (allowed: its range limit is 1e7) ran
+  15 s. Hence `RANGE_LIMIT`. A single call on huge scope data, or a built-in function passed as a
+  value (`$reduce([1..100000], $append)` appends without any step between), is still checked
+  only when it returns.
+- Its regexes use Python's `re`, which backtracks: `/^(a+)+$/` on 30 `a`s and a `!` ran 100 s.
+  `parse` hands it RE2 instead (`runtime.jsonata_regex`), so every match is linear in the text,
+  and a pattern RE2 cannot run (a backreference, lookaround) fails when the template compiles.
 - Importing it sets `sys.setrecursionlimit(10000)` for the whole process.
 """
 
@@ -68,6 +77,7 @@ from jsonata import parser, utils
 from runtime.errors import ExpressionError, LimitExceeded
 from runtime.jsonata_engine import Guard, jsonata_message, parse
 from runtime.jsonata_fast import Fallback, compile_ast
+from runtime.model import EXPRESSION_BUDGET
 from runtime.templates import Hole, quote, references_in, split
 
 __all__ = [
@@ -88,14 +98,19 @@ _PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", re.ASCII)
 
 @dataclass(frozen=True, slots=True)
 class ExpressionLimits:
-    """Bounds on one evaluation: wall time, evaluation depth and approximate result size."""
+    """Bounds on one evaluation: work, evaluation depth and approximate result size.
 
-    timeout_ms: int = 250
+    `budget` is the evaluation steps one evaluation may take (the flow setting
+    `expression_budget`; see `runtime.jsonata_engine.Guard` for what a step is and the CPU time
+    that goes with it).
+    """
+
+    budget: int = EXPRESSION_BUDGET
     max_depth: int = 150
     max_output_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
-        for name in ("timeout_ms", "max_depth", "max_output_bytes"):
+        for name in ("budget", "max_depth", "max_output_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ExpressionLimits.{name} must be positive")
 
@@ -325,6 +340,7 @@ class _Program:
             try:
                 # A fresh frame per run: top-level `$x := ...` must not outlive the evaluation.
                 result = engine.evaluate(document, {})
+                guard.check_cpu(self.text)  # the last built-in call may have run long
             except Exception as exc:
                 raise self._failure(guard, exc) from exc
             finally:

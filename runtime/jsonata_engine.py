@@ -1,8 +1,10 @@
-"""jsonata-python 0.7.1 made bounded: a per-evaluation guard on time and depth, a range limit.
+"""jsonata-python 0.7.1 made bounded: a per-evaluation guard on work and depth, a range limit.
 
-`parse(text)` compiles an expression (raising `ExpressionError` or `LimitExceeded`); before each
-evaluation set `engine.guard = Guard(limits)` and make the engine the thread's current instance
-(`runtime.expressions` does both). Why it is built this way: see `runtime/expressions.py`.
+`parse(text)` compiles an expression, its regex literals with RE2 (`runtime.jsonata_regex`),
+raising `ExpressionError` or `LimitExceeded`; before each evaluation set
+`engine.guard = Guard(limits)` and make the engine the thread's current instance
+(`runtime.expressions` does both). `Guard` bounds work (evaluation steps and CPU time), not wall
+time. Why it is built this way: see `runtime/expressions.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import jsonata
 from jsonata import jexception
 
+from components.patterns import PatternError
 from runtime.errors import ExpressionError, LimitExceeded
+from runtime.jsonata_regex import compile_regex
 from runtime.templates import quote
 
 if TYPE_CHECKING:
@@ -46,15 +50,38 @@ class Tripped(Exception):
     """Raised inside JSONata when a bound is hit; `Guard.violation` keeps the reason."""
 
 
-class Guard:
-    """One evaluation's bounds: a deadline and a depth, checked on every evaluation step."""
+CPU_SECONDS_PER_STEP = 20e-6
+"""CPU time an evaluation may use per step of its budget: several times what an ordinary step
+costs, so it stops only steps that each do a lot (a built-in over a large value), never a plain
+runaway loop, which the step count stops first and the same on every machine."""
 
-    __slots__ = ("deadline", "depth", "limits", "violation")
+_CPU_EVERY = 64
+"""Steps between two reads of the thread's CPU clock (a system call costing about as much as a
+tenth of a step)."""
+
+_BUDGET_HINT = (
+    "Raise expression_budget in the flow settings, or make the expression do less: filter a "
+    "list before sorting or mapping it, and check that a function that calls itself stops."
+)
+
+
+class Guard:
+    """One evaluation's bounds, checked on every evaluation step (each node JSONata evaluates).
+
+    Work is bounded, not wall time, so waiting (for the GIL, for a busy machine) never fails an
+    expression: at most `limits.budget` steps, and at most `CPU_SECONDS_PER_STEP` per step of
+    the budget in CPU time of this thread (read every `_CPU_EVERY` steps and at the end).
+    Nesting deeper than `limits.max_depth` fails with its own message.
+    """
+
+    __slots__ = ("cpu_limit", "cpu_start", "depth", "limits", "steps", "violation")
 
     def __init__(self, limits: ExpressionLimits) -> None:
         self.limits = limits
-        self.deadline = time.monotonic() + limits.timeout_ms / 1000
         self.depth = 0
+        self.steps = 0
+        self.cpu_limit = limits.budget * CPU_SECONDS_PER_STEP
+        self.cpu_start = time.thread_time()
         self.violation: LimitExceeded | None = None
 
     def trip(self, violation: LimitExceeded) -> Tripped:
@@ -64,6 +91,7 @@ class Guard:
 
     def enter(self, expression: str) -> None:
         self.depth += 1
+        self.steps += 1
         if self.depth > self.limits.max_depth:
             raise self.trip(
                 LimitExceeded(
@@ -73,21 +101,33 @@ class Guard:
                     "or nest the expression less deeply.",
                 )
             )
-        self.check_clock(expression)
-
-    def check_clock(self, expression: str) -> None:
-        if time.monotonic() > self.deadline:
+        if self.steps > self.limits.budget:
             raise self.trip(
                 LimitExceeded(
-                    f"Expression {quote(expression)} ran longer than {self.limits.timeout_ms} ms",
-                    hint="Look for a function that calls itself without stopping, "
-                    "or for work over very large lists.",
+                    f"Expression {quote(expression)} did too much work: more than "
+                    f"{self.limits.budget:,} evaluation steps, its expression budget",
+                    hint=_BUDGET_HINT,
+                )
+            )
+        if not self.steps % _CPU_EVERY:
+            self.check_cpu(expression)
+
+    def check_cpu(self, expression: str) -> None:
+        if time.thread_time() - self.cpu_start > self.cpu_limit:
+            raise self.trip(
+                LimitExceeded(
+                    f"Expression {quote(expression)} did too much work: more than "
+                    f"{self.cpu_limit * 1000:,.0f} ms of CPU time, what its expression budget "
+                    f"of {self.limits.budget:,} steps allows",
+                    hint=_BUDGET_HINT,
                 )
             )
 
 
 class Engine(jsonata.Jsonata):  # type: ignore[misc]  # jsonata is untyped
     """jsonata-python with our per-evaluation guard and a smaller range limit.
+
+    Every node evaluation passes `Guard.enter`: one step of the budget and one level of depth.
 
     jsonata-python dispatches every node through `Jsonata.CURRENT.jsonata._eval`, so these
     overrides apply while this instance is the thread's current one (`_Program._run` sees to it).
@@ -102,11 +142,9 @@ class Engine(jsonata.Jsonata):  # type: ignore[misc]  # jsonata is untyped
             return super()._eval(expr, input, environment)
         guard.enter(self.source)
         try:
-            result = super()._eval(expr, input, environment)
+            return super()._eval(expr, input, environment)
         finally:
             guard.depth -= 1
-        guard.check_clock(self.source)
-        return result
 
     def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
         sized = all(isinstance(v, int) and not isinstance(v, bool) for v in (lhs, rhs))
@@ -121,14 +159,31 @@ class Engine(jsonata.Jsonata):  # type: ignore[misc]  # jsonata is untyped
         return super().evaluate_range_expression(lhs, rhs)
 
 
+def _pattern_error(expression: str, exc: PatternError) -> ExpressionError:
+    if exc.construct is not None:
+        return ExpressionError(
+            f"Expression {quote(expression)} uses a regular expression RE2 cannot run "
+            f"({exc.construct})",
+            hint="Rewrite the pattern without it: regular expressions run with RE2, which "
+            "matches in linear time and so has no backreferences or lookaround.",
+        )
+    return ExpressionError(
+        f"Expression {quote(expression)} has a regular expression that is not valid: {exc.reason}",
+        hint="Fix the pattern between the slashes /.../.",
+    )
+
+
 def parse(expression: str) -> Engine:
+    """Compile `expression` (regex literals with RE2); raises `ExpressionError`/`LimitExceeded`."""
     try:
-        engine = Engine(expression)
+        engine = Engine(expression, compile_regex)
     except RecursionError as exc:
         raise LimitExceeded(
             f"Expression {quote(expression)} is nested too deeply to compile",
             hint="Split it into smaller expressions.",
         ) from exc
+    except PatternError as exc:
+        raise _pattern_error(expression, exc) from None
     except Exception as exc:
         raise _compile_error(expression, exc) from None
     if engine.errors:

@@ -20,9 +20,13 @@ The subset, each with the interpreter's semantics:
   `$uppercase`, `$lowercase`, `$length` (strings), each with one argument.
 
 Closures are not recursive and touch each datum at most once (a filter evaluates its predicate
-once per item), so they need no time guard. Library helpers (`convert_number`, `boolize`,
-`Functions.string`, ...) are called directly where the interpreter calls them, so number
-formatting, case mapping and truthiness cannot drift.
+once per item), so they are not counted against the expression budget: their work is at most the
+expression's size times the items of the data they read, like one built-in call (which the
+interpreter counts as one step too), while the budget exists for loops and recursion (`$map`
+with a function, `function($n){...}` calling itself), which the subset cannot express.
+
+Library helpers (`convert_number`, `boolize`, `Functions.string`, ...) are called directly where
+the interpreter calls them, so number formatting, case mapping and truthiness cannot drift.
 """
 
 from __future__ import annotations

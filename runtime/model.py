@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "DEFAULT_PORT",
+    "EXPRESSION_BUDGET",
     "ConfigVariable",
     "ConnectionSlot",
     "Edge",
@@ -28,6 +29,10 @@ __all__ = [
 ]
 
 DEFAULT_PORT = "out"
+
+EXPRESSION_BUDGET = 250_000
+"""Evaluation steps one expression may take unless its flow says otherwise: room for a `$sort`
+with a comparator over a few thousand items (its CPU cost: docs/performance.md)."""
 
 StepId = Annotated[
     str,
@@ -95,6 +100,15 @@ class FlowSettings(_Strict):
     max_steps: int = Field(10_000, ge=1, le=10_000_000, description="Step runs per execution.")
     step_timeout: float = Field(
         60.0, gt=0, le=86400, description="Default seconds per step attempt."
+    )
+    expression_budget: int = Field(
+        EXPRESSION_BUDGET,
+        ge=1_000,
+        le=5_000_000,
+        title="Expression budget",
+        description="Evaluation steps one {{ }} expression may take (each value or operation "
+        "it evaluates is a step), with CPU time in proportion. Work is counted, not time, so a "
+        "busy server does not fail an expression; an expression that needs more fails.",
     )
     concurrency: int = Field(
         8, ge=1, le=256, description="Executions of this flow run at once (per instance)."

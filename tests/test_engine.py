@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic
 import pytest
 from pydantic import SecretStr
 
@@ -91,6 +92,29 @@ async def test_execution_timeout_fails_the_execution(
     assert result.error is not None and result.error.kind == "limit_exceeded"
     assert "ran longer than 0.1 s" in result.error.message
     assert recorder.records[-1].status == Status.CANCELLED
+
+
+async def test_the_flow_setting_expression_budget_bounds_its_expressions(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    step = {
+        "id": "count",
+        "action": "testkit.echo",
+        "inputs": {"value": "{{ $count($map([1..5000], function($i){ $i * 2 })) }}"},
+    }
+    context = RunContext(registry=registry, http=http)
+    result = await run_flow(linear(step), TriggerEvent(), context)  # about 15,000 steps
+    assert result.status == Status.SUCCEEDED
+    assert result.output == 5000
+    tight = await run_flow(linear(step, expression_budget=10_000), TriggerEvent(), context)
+    assert tight.status == Status.FAILED
+    assert tight.error is not None and tight.error.kind == "limit_exceeded"
+    assert "more than 10,000 evaluation steps, its expression budget" in tight.error.message
+    assert "Raise expression_budget in the flow settings" in tight.error.hint
+    with pytest.raises(pydantic.ValidationError, match="expression_budget"):
+        linear(step, expression_budget=0)
+    with pytest.raises(pydantic.ValidationError, match="expression_budget"):
+        linear(step, expression_budget=10**9)
 
 
 async def test_secrets_are_redacted_from_inputs_and_logs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -276,25 +277,28 @@ def test_fast_path_is_not_used_for_keywords_and_non_paths() -> None:
 
 
 @pytest.mark.parametrize(
-    "expression",
+    ("expression", "stopped_by"),
     [
-        "($f := function($x){ $f($x + 1) }; $f(0))",
-        "($f := function($n){ $n * $f($n + 1) }; $f(1))",
+        ("($f := function($n){ $n * $f($n + 1) }; $f(1))", "recursed deeper than 150 levels"),
+        # A call in tail position does not nest (jsonata-python reuses the frame): an endless
+        # loop, which the budget stops. The depth bound must not be blamed for it.
+        ("($f := function($x){ $f($x + 1) }; $f(0))", "did too much work"),
         # Shadowing jsonata-python's own Timebox callbacks switches its bound off; ours holds.
-        "($__evaluate_entry := $nothing; $__evaluate_exit := $nothing;"
-        " $f := function($x){ $f($x + 1) }; $f(0))",
-        "$eval('($f := function($x){ $f($x + 1) }; $f(0))')",
+        (
+            "($__evaluate_entry := $nothing; $__evaluate_exit := $nothing;"
+            " $f := function($x){ $f($x + 1) }; $f(0))",
+            "did too much work",
+        ),
+        ("$eval('($f := function($n){ $n * $f($n + 1) }; $f(1))')", "recursed deeper than 150"),
     ],
 )
-def test_endless_recursion_is_stopped_within_the_bound(expression: str) -> None:
+def test_endless_recursion_is_stopped(expression: str, stopped_by: str) -> None:
     start = time.monotonic()
     with pytest.raises(LimitExceeded) as caught:
         evaluate(expression, {}, LIMITS)
     assert time.monotonic() - start < SAFETY_SECONDS
     assert isinstance(caught.value, FlowError)
-    assert "ran longer than 250 ms" in caught.value.message or (
-        "recursed deeper than 150 levels" in caught.value.message
-    )
+    assert stopped_by in caught.value.message
     assert expression[:30] in caught.value.message
 
 
@@ -305,9 +309,78 @@ def test_the_depth_bound_names_the_depth() -> None:
         evaluate(factorial % 500, {}, LIMITS)
 
 
+@pytest.mark.parametrize(
+    ("count", "comparator"),
+    [
+        (200, "$a.v > $b.v or ($a.v = $b.v and $a.n > $b.n)"),  # failed the former 250 ms bound
+        (2500, "$a.v > $b.v"),  # about 170,000 steps (a merge sort: n log n comparisons)
+    ],
+)
+def test_a_sort_with_a_comparator_fits_the_default_budget(count: int, comparator: str) -> None:
+    items = [{"n": i, "v": (i * 7919) % count} for i in range(count)]  # every v once
+    expected = [item["n"] for item in sorted(items, key=lambda item: item["v"])]
+    expression = "$sort(items, function($a, $b){ " + comparator + " }).n"
+    assert evaluate(expression, {"items": items}, LIMITS) == expected
+
+
+class _SlowMapping(dict[str, Any]):
+    """A scope whose reads wait, as an evaluation does when another thread holds the GIL."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        time.sleep(0.3)
+        return super().get(key, default)
+
+
+def test_time_spent_waiting_is_not_work() -> None:
+    scope = {"slow": _SlowMapping(s=" text ")}
+    assert expressions._program("$trim(slow.s)").native is None  # the interpreter, guarded
+    assert evaluate("$trim(slow.s)", scope, LIMITS) == "text"
+
+
+RUNAWAY = (
+    "$sum($map([1..100000], function($i){ $sum($map([1..100000], function($j){ $i * $j })) }))"
+)
+
+
+def test_a_runaway_loop_stops_with_the_budget_message() -> None:
+    with pytest.raises(LimitExceeded) as caught:
+        evaluate(RUNAWAY, {}, LIMITS)
+    message, hint = caught.value.message, caught.value.hint
+    assert message.startswith('Expression "$sum($map([1..100000]')
+    assert message.endswith(
+        "did too much work: more than 250,000 evaluation steps, its expression budget"
+    )
+    assert "recursed" not in message  # the depth bound was not hit: it must not be blamed
+    assert "Raise expression_budget in the flow settings" in hint
+
+
+def test_the_budget_counts_steps_of_each_evaluation_afresh() -> None:
+    mapped = "$count($map([1..600], function($i){ $i * 2 }))"  # about 1,800 steps
+    with pytest.raises(LimitExceeded, match="more than 1,000 evaluation steps"):
+        evaluate(mapped, {}, ExpressionLimits(budget=1_000))
+    limits = ExpressionLimits(budget=2_000)
+    compiled = compile_value("{{ " + mapped + " }}")
+    assert [compiled.render({}, limits) for _ in range(5)] == [600] * 5
+
+
+def test_cpu_time_bounds_steps_that_each_do_a_lot(monkeypatch: pytest.MonkeyPatch) -> None:
+    seconds = itertools.count()  # every read of the thread's CPU clock: one second more
+    monkeypatch.setattr(time, "thread_time", lambda: float(next(seconds)))
+    with pytest.raises(LimitExceeded) as caught:
+        evaluate("$count($map([1..300], function($i){ $i * 2 }))", {}, LIMITS)
+    assert caught.value.message.endswith(
+        "did too much work: more than 5,000 ms of CPU time, what its expression budget of "
+        "250,000 steps allows"
+    )
+    assert "Raise expression_budget in the flow settings" in caught.value.hint
+
+
 def test_the_time_bound_is_rearmed_for_each_evaluation() -> None:
-    """THE TIMEBOX TRAP: a bound set once at compile time fails every evaluation once it passed."""
-    limits = ExpressionLimits(timeout_ms=100)
+    """THE TIMEBOX TRAP: a bound set once at compile time fails every evaluation once it passed.
+
+    jsonata-python's own time bound did; ours (steps and CPU time) starts afresh per evaluation.
+    """
+    limits = ExpressionLimits(budget=1_000)
     # Both run on the interpreter, not as compiled closures (runtime.jsonata_fast).
     assert expressions._program("$sum(trigger.body.items.price) + 0").native is None
     assert expressions._program("$trim(trigger.method)").native is None
@@ -352,8 +425,8 @@ def test_a_value_nested_too_deeply_is_refused() -> None:
 
 
 def test_limits_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="timeout_ms"):
-        ExpressionLimits(timeout_ms=0)
+    with pytest.raises(ValueError, match="budget"):
+        ExpressionLimits(budget=0)
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -203,8 +203,8 @@ def test_preview_reports_errors_as_text() -> None:
     assert failing.text.startswith('Expression "$number("abc")" failed')
 
 
-def test_preview_is_bounded_in_time() -> None:
-    limits = ExpressionLimits(timeout_ms=50)
+def test_preview_is_bounded() -> None:
+    limits = ExpressionLimits(budget=10_000)
     started = time.perf_counter()
     result = preview(
         "{{ ($f := function($n) { $n = 0 ? 0 : 1 + $f($n - 1) }; $f(100000)) }}",

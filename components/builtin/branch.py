@@ -19,15 +19,24 @@ order when both are other strings (so ISO dates order correctly), and an error o
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.api import Action, Component, Inputs, Result, StepConfigError, StepContext
+from components.api import (
+    Action,
+    Component,
+    Inputs,
+    Pattern,
+    PatternError,
+    Result,
+    StepConfigError,
+    StepContext,
+    compile_pattern,
+)
 
 __all__ = [
     "ELSE_PORT",
@@ -224,7 +233,8 @@ class Condition(Inputs):
         "==",
         title="Operator",
         description="How to compare. `exists`, `not exists`, `is empty` and `is not empty` ignore "
-        "the right side; `matches` takes a regular expression.",
+        "the right side; `matches` takes a regular expression (RE2 syntax: like Python's, "
+        "without backreferences or lookaround).",
     )
     right: Any = Field(None, title="Compare with", description="The value to compare with.")
 
@@ -407,65 +417,23 @@ def _matches(left: Any, right: Any, where: str) -> bool:
         )
     try:
         compiled = _compile(right)
-    except re.error as exc:
+    except PatternError as exc:
+        if exc.construct is not None:
+            raise StepConfigError(
+                f"{where}: the pattern {_show(right)} uses {exc.construct}, which RE2 cannot run.",
+                hint="Rewrite it without that: patterns run with RE2, which matches in linear "
+                "time and so has no backreferences or lookaround.",
+            ) from None
         raise StepConfigError(
-            f"{where}: {_show(right)} is not a valid regular expression ({exc}).",
-            hint="Patterns use Python syntax, e.g. `^INV-[0-9]+$`.",
-        ) from None
-    except _NestedRepeat:
-        raise StepConfigError(
-            f"{where}: the pattern {_show(right)} repeats a group that itself repeats without "
-            "bound (like `(a+)+`), which can take exponential time.",
-            hint="Remove the nesting, or bound the outer repeat, e.g. `(\\w+,){0,50}`.",
+            f"{where}: {_show(right)} is not a valid regular expression ({exc.reason}).",
+            hint="Patterns use RE2 syntax, like Python's, e.g. `^INV-[0-9]+$`.",
         ) from None
     return compiled.search(subject) is not None
 
 
-class _NestedRepeat(Exception):
-    pass
-
-
 @functools.lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str]:
-    compiled = re.compile(pattern)
-    if _has_nested_unbounded_repeat(pattern):
-        raise _NestedRepeat
-    return compiled
-
-
-def _has_nested_unbounded_repeat(pattern: str) -> bool:
-    """True for `(a+)+`-style patterns: an unbounded repeat inside another unbounded repeat.
-
-    These are the classic catastrophic-backtracking shapes; Python's `re` has no time limit and
-    holds the GIL, so one such match could stall the whole server. Uses the stdlib's own parser;
-    if it is unavailable the check is skipped (the length caps still apply).
-    """
-    try:
-        parser: Any = importlib.import_module("re._parser")
-        consts: Any = importlib.import_module("re._constants")
-    except ImportError:  # pragma: no cover - other Python versions
-        return False
-    repeats = {consts.MAX_REPEAT, consts.MIN_REPEAT}
-    parsed = parser.parse(pattern)
-
-    def children(value: Any) -> Iterator[Any]:
-        if isinstance(value, parser.SubPattern):
-            yield value
-        elif isinstance(value, list | tuple):
-            for item in value:
-                yield from children(item)
-
-    def walk(items: Any, inside: bool) -> bool:
-        for op, av in items:
-            if op in repeats:
-                unbounded = av[1] == consts.MAXREPEAT
-                if (unbounded and inside) or walk(av[2], inside or unbounded):
-                    return True
-            elif any(walk(child, inside) for child in children(av)):
-                return True
-        return False
-
-    return walk(parsed, False)
+def _compile(pattern: str) -> Pattern:
+    return compile_pattern(pattern)
 
 
 component = Component(
