@@ -6,6 +6,7 @@ shut down its sending side and still read the answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -46,10 +47,9 @@ def exchange(
 ) -> tuple[int, dict[str, str], bytes]:
     """Send raw bytes; the status, headers and body of the answer (the connection closes)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        try:
+        # the server may answer and close before taking everything
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(head + body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered and closed before taking everything
         if half_close:
             sock.shutdown(socket.SHUT_WR)
         received = b""
@@ -82,9 +82,13 @@ def exchange(
 
 def post_head(path: str, length: int, extra: bytes = b"") -> bytes:
     return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {length}\r\n"
-    ).encode() + extra + b"\r\n"
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n"
+        ).encode()
+        + extra
+        + b"\r\n"
+    )
 
 
 def test_too_many_headers_are_refused_with_431_and_nothing_is_stored(
