@@ -134,13 +134,14 @@ class _WritePath:
 def json_text(value: Any) -> str:
     """How JSON columns are written: any value (pydantic models and dataclasses as objects),
     anything else JSON cannot hold as its string form, never an error. pydantic-core's encoder
-    (see docs/performance.md). Text that UTF-8 cannot hold (a lone UTF-16 surrogate, which an
+    (see docs/performance.md). Strict JSON that every database accepts: NaN and infinities become
+    null (as JSON.stringify does), and text UTF-8 cannot hold (a lone UTF-16 surrogate, which an
     expression or a component can produce) is stored with U+FFFD in its place."""
     try:
-        return to_json(value, fallback=str).decode()
+        return to_json(value, fallback=str, inf_nan_mode="null").decode()
     except PydanticSerializationError:  # rare: take the slow road through plain values
         plain = json.loads(json.dumps(value, default=_plain))
-        return to_json(utf8_safe(plain), fallback=str).decode()
+        return to_json(utf8_safe(plain), fallback=str, inf_nan_mode="null").decode()
 
 
 def _plain(value: Any) -> Any:

@@ -9,13 +9,12 @@ import pytest
 from sqlalchemy import Engine
 
 from app.persistence.crypto import SECRET_KEY_ENV
-from app.persistence.db import DATABASE_URL_ENV, open_database
+from app.persistence.db import open_database
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
-    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)  # the database URL: tests/conftest.py
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, insert, update
 
 from app.persistence import inbox
@@ -22,6 +23,8 @@ from app.persistence.repositories import (
     table_of,
 )
 from runtime.model import Integration
+
+pytestmark = pytest.mark.sqlite_only  # SQLite's planner and statements; PostgreSQL plans its own
 
 
 def _queue(engine: Engine, count: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,7 +86,9 @@ def test_a_foreign_database_is_refused(data_dir: Path) -> None:
     engine.dispose()
 
 
-def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(data_dir: Path) -> None:
+def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(
+    data_dir: Path, another_database: Callable[[], str | None]
+) -> None:
     """The first real migration: a version-1 database (without the two list indexes) is upgraded
     in place to the shape a fresh database has."""
     engine = create_db_engine(data_dir)
@@ -105,13 +109,15 @@ def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(data_dir: 
         names = {index["name"] for index in inspect(engine).get_indexes("executions")}
         assert {"ix_executions_parent_status", "ix_executions_parent_started"} <= names
         assert "ix_executions_parent_execution_id" not in names
-        fresh = create_db_engine(data_dir / "fresh")
+        fresh = create_db_engine(data_dir / "fresh", url=another_database())
         migrate(fresh)
         fresh_names = {index["name"] for index in inspect(fresh).get_indexes("executions")}
         fresh.dispose()
         assert names == fresh_names  # upgraded to the shape a new database has
         with session_scope(engine) as session:
             assert load_integration(session, "Kept").description == "old data"
+        if engine.dialect.name != "sqlite":
+            return
         plan = "\n".join(
             str(row)
             for row in engine.connect().execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +37,7 @@ def renamed(flow: Flow, name: str) -> Flow:
     return flow.model_copy(update={"name": name})
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode_with_busy_timeout_and_foreign_keys(
     engine: Engine, data_dir: Path
 ) -> None:
@@ -59,9 +62,8 @@ def test_flow_graph_is_stored_as_node_link_json(engine: Engine, echo: Integratio
         save_integration(session, echo)
     with engine.connect() as conn:
         graph = conn.execute(text("SELECT graph FROM flows WHERE flow_id = 'echo'")).scalar_one()
-    assert isinstance(graph, str)
-    assert '"nodes"' in graph
-    assert '"edges"' in graph
+    document = json.loads(graph) if isinstance(graph, str) else graph  # PostgreSQL decodes JSON
+    assert {"nodes", "edges"} <= set(document)
 
 
 def test_publish_freezes_a_version_and_the_next_save_starts_a_draft(
@@ -157,11 +159,16 @@ def test_concurrent_saves_of_one_revision_let_exactly_one_win(
 
     with ThreadPoolExecutor(6) as pool:
         outcomes = list(pool.map(edit, range(6)))
-    # Read-then-write transactions queue for the write lock, so none fails with "locked"; each
-    # sees the revision the previous one wrote.
-    assert outcomes == ["saved"] * 6
+    saved = outcomes.count("saved")
+    if engine.dialect.name == "sqlite":
+        # Read-then-write transactions queue for the write lock, so none fails with "locked";
+        # each sees the revision the previous one wrote.
+        assert outcomes == ["saved"] * 6
+    else:  # PostgreSQL runs them at once: the first to write wins, the rest are told so
+        assert saved >= 1
+        assert set(outcomes) <= {"saved", "stale"}
     with session_scope(engine, write=False) as session:
-        assert load_flow(session, "Echo", "echo")[1] == 7
+        assert load_flow(session, "Echo", "echo")[1] == 1 + saved  # no edit was lost
 
 
 def test_stale_revision_across_sessions_is_refused_under_concurrency(
