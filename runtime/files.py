@@ -18,15 +18,15 @@ import difflib
 import json
 import math
 import re
-import types
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, to_jsonable_python
 
 from runtime.errors import FlowError
+from runtime.input_problems import model_at, model_keys
 from runtime.model import ConfigVariable, ConnectionSlot, Integration
 
 __all__ = [
@@ -275,52 +275,13 @@ def _where(loc: tuple[int | str, ...], data: Any) -> list[str]:
     return parts
 
 
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model class that holds the key at the end of `loc`, following the field annotations."""
-    current: Any = Integration
-    for segment in loc[:-1]:
-        current = _unwrap_optional(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = next(
-                (
-                    info
-                    for name, info in current.model_fields.items()
-                    if segment in (name, info.alias)
-                ),
-                None,
-            )
-            if field is None:
-                return None
-            current = field.annotation
-        elif get_origin(current) is list and isinstance(segment, int):
-            current = get_args(current)[0]
-        elif get_origin(current) is dict and isinstance(segment, str):
-            current = get_args(current)[1]
-        else:
-            return None
-    current = _unwrap_optional(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap_optional(annotation: Any) -> Any:
-    if get_origin(annotation) in (Union, types.UnionType):
-        members = [a for a in get_args(annotation) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return annotation
-
-
-def _keys_of(model: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
 def _problem(err: ErrorDetails) -> str:
     kind, loc, value = err["type"], err["loc"], err.get("input")
     if kind == "extra_forbidden":
-        model = _model_at(loc)
+        model = model_at(Integration, loc)
         if model is None:
             return "unknown key"
-        allowed = _keys_of(model)
+        allowed = model_keys(model)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         guess = f"did you mean '{close[0]}'? " if close else ""
         return f"unknown key; {guess}allowed here: {', '.join(allowed)}"
