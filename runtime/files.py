@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails, to_jsonable_python
 from runtime.errors import FlowError
 from runtime.input_problems import model_at, model_keys
 from runtime.model import ConfigVariable, ConnectionSlot, Integration
+from runtime.text import NOT_UNICODE, escaped, lone_surrogate
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -174,10 +175,14 @@ def parse_document(text: str, source: str = "<text>") -> Any:
     """
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise IntegrationFileError(source, [f"the file is larger than {MAX_FILE_BYTES} bytes"])
+    if found := lone_surrogate(text):
+        at = next(i for i, char in enumerate(text) if "\ud800" <= char <= "\udfff")
+        line = text.count("\n", 0, at) + 1
+        raise IntegrationFileError(source, [f"line {line}: holds {found[1]}, {NOT_UNICODE}"])
     try:
         if _looks_like_json(text, source):
             try:
-                return json.loads(
+                data = json.loads(
                     text, object_pairs_hook=_no_duplicate_pairs, parse_constant=_refuse_constant
                 )
             except json.JSONDecodeError as exc:
@@ -185,7 +190,14 @@ def parse_document(text: str, source: str = "<text>") -> Any:
                     source, [f"line {exc.lineno}, column {exc.colno}: {exc.msg} (invalid JSON)"]
                 ) from None
             except ValueError as exc:
-                raise IntegrationFileError(source, [f"{exc} (invalid JSON)"]) from None
+                raise IntegrationFileError(
+                    source, [f"{escaped(str(exc))} (invalid JSON)"]
+                ) from None
+            # JSON spells surrogates as escapes (YAML refuses them): refuse them here, by place.
+            if found := lone_surrogate(data):
+                where = escaped(" > ".join(_where(found[0], data))) or "the document"
+                raise IntegrationFileError(source, [f"{where}: holds {found[1]}, {NOT_UNICODE}"])
+            return data
         try:
             return _parse_yaml(text)
         except yaml.YAMLError as exc:

@@ -7,7 +7,9 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Route
 
 from app.services import editor, executions, instances, integrations, payloads, testruns
 from app.services.errors import InvalidInput
@@ -298,3 +300,40 @@ async def disable_instance(hub: HubDep, instance_id: str) -> instances.InstanceV
 async def delete_instance(hub: HubDep, instance_id: str) -> instances.TeardownReport:
     """Tear down: stop routing, run the tear-down flows, remove the instance."""
     return await instances.delete_instance(hub, instance_id)
+
+
+# --- what no route takes ----------------------------------------------------------------------
+
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+# Registered last, so every route above matches first. Without it a request no route takes falls
+# through to the pages mounted at `/`, which answer with their HTML 404 page.
+@router.api_route("", methods=_ANY_METHOD, include_in_schema=False)
+@router.api_route("/{rest:path}", methods=_ANY_METHOD, include_in_schema=False)
+async def no_such_endpoint(request: Request) -> JSONResponse:
+    """405 with `Allow` when the path takes other methods, else 404; JSON either way."""
+    path: str = request.scope["path"]
+    # This router's routes and the app's own (the OpenAPI docs); FastAPI keeps an included
+    # router as one opaque entry of the app's routes.
+    routes = [*router.routes, *request.app.router.routes]
+    allowed = sorted(
+        {
+            method
+            for route in routes
+            if isinstance(route, Route)
+            and route.endpoint is not no_such_endpoint
+            and route.path_regex.match(path)
+            for method in route.methods or ()
+        }
+    )
+    if allowed:
+        return JSONResponse(
+            {"error": f"{request.method} is not allowed on {path}; use {', '.join(allowed)}."},
+            status_code=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+    return JSONResponse(
+        {"error": f"There is no API endpoint {path}.", "hint": "See /api/docs for the endpoints."},
+        status_code=404,
+    )

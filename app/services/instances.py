@@ -89,6 +89,7 @@ from app.services.lifecycle import (
 )
 from app.services.trigger_settings import trigger_problems
 from runtime.model import Flow, Integration
+from runtime.text import NOT_UNICODE, lone_surrogate
 
 # ACTIVE, DELETING, DEPLOYING, DEPLOY_FAILED and LifecycleRun live in `lifecycle` (the runs and
 # their record); they are part of this service's surface too.
@@ -334,7 +335,23 @@ def _resolve_version(session: Session, request: DeployRequest) -> int:
     return (published or versions[0]).version
 
 
+def _refuse_text_not_unicode(request: DeployRequest) -> None:
+    """Before any query: SQLite cannot even look up text holding a lone surrogate."""
+    wrong = {
+        field: f"holds {found[1]}, {NOT_UNICODE}"
+        for field, value in (("name", request.name), ("integration", request.integration))
+        if (found := lone_surrogate(value))
+    }
+    if wrong:
+        raise InvalidInput(
+            "The instance was not deployed: the request holds text that is not Unicode.",
+            details=wrong,
+            hint="Fix each field listed and deploy again; nothing was stored.",
+        )
+
+
 def _plan(hub: Hub, request: DeployRequest) -> _Plan:
+    _refuse_text_not_unicode(request)
     with session_scope(hub.db, write=False) as session:
         version = _resolve_version(session, request)
         integration = repo.load_integration(session, request.integration, version)
