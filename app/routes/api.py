@@ -15,10 +15,31 @@ from app.services import editor, executions, instances, integrations, payloads, 
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
 from runtime.model import Position
+from runtime.text import NOT_UNICODE, escaped, lone_surrogate
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api")
+
+async def _text_is_unicode(request: Request) -> None:
+    """Refuse a JSON body holding a lone surrogate (`"\\ud800"`) by field, with 422, before its
+    route stores it: neither the database nor the secret box nor an answer can encode it."""
+    if getattr(request.scope.get("route"), "body_field", None) is None:
+        return  # no JSON body: the import route reads its file itself, and the loader checks it
+    try:
+        data = await request.json()  # already parsed (and cached) for the route's body
+    except ValueError:
+        return
+    if found := lone_surrogate(data):
+        where = escaped(".".join(str(part) for part in found[0])) or "body"
+        raise InvalidInput(
+            f"The request holds text that is not Unicode ({where}).",
+            details={where: f"holds {found[1]}, {NOT_UNICODE}"},
+            hint="Fix the text (or the \\u escape that produced it) and send it again; nothing "
+            "was stored.",
+        )
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(_text_is_unicode)])
 
 
 def hub_of(request: Request) -> Hub:

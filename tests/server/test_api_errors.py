@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.server import create_app
+from app.services.errors import InvalidInput
+from app.settings import Settings
 from tests.server.conftest import ServerProcess, free_port
 
 SURROGATE = "\\ud800"
@@ -164,13 +167,61 @@ def test_a_deploy_with_a_lone_surrogate_is_refused_naming_the_field(
     assert httpx.get(f"{server.url}/api/instances").json() == []
 
 
-def test_an_error_quoting_a_lone_surrogate_is_still_json(server: ServerProcess) -> None:
-    raw = (
-        '{"name": "shop", "integration": "Signed", "config": {"signing_secret": "s3cret", '
-        '"colo%sr": 1}, "connections": {"shop": {"api_key": "k"}}}'
-    )
-    body = json_error(send(server, "POST", "/api/instances", raw % SURROGATE), 422)
-    details = body["details"]
-    assert isinstance(details, dict)
-    assert list(details) == ["config.colo\ud800r"]
-    assert details["config.colo\ud800r"].startswith("there is no config variable 'colo\ud800r'")
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "field"),
+    [
+        (
+            "POST",
+            "/api/instances",
+            '{"name": "shop", "integration": "Signed", "config": {"signing_secret": "s3cret", '
+            '"colo%sr": 1}}',
+            "config.colo\\ud800r",
+        ),
+        (
+            "POST",
+            "/api/integrations/Signed/payloads",
+            '{"name": "order", "flow_id": "orders", "body": {"items": [{"sku": "a%s"}]}}',
+            "body.items.0.sku",
+        ),
+        (
+            "PUT",
+            "/api/integrations/Signed/flows/orders",
+            '{"flow": {"name": "Orders%s", "trigger": {"id": "t", "action": "manual.manual"}}, '
+            '"revision": 1}',
+            "flow.name",
+        ),
+        (
+            "POST",
+            "/api/integrations/Signed/flows/orders/test",
+            '{"request": {"body": {"note": "%s"}}}',
+            "request.body.note",
+        ),
+    ],
+)
+def test_any_json_body_with_a_lone_surrogate_is_refused_naming_the_field(
+    server: ServerProcess, method: str, path: str, raw: str, field: str
+) -> None:
+    body = json_error(send(server, method, path, raw % SURROGATE), 422)
+    assert body["details"] == {
+        field: "holds \\ud800, a lone surrogate, which is not valid Unicode text; remove it or "
+        "fix the escape"
+    }
+    assert httpx.get(f"{server.url}/api/integrations/Signed/payloads").json() == []
+    assert httpx.get(f"{server.url}/api/executions").json()["total"] == 0
+
+
+async def test_an_error_answer_quoting_a_lone_surrogate_is_still_json(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, ui=False))
+
+    @app.get("/quote")  # outside /api, whose catch-all route comes first
+    async def quote() -> None:
+        raise InvalidInput("There is no integration named 'x\ud800'.", details={"k\udfff": "v"})
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        answer = await client.get("/quote")
+    assert answer.status_code == 422
+    assert answer.json() == {
+        "error": "There is no integration named 'x\ud800'.",
+        "details": {"k\udfff": "v"},
+    }

@@ -599,3 +599,20 @@ async def test_trigger_settings_are_checked_with_the_config_before_anything_is_s
     unpadded = "whsec_" + base64.b64encode(bytes(range(31))).decode().rstrip("=")
     good = bad.model_copy(update={"config": {"signing_secret": unpadded}})
     assert (await instances.deploy(hub, good)).status == "active"
+
+
+async def test_text_that_is_not_unicode_is_refused_by_field_before_any_query(hub: Hub) -> None:
+    # The deploy form and the CLI reach the service without the REST API's body check.
+    cases = [
+        ({"name": "Customer \ud800"}, "name"),
+        ({"integration": "Acme sync\udfff"}, "integration"),
+        ({"config": {"region": "eu", "password": "hunter2\ud800"}}, "config.password"),
+        ({"connections": {"acme": {"api_key": "sk_\udc80"}}}, "connections.acme.api_key"),
+    ]
+    for changes, where in cases:
+        with pytest.raises(InvalidInput) as caught:
+            await instances.deploy(hub, request(**changes))
+        assert list(caught.value.details) == [where]
+        assert "a lone surrogate, which is not valid Unicode text" in caught.value.details[where]
+    for model in (InstanceRow, ConfigValueRow, ConnectionRow, WebhookTokenRow):
+        assert count(hub, model) == 0, model
