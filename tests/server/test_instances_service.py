@@ -603,7 +603,7 @@ async def test_trigger_settings_are_checked_with_the_config_before_anything_is_s
 
 async def test_text_that_is_not_unicode_is_refused_by_field_before_any_query(hub: Hub) -> None:
     # The deploy form and the CLI reach the service without the REST API's body check.
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"name": "Customer \ud800"}, "name"),
         ({"integration": "Acme sync\udfff"}, "integration"),
         ({"config": {"region": "eu", "password": "hunter2\ud800"}}, "config.password"),
