@@ -77,11 +77,7 @@ def input_problems(model: type[BaseModel], inputs: Mapping[str, Any]) -> list[In
         model.model_validate(inputs)
     except ValidationError as exc:
         templated = list(_template_paths(inputs, ()))
-        return [
-            problem
-            for problem in problems_of(model, exc, inputs)
-            if not any(_overlap(problem.loc, path) for path in templated)
-        ]
+        return _described(model, exc, inputs, templated)
     except Exception:  # a component's validator crashed: that is for the run to report
         return []
     return []
@@ -91,9 +87,19 @@ def problems_of(
     model: type[BaseModel], exc: ValidationError, inputs: Mapping[str, Any]
 ) -> list[InputProblem]:
     """`exc` (from validating `inputs` against `model`) as one problem per field, in its order."""
+    return _described(model, exc, inputs, [])
+
+
+def _described(
+    model: type[BaseModel], exc: ValidationError, inputs: Mapping[str, Any], templated: list[Loc]
+) -> list[InputProblem]:
+    """The errors of `exc` by field, in words; those a template at `templated` may cause left out
+    (before they are described: most steps' errors are about their templates)."""
     by_loc: dict[Loc, list[ErrorDetails]] = {}
-    for error in exc.errors(include_url=False):
-        by_loc.setdefault(_data_loc(error, inputs), []).append(error)
+    for error in exc.errors(include_url=False, include_context=True, include_input=True):
+        loc = _data_loc(error, inputs)
+        if not any(_overlap(loc, path) for path in templated):
+            by_loc.setdefault(loc, []).append(error)
     problems = []
     for loc, errors in by_loc.items():
         # A union reports the value once per member: "should be a whole number or text, not ..."
