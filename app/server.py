@@ -13,12 +13,14 @@ from __future__ import annotations
 import hmac
 import html
 import importlib
+import json
 import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import nicegui
@@ -63,6 +65,15 @@ def _install_secret(data_dir: Path, name: str) -> str:
         with os.fdopen(fd, "w") as file:
             file.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+class _ErrorResponse(JSONResponse):
+    """A JSON error answer that can quote what it refuses: a lone surrogate (not Unicode, so not
+    encodable as UTF-8) is written as its JSON escape instead of failing the answer with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
 
 
 def _allowed_hosts(settings: Settings) -> list[str]:
@@ -143,14 +154,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(exc.to_json(), status_code=exc.status)
+        return _ErrorResponse(exc.to_json(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {"where": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
         ]
-        return JSONResponse({"error": "Invalid request.", "details": details}, status_code=422)
+        return _ErrorResponse({"error": "Invalid request.", "details": details}, status_code=422)
 
     app.include_router(api.router)
     if settings.ui:

@@ -18,16 +18,17 @@ import difflib
 import json
 import math
 import re
-import types
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, to_jsonable_python
 
 from runtime.errors import FlowError
+from runtime.input_problems import model_at, model_keys
 from runtime.model import ConfigVariable, ConnectionSlot, Integration
+from runtime.text import NOT_UNICODE, escaped, lone_surrogate
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -174,10 +175,14 @@ def parse_document(text: str, source: str = "<text>") -> Any:
     """
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise IntegrationFileError(source, [f"the file is larger than {MAX_FILE_BYTES} bytes"])
+    if found := lone_surrogate(text):
+        at = next(i for i, char in enumerate(text) if "\ud800" <= char <= "\udfff")
+        line = text.count("\n", 0, at) + 1
+        raise IntegrationFileError(source, [f"line {line}: holds {found[1]}, {NOT_UNICODE}"])
     try:
         if _looks_like_json(text, source):
             try:
-                return json.loads(
+                data = json.loads(
                     text, object_pairs_hook=_no_duplicate_pairs, parse_constant=_refuse_constant
                 )
             except json.JSONDecodeError as exc:
@@ -185,7 +190,14 @@ def parse_document(text: str, source: str = "<text>") -> Any:
                     source, [f"line {exc.lineno}, column {exc.colno}: {exc.msg} (invalid JSON)"]
                 ) from None
             except ValueError as exc:
-                raise IntegrationFileError(source, [f"{exc} (invalid JSON)"]) from None
+                raise IntegrationFileError(
+                    source, [f"{escaped(str(exc))} (invalid JSON)"]
+                ) from None
+            # JSON spells surrogates as escapes (YAML refuses them): refuse them here, by place.
+            if found := lone_surrogate(data):
+                where = escaped(" > ".join(_where(found[0], data))) or "the document"
+                raise IntegrationFileError(source, [f"{where}: holds {found[1]}, {NOT_UNICODE}"])
+            return data
         try:
             return _parse_yaml(text)
         except yaml.YAMLError as exc:
@@ -275,52 +287,13 @@ def _where(loc: tuple[int | str, ...], data: Any) -> list[str]:
     return parts
 
 
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model class that holds the key at the end of `loc`, following the field annotations."""
-    current: Any = Integration
-    for segment in loc[:-1]:
-        current = _unwrap_optional(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = next(
-                (
-                    info
-                    for name, info in current.model_fields.items()
-                    if segment in (name, info.alias)
-                ),
-                None,
-            )
-            if field is None:
-                return None
-            current = field.annotation
-        elif get_origin(current) is list and isinstance(segment, int):
-            current = get_args(current)[0]
-        elif get_origin(current) is dict and isinstance(segment, str):
-            current = get_args(current)[1]
-        else:
-            return None
-    current = _unwrap_optional(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap_optional(annotation: Any) -> Any:
-    if get_origin(annotation) in (Union, types.UnionType):
-        members = [a for a in get_args(annotation) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return annotation
-
-
-def _keys_of(model: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
 def _problem(err: ErrorDetails) -> str:
     kind, loc, value = err["type"], err["loc"], err.get("input")
     if kind == "extra_forbidden":
-        model = _model_at(loc)
+        model = model_at(Integration, loc)
         if model is None:
             return "unknown key"
-        allowed = _keys_of(model)
+        allowed = model_keys(model)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         guess = f"did you mean '{close[0]}'? " if close else ""
         return f"unknown key; {guess}allowed here: {', '.join(allowed)}"

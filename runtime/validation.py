@@ -16,6 +16,7 @@ from components.registry import Registry
 from runtime.errors import ExpressionError, Issue
 from runtime.expressions import compile_value, step_references
 from runtime.graph import LOOP_PORTS, loop_bodies, to_graph
+from runtime.input_problems import input_problems
 from runtime.model import Flow, Integration, Step
 
 __all__ = ["errors_only", "validate_flow", "validate_integration"]
@@ -270,6 +271,7 @@ class _Validator:
                         f"Step {self.name(step.id)} has no input '{key}' (its inputs: {known}).",
                         "Remove it or rename it to one of the step's inputs.",
                     )
+            self.check_literals(step, cls)
         try:
             compile_value(step.inputs)
         except ExpressionError as exc:
@@ -278,6 +280,20 @@ class _Validator:
             )
             return
         self.check_references(step)
+
+    def check_literals(self, step: Step, cls: type[Action[Any]] | type[Trigger[Any]]) -> None:
+        """Inputs that are not templates, checked now against the inputs model (the engine
+        would refuse them at every run)."""
+        what = "Trigger" if step is self.flow.trigger else "Step"
+        for problem in input_problems(cls.Inputs, step.inputs):
+            if len(problem.loc) == 1 and problem.kind in ("missing", "extra_forbidden"):
+                continue  # reported by check_inputs as missing_input / unknown_input
+            self.add(
+                "invalid_input",
+                step.id,
+                f"{what} {self.name(step.id)} input '{problem.field}': {problem.message}",
+                "Fix the value in the inspector, or compute it with a template.",
+            )
 
     def check_references(self, step: Step) -> None:
         ancestors = nx.ancestors(self.graph, step.id)

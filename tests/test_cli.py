@@ -146,6 +146,41 @@ def test_validate_reports_file_errors_with_their_place(tmp_path: Path) -> None:
     assert "missing.yaml: no such file" in missing.stdout
 
 
+def test_validate_checks_literal_inputs_against_each_action(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: Orders\n"
+        "flows:\n"
+        "  - id: main\n"
+        "    trigger:\n"
+        "      id: hook\n"
+        "      action: webhook.webhook\n"
+        "      inputs: {signature: {scheme: hmac, secret: s}, max_body_bytes: lots}\n"
+        "    steps:\n"
+        "      - id: fetch\n"
+        "        name: Fetch order\n"
+        "        action: http.request\n"
+        "        inputs: {method: FETCH, url: 42, timeout: soon}\n"
+        "    edges: [{from: hook, to: fetch}]\n"
+    )
+    result = invoke("validate", bad)
+    assert result.exit_code == 2, result.output
+    lines = result.stdout.splitlines()
+    for line in (
+        "bad.yaml: main > hook: Trigger 'hook' input 'signature.scheme': 'hmac' is not one of "
+        "none, hmac_sha256, standard_webhooks.",
+        "bad.yaml: main > hook: Trigger 'hook' input 'max_body_bytes': should be a whole "
+        "number, not 'lots'.",
+        "bad.yaml: main > fetch: Step 'Fetch order' input 'method': 'FETCH' is not one of GET, "
+        "POST, PUT, PATCH, DELETE, HEAD, OPTIONS.",
+        "bad.yaml: main > fetch: Step 'Fetch order' input 'url': should be text, not 42.",
+        "bad.yaml: main > fetch: Step 'Fetch order' input 'timeout': should be a number, not "
+        "'soon'.",
+    ):
+        assert any(printed.startswith(line) for printed in lines), (line, lines)
+    assert "bad.yaml: invalid (1 flow, 5 errors, 0 warnings)" in lines
+
+
 def test_schema_prints_the_json_schema() -> None:
     result = invoke("schema")
     assert result.exit_code == 0

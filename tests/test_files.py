@@ -476,3 +476,22 @@ def test_public_surface_is_pinned() -> None:
         "parse_document",
         "parse_integration",
     ]
+
+
+def test_lone_surrogates_are_refused_naming_where_they_are() -> None:
+    # JSON may spell one as an escape; it is not Unicode text, so nothing could store it.
+    text = json.dumps({"name": "I", "flows": [{"id": "main", "name": "x\ud800"}]})
+    with pytest.raises(IntegrationFileError) as caught:
+        parse_integration(text, "i.json")
+    assert caught.value.errors == [
+        "i.json: flows[0] (main) > name: holds \\ud800, a lone surrogate, which is not valid "
+        "Unicode text; remove it or fix the escape"
+    ]
+    with pytest.raises(IntegrationFileError) as caught:
+        parse_integration('{"name": "I", "layout": {"k\\udfff": {}}}', "i.json")
+    assert caught.value.errors[0].startswith("i.json: layout > k\\udfff: holds \\udfff, ")
+    with pytest.raises(IntegrationFileError) as caught:
+        parse_integration("name: I\ndescription: x\udc80\n", "i.yaml")
+    assert caught.value.errors[0].startswith("i.yaml: line 2: holds \\udc80, a lone surrogate")
+    for error in caught.value.errors:
+        error.encode("utf-8")  # the message itself is printable anywhere

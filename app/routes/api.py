@@ -7,16 +7,39 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Route
 
 from app.services import editor, executions, instances, integrations, payloads, testruns
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
 from runtime.model import Position
+from runtime.text import NOT_UNICODE, escaped, lone_surrogate
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api")
+
+async def _text_is_unicode(request: Request) -> None:
+    """Refuse a JSON body holding a lone surrogate (`"\\ud800"`) by field, with 422, before its
+    route stores it: neither the database nor the secret box nor an answer can encode it."""
+    if getattr(request.scope.get("route"), "body_field", None) is None:
+        return  # no JSON body: the import route reads its file itself, and the loader checks it
+    try:
+        data = await request.json()  # already parsed (and cached) for the route's body
+    except ValueError:
+        return
+    if found := lone_surrogate(data):
+        where = escaped(".".join(str(part) for part in found[0])) or "body"
+        raise InvalidInput(
+            f"The request holds text that is not Unicode ({where}).",
+            details={where: f"holds {found[1]}, {NOT_UNICODE}"},
+            hint="Fix the text (or the \\u escape that produced it) and send it again; nothing "
+            "was stored.",
+        )
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(_text_is_unicode)])
 
 
 def hub_of(request: Request) -> Hub:
@@ -298,3 +321,40 @@ async def disable_instance(hub: HubDep, instance_id: str) -> instances.InstanceV
 async def delete_instance(hub: HubDep, instance_id: str) -> instances.TeardownReport:
     """Tear down: stop routing, run the tear-down flows, remove the instance."""
     return await instances.delete_instance(hub, instance_id)
+
+
+# --- what no route takes ----------------------------------------------------------------------
+
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+# Registered last, so every route above matches first. Without it a request no route takes falls
+# through to the pages mounted at `/`, which answer with their HTML 404 page.
+@router.api_route("", methods=_ANY_METHOD, include_in_schema=False)
+@router.api_route("/{rest:path}", methods=_ANY_METHOD, include_in_schema=False)
+async def no_such_endpoint(request: Request) -> JSONResponse:
+    """405 with `Allow` when the path takes other methods, else 404; JSON either way."""
+    path: str = request.scope["path"]
+    # This router's routes and the app's own (the OpenAPI docs); FastAPI keeps an included
+    # router as one opaque entry of the app's routes.
+    routes = [*router.routes, *request.app.router.routes]
+    allowed = sorted(
+        {
+            method
+            for route in routes
+            if isinstance(route, Route)
+            and route.endpoint is not no_such_endpoint
+            and route.path_regex.match(path)
+            for method in route.methods or ()
+        }
+    )
+    if allowed:
+        return JSONResponse(
+            {"error": f"{request.method} is not allowed on {path}; use {', '.join(allowed)}."},
+            status_code=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+    return JSONResponse(
+        {"error": f"There is no API endpoint {path}.", "hint": "See /api/docs for the endpoints."},
+        status_code=404,
+    )

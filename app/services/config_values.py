@@ -6,8 +6,9 @@ or a form) is parsed (`integer` "3", `number` "2.5", `boolean` true/false/yes/no
 they are. `string` and `secret` variables take text only. `resolve_config` checks a whole set:
 unknown keys, values of the wrong type and required variables without a value are collected, one
 problem per key, and declared defaults fill in what was not given. A `None` value counts as not
-given. `check_connections` checks credentials given per connection slot. Pure functions: no I/O,
-no service imports.
+given; text holding a lone surrogate (not Unicode: it can be neither stored nor encrypted) is
+invalid. `check_connections` checks credentials given per connection slot. Pure functions: no
+I/O, no service imports.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runtime.model import ConfigVariable, ConnectionSlot
+from runtime.text import NOT_UNICODE, lone_surrogate
 
 __all__ = [
     "ConfigErrors",
@@ -140,7 +142,10 @@ def resolve_config(variables: Sequence[ConfigVariable], given: Mapping[str, Any]
     values: dict[str, Any] = {}
     for variable in variables:
         value = given.get(variable.key)
-        if value is not None:
+        if not_text := lone_surrogate(value):
+            message = f"'{variable.key}' holds {not_text[1]}, {NOT_UNICODE}"
+            problems.append(ConfigProblem(variable.key, "invalid", message))
+        elif value is not None:
             try:
                 values[variable.key] = coerce_config(variable, value)
             except ConfigValueError as exc:
@@ -160,7 +165,8 @@ def check_connections(
     """(slot -> (type, {field: value}), problems by `connections.<slot>[.<field>]`).
 
     Refused: an unknown slot, a required slot not given (`None` counts as not given), a slot
-    whose credentials are not a non-empty object, and values that are not non-empty text.
+    whose credentials are not a non-empty object, and values that are not non-empty text (or
+    hold a lone surrogate, in the value or its name).
     """
     declared = {s.key: s for s in slots}
     names = ", ".join(declared) or "none"
@@ -178,6 +184,8 @@ def check_connections(
             for name, value in values.items():
                 if not isinstance(value, str) or not value.strip():
                     problems[f"{where}.{name}"] = "must be non-empty text"
+                elif not_text := lone_surrogate({name: value}):
+                    problems[f"{where}.{name}"] = f"holds {not_text[1]}, {NOT_UNICODE}"
             found[key] = (declared[key].type, dict(values))
     for slot in slots:
         if slot.required and given.get(slot.key) is None:

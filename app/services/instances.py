@@ -13,7 +13,9 @@ Deploy (`deploy`):
    filled in) and every connection (unknown slot, missing required slot, empty or non-text
    values). All problems come back at once: InvalidInput with `details = {field: message}`, where
    a field is `name`, `version`, `config.<key>`, `connections.<slot>` or
-   `connections.<slot>.<field>`. A name in use is a Conflict. Nothing is stored.
+   `connections.<slot>.<field>`. A name in use is a Conflict. Then every flow's trigger
+   settings, rendered with this config (`trigger_settings`), e.g. a signing secret that does not
+   decode: InvalidInput by `flows.<flow id>.trigger.<field>`. Nothing is stored.
 2. Stores, in one transaction, the instance (status `deploying`), its config values (secret-typed
    ones encrypted), its connections (encrypted) and one webhook token per flow plus the
    instance-wide one.
@@ -85,7 +87,9 @@ from app.services.lifecycle import (
     run_teardown,
     trigger_kind,
 )
+from app.services.trigger_settings import trigger_problems
 from runtime.model import Flow, Integration
+from runtime.text import NOT_UNICODE, lone_surrogate
 
 # ACTIVE, DELETING, DEPLOYING, DEPLOY_FAILED and LifecycleRun live in `lifecycle` (the runs and
 # their record); they are part of this service's surface too.
@@ -279,6 +283,15 @@ async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
     """Deploy an instance and run its deploy hooks and flows; see the module docstring."""
     _ = hub.runner  # fail before storing anything when no dispatcher runs
     plan = await asyncio.to_thread(_plan, hub, request)
+    # On the event loop, where trigger settings are rendered for webhooks too (shared templates).
+    if wrong := trigger_problems(hub.registry, plan.integration, plan.config, plan.name):
+        raise InvalidInput(
+            f"The instance was not deployed: with this config, {len(wrong)} trigger "
+            f"setting{'s' * (len(wrong) > 1)} would be invalid.",
+            details=wrong,
+            hint="Fix the config values (or the flows' trigger settings) and deploy again; "
+            "nothing was stored.",
+        )
     instance_id = await asyncio.to_thread(_store, hub, plan)
     runs: list[LifecycleRun] = []
     try:
@@ -322,7 +335,23 @@ def _resolve_version(session: Session, request: DeployRequest) -> int:
     return (published or versions[0]).version
 
 
+def _refuse_text_not_unicode(request: DeployRequest) -> None:
+    """Before any query: SQLite cannot even look up text holding a lone surrogate."""
+    wrong = {
+        field: f"holds {found[1]}, {NOT_UNICODE}"
+        for field, value in (("name", request.name), ("integration", request.integration))
+        if (found := lone_surrogate(value))
+    }
+    if wrong:
+        raise InvalidInput(
+            "The instance was not deployed: the request holds text that is not Unicode.",
+            details=wrong,
+            hint="Fix each field listed and deploy again; nothing was stored.",
+        )
+
+
 def _plan(hub: Hub, request: DeployRequest) -> _Plan:
+    _refuse_text_not_unicode(request)
     with session_scope(hub.db, write=False) as session:
         version = _resolve_version(session, request)
         integration = repo.load_integration(session, request.integration, version)

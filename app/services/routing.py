@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, select
 
 from app.persistence.crypto import SecretKeyError
@@ -36,6 +37,7 @@ from app.services.ingest_threads import in_ingest_thread
 from components.builtin.webhook import WebhookInputs
 from runtime.expressions import ExpressionLimits, render
 from runtime.graph import flow_from_node_link
+from runtime.input_problems import problems_of
 from runtime.model import ConfigVariable, EndpointSettings, Flow
 
 __all__ = [
@@ -152,19 +154,30 @@ def _flow_target(hub: Hub, loaded: _Loaded, flow: Flow) -> FlowTarget:
         "flow": {"id": flow.id, "name": label},
         "execution": {"id": ""},
     }
+    model: type[BaseModel] = cls.Inputs
+    data: dict[str, Any] = {}
     try:
         data = render(dict(flow.trigger.inputs), scope, _LIMITS)
         # The trigger's own model first, so a custom trigger's defaults (its signature header,
         # scheme, delivery-id header...) apply; then the fields the receive path understands.
-        own = cls.Inputs.model_validate(data)
+        own = model.model_validate(data)
         if isinstance(own, WebhookInputs):
             inputs = own
         else:
             values = {**own.model_dump(), **data}
-            known = {k: v for k, v in values.items() if k in WebhookInputs.model_fields}
-            inputs = WebhookInputs.model_validate(known)
+            data = {k: v for k, v in values.items() if k in WebhookInputs.model_fields}
+            model = WebhookInputs
+            inputs = WebhookInputs.model_validate(data)
     except Exception as exc:  # an invalid trigger is the flow author's to fix, never a crash
-        return FlowTarget(flow.id, label, None, f"its webhook trigger settings are invalid: {exc}")
+        # In words, and never pydantic's text: it quotes the values, secrets included.
+        reason = (
+            "; ".join(f"input '{p.field}': {p.message}" for p in problems_of(model, exc, data))
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        return FlowTarget(
+            flow.id, label, None, f"its webhook trigger settings are invalid: {reason}"
+        )
     return FlowTarget(flow.id, label, inputs, dedup_key=flow.settings.dedup_key)
 
 

@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from components.api import Component, Inputs, StepError, Trigger
 
@@ -78,6 +78,19 @@ class SignatureSettings(Inputs):
         description="How far the webhook-timestamp may be from now before the request is "
         "refused as a replay (standard_webhooks only).",
     )
+
+    @field_validator("secret")
+    @classmethod
+    def _decodable(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # A Standard Webhooks secret that does not decode would fail every request: refuse it
+        # here, so validation, import and deploy name it. Empty ones are left to the check below.
+        text = value.get_secret_value() if value is not None else ""
+        if text and info.data.get("scheme") == "standard_webhooks":
+            try:
+                _standard_key(text)
+            except StepError as exc:
+                raise ValueError(f"{exc.message} {exc.hint}".strip()) from None
+        return value
 
     @model_validator(mode="after")
     def _secret_when_signed(self) -> SignatureSettings:
@@ -217,6 +230,9 @@ def _verify_hmac(
 
 def _standard_key(secret: str) -> bytes:
     encoded = secret.removeprefix("whsec_")
+    # Senders hand out secrets without base64's trailing '=' and the reference library accepts
+    # them (it decodes `secret + "=="`): add the padding they lack.
+    encoded += "=" * (-len(encoded) % 4)
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):

@@ -8,7 +8,7 @@ import hmac
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from components.api import StepError, TriggerEvent
 from components.builtin.webhook import (
@@ -141,6 +141,13 @@ def std_settings(secret: str = WHSEC, tolerance: int = 300) -> SignatureSettings
     )
 
 
+def unchecked_std_settings(secret: str) -> SignatureSettings:
+    """Settings the model would refuse (as if stored before it checked them)."""
+    return SignatureSettings.model_construct(
+        scheme="standard_webhooks", secret=SecretStr(secret), tolerance_seconds=300
+    )
+
+
 def std_sig(msg_id: str, ts: int, body: bytes, key: bytes = KEY) -> str:
     mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
@@ -171,6 +178,38 @@ def test_standard_valid_with_rotated_keys_and_other_versions() -> None:
 
 def test_standard_secret_without_prefix() -> None:
     verify_signature(std_settings(base64.b64encode(KEY).decode()), std_headers(), BODY, NOW)
+
+
+@pytest.mark.parametrize("size", [31, 32])
+def test_standard_secret_without_base64_padding_like_the_reference(size: int) -> None:
+    # The reference library (standardwebhooks) decodes `secret + "=="`, so senders hand out
+    # secrets without their trailing '='. Signed as the spec documents: HMAC-SHA256 over
+    # "{id}.{timestamp}.{body}" with the decoded key, base64 in `v1,<signature>`.
+    key = bytes(range(size))
+    padded = base64.b64encode(key).decode()
+    assert padded.endswith("=")
+    secret = "whsec_" + padded.rstrip("=")
+    msg_id, ts = "msg_unpadded", int(NOW)
+    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + BODY, hashlib.sha256).digest()
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
+    verify_signature(std_settings(secret), headers, BODY, NOW)
+    with pytest.raises(StepError, match="does not match"):
+        verify_signature(std_settings(secret), headers, BODY + b" ", NOW)
+
+
+@pytest.mark.parametrize("secret", ["whsec_not base64!", "whsec_abcde", "whsec_"])
+def test_a_standard_secret_that_cannot_be_decoded_is_refused_by_the_settings(secret: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        std_settings(secret)
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("secret",)
+    assert "Standard Webhooks secret" in error["msg"]
+    # The same text is a fine secret for the hmac_sha256 scheme, which does not decode it.
+    assert hmac_settings(secret).secret is not None
 
 
 def test_standard_header_names_are_case_insensitive() -> None:
@@ -247,9 +286,9 @@ def test_standard_header_names_are_case_insensitive() -> None:
             NOW,
             "headers webhook-id, webhook-timestamp, webhook-signature are missing",
         ),
-        (std_settings("whsec_not base64!"), None, BODY, NOW, "not valid base64"),
-        (std_settings("whsec_"), None, BODY, NOW, "secret is empty"),
-        (std_settings("whsec_abc"), None, BODY, NOW, "not valid base64"),
+        (unchecked_std_settings("whsec_not base64!"), None, BODY, NOW, "not valid base64"),
+        (unchecked_std_settings("whsec_"), None, BODY, NOW, "secret is empty"),
+        (unchecked_std_settings("whsec_abcde"), None, BODY, NOW, "not valid base64"),
     ],
 )
 def test_standard_failures_raise_step_error(

@@ -616,3 +616,48 @@ async def test_acks_never_wait_for_threads_the_workers_hold(env: Env) -> None:
     finally:
         release.set()
         await asyncio.gather(*held)
+
+
+async def test_invalid_stored_trigger_settings_are_named_without_pydantic_or_secrets(
+    env: Env,
+) -> None:
+    # A version stored before its trigger settings were checked (deploy now refuses these).
+    stale = {
+        "name": "stale",
+        "flows": [
+            flow(
+                "hook",
+                {
+                    "signature": {"scheme": "standard_webhooks", "secret": "whsec_%%top-secret%%"},
+                    "max_body_bytes": "lots",
+                },
+            )
+        ],
+    }
+    with session_scope(env.hub.db) as session:
+        version = save_integration(session, Integration.model_validate(stale))
+        instance_id = create_instance(session, "stale-one", "stale", version)
+    with env.hub.db.begin() as conn:
+        conn.execute(
+            update(table_of(InstanceRow))
+            .where(table_of(InstanceRow).c.id == instance_id)
+            .values(status="active")
+        )
+        conn.execute(
+            insert(table_of(WebhookTokenRow)),
+            [
+                {
+                    "token": "tok-stale",
+                    "instance_id": instance_id,
+                    "flow_id": "hook",
+                    "created_at": 0,
+                }
+            ],
+        )
+    r = await env.client.post("/webhooks/tok-stale", json={})
+    await refused(env, r, 503, "its webhook trigger settings are invalid")
+    error = r.json()["error"]
+    assert "input 'max_body_bytes': should be a whole number, not 'lots'" in error
+    assert "input 'signature.secret': The Standard Webhooks secret is not valid base64" in error
+    assert "top-secret" not in r.text
+    assert "pydantic" not in r.text and "input_value" not in r.text

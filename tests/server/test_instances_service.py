@@ -8,6 +8,7 @@ flows and trigger hooks register.
 from __future__ import annotations
 
 import asyncio
+import base64
 import textwrap
 import uuid
 from collections.abc import AsyncIterator
@@ -550,3 +551,68 @@ async def test_interrupted_deploys_are_marked_failed(hub: Hub) -> None:
     assert view.error is not None
     assert view.error["kind"] == "interrupted"
     assert (await instances.delete_instance(hub, instance_id)).removed
+
+
+SIGNED = textwrap.dedent("""\
+    name: Signed hooks
+    config:
+      - {key: signing_secret, type: secret, required: true}
+      - {key: methods, type: json, default: [POST]}
+    flows:
+      - id: orders
+        name: Orders
+        trigger:
+          id: receive
+          name: Order placed
+          action: webhook.webhook
+          inputs:
+            methods: '{{ config.methods }}'
+            signature:
+              scheme: standard_webhooks
+              secret: '{{ config.signing_secret }}'
+    """)
+
+
+async def test_trigger_settings_are_checked_with_the_config_before_anything_is_stored(
+    hub: Hub,
+) -> None:
+    await integrations.import_integration(hub, SIGNED, "signed.yaml")
+    bad = DeployRequest(
+        name="Shop",
+        integration="Signed hooks",
+        config={"signing_secret": "whsec_%%not-base64%%", "methods": ["POST", "FETCH"]},
+    )
+    with pytest.raises(InvalidInput) as caught:
+        await instances.deploy(hub, bad)
+    assert caught.value.details == {
+        "flows.orders.trigger.methods[1]": "Flow 'Orders', trigger 'Order placed' input "
+        "'methods[1]': 'FETCH' is not one of GET, POST, PUT, PATCH, DELETE.",
+        "flows.orders.trigger.signature.secret": "Flow 'Orders', trigger 'Order placed' input "
+        "'signature.secret': The Standard Webhooks secret is not valid base64. Paste the whole "
+        "`whsec_...` secret the sender shows.",
+    }
+    assert "not-base64" not in str(caught.value.to_json())
+    for model in (InstanceRow, ConfigValueRow, WebhookTokenRow, ExecutionRow):
+        assert count(hub, model) == 0, model
+
+    # A secret handed out without base64 padding is what the reference library accepts.
+    unpadded = "whsec_" + base64.b64encode(bytes(range(31))).decode().rstrip("=")
+    good = bad.model_copy(update={"config": {"signing_secret": unpadded}})
+    assert (await instances.deploy(hub, good)).status == "active"
+
+
+async def test_text_that_is_not_unicode_is_refused_by_field_before_any_query(hub: Hub) -> None:
+    # The deploy form and the CLI reach the service without the REST API's body check.
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"name": "Customer \ud800"}, "name"),
+        ({"integration": "Acme sync\udfff"}, "integration"),
+        ({"config": {"region": "eu", "password": "hunter2\ud800"}}, "config.password"),
+        ({"connections": {"acme": {"api_key": "sk_\udc80"}}}, "connections.acme.api_key"),
+    ]
+    for changes, where in cases:
+        with pytest.raises(InvalidInput) as caught:
+            await instances.deploy(hub, request(**changes))
+        assert list(caught.value.details) == [where]
+        assert "a lone surrogate, which is not valid Unicode text" in caught.value.details[where]
+    for model in (InstanceRow, ConfigValueRow, ConnectionRow, WebhookTokenRow):
+        assert count(hub, model) == 0, model

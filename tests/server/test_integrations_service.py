@@ -147,3 +147,48 @@ async def test_delete_is_refused_while_instances_use_it(hub: Hub) -> None:
         assert list(s.exec(select(TestPayloadRow))) == []
     with pytest.raises(NotFound):
         await integrations.delete_integration(hub, "Echo")
+
+
+async def test_literal_inputs_that_no_run_could_accept_are_refused_on_import(hub: Hub) -> None:
+    text = """\
+name: Orders
+flows:
+  - id: main
+    name: Orders
+    trigger:
+      id: hook
+      name: Order placed
+      action: webhook.webhook
+      inputs:
+        signature: {scheme: standard_webhooks, secret: "whsec_%%%", tolerance: 5}
+    steps:
+      - id: fetch
+        name: Fetch order
+        action: http.request
+        inputs: {method: FETCH, url: "https://shop.example.com/{{ trigger.body.id }}"}
+    edges: [{from: hook, to: fetch}]
+"""
+    with pytest.raises(InvalidInput) as caught:
+        await integrations.import_integration(hub, text, "orders.yaml")
+    issues = caught.value.details["issues"]
+    assert [(i["flow"], i["step"], i["message"].split(":")[0]) for i in issues] == [
+        ("main", "hook", "Flow 'Orders'"),
+        ("main", "hook", "Flow 'Orders'"),
+        ("main", "fetch", "Flow 'Orders'"),
+    ]
+    messages = [i["message"] for i in issues]
+    assert messages[0].startswith(
+        "Flow 'Orders': Trigger 'Order placed' input 'signature.secret': The Standard Webhooks "
+        "secret is not valid base64."
+    )
+    assert messages[1] == (
+        "Flow 'Orders': Trigger 'Order placed' input 'signature.tolerance': there is no such "
+        "setting; did you mean 'tolerance_seconds'? Allowed: scheme, header, prefix, secret, "
+        "tolerance_seconds."
+    )
+    assert messages[2] == (
+        "Flow 'Orders': Step 'Fetch order' input 'method': 'FETCH' is not one of GET, POST, PUT, "
+        "PATCH, DELETE, HEAD, OPTIONS."
+    )
+    assert "%%%" not in str(caught.value.details)  # the secret is not echoed
+    assert await integrations.list_integrations(hub) == []
