@@ -65,7 +65,9 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, "postgres")
     data, port = root / "data", _free_port()
     subprocess.run(
-        _as_postgres(_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"),
+        _as_postgres(
+            _bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"
+        ),
         check=True,
         capture_output=True,
     )
@@ -87,7 +89,7 @@ def postgres_server() -> Iterator[str]:
 
 @contextmanager
 def schema_url(base_url: str) -> Iterator[str]:
-    """A fresh schema in the server at `base_url`: the URL whose connections use it; dropped after."""
+    """A fresh schema in the server at `base_url`: the URL that uses it; dropped after."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     try:
