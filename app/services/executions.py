@@ -108,7 +108,26 @@ def _check(filters: ExecutionFilter) -> None:
         raise InvalidInput("Invalid execution filter.", details=problems)
 
 
-def _conditions(filters: ExecutionFilter) -> list[Any]:
+def _body_contains(text: str, dialect: str) -> Any:
+    """Inbox rows whose raw body holds `text` (ASCII letters in any case), on either database.
+
+    SQLite compares a BLOB cast to TEXT as its bytes. PostgreSQL cannot cast `bytea` to text
+    without a valid encoding, so the body is read in `escape` form (bytes >= 0x80 as `\\ooo`,
+    backslash doubled) and the text is written the same way before LIKE sees it.
+    """
+    if dialect == "postgresql":
+        raw = text.encode("utf-8")
+        text = "".join(
+            "\\\\" if b == 0x5C else f"\\{b:03o}" if b >= 0x80 else chr(b) for b in raw
+        )
+        body: Any = func.encode(InboxRow.body, "escape")
+    else:
+        body = cast(InboxRow.body, String)
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return select(InboxRow.execution_id).where(body.ilike(pattern, escape="\\"))
+
+
+def _conditions(filters: ExecutionFilter, dialect: str) -> list[Any]:
     """Every filter but `status` (the counts by status are taken under the rest)."""
     conditions: list[Any] = []
     if not filters.include_children:
@@ -130,16 +149,13 @@ def _conditions(filters: ExecutionFilter) -> list[Any]:
             )
         )
     if filters.text:
-        pattern = "%" + filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        matching = select(InboxRow.execution_id).where(
-            cast(InboxRow.body, String).like(pattern + "%", escape="\\")
-        )
+        matching = _body_contains(filters.text, dialect)
         conditions.append(col(ExecutionRow.id).in_(matching))
     return conditions
 
 
 def _list(hub: Hub, filters: ExecutionFilter) -> dict[str, Any]:
-    conditions = _conditions(filters)
+    conditions = _conditions(filters, hub.db.dialect.name)
     with session_scope(hub.db, write=False) as session:
         counts = dict(
             session.exec(
@@ -313,7 +329,7 @@ async def queued_execution(hub: Hub, execution_id: str) -> dict[str, Any] | None
 
 
 def _timeline(hub: Hub, filters: ExecutionFilter, bucket: int) -> list[dict[str, Any]]:
-    conditions = _conditions(filters)
+    conditions = _conditions(filters, hub.db.dialect.name)
     if filters.status:
         conditions.append(ExecutionRow.status == filters.status)
     slot = cast(ExecutionRow.started_at, Integer) // bucket  # integer division in SQLite and PG
