@@ -23,6 +23,15 @@ By media type (parameters such as `charset` are honoured where they mean somethi
 - anything else (images, PDFs, `multipart/*`, `application/octet-stream`, ...): a str when the body
   is valid UTF-8, otherwise `{"base64": "<standard base64>", "content_type": "<type>",
   "size": <bytes>}` so that a flow can tell binary apart and decode it.
+
+Every str in the result is storable as UTF-8 (hence in a JSON column). JSON allows a lone UTF-16
+surrogate escape (`"\\ud800"`: `JSON.stringify` writes one for half an emoji), which no UTF-8
+text can hold: each such escape, in a string or an object key, becomes U+FFFD, as a browser's
+`TextEncoder` does, and the delivery is kept. A valid pair (`"\\ud83d\\ude00"`) is one character.
+The same holds for a charset whose decoder lets lone surrogates through (`utf-7`). Bytes that
+are not valid in their own encoding (a surrogate encoded in UTF-8 or UTF-16, also
+percent-encoded in a form) are refused like any undecodable bytes, and so are XML character
+references to surrogates (by expat).
 """
 
 from __future__ import annotations
@@ -99,6 +108,60 @@ def _parse(headers: Mapping[str, str], raw: bytes) -> Any:
     return _opaque(raw, kind or "application/octet-stream")
 
 
+# --- lone surrogates ----------------------------------------------------------------------------
+
+_WELL_FORMED_CODECS = frozenset(
+    {"utf-8", "ascii", "iso8859-1", "utf-16", "utf-16-le", "utf-16-be"}
+    | {"utf-32", "utf-32-le", "utf-32-be"}
+)
+"""Codecs whose strict decoders never yield a lone surrogate; others' output is checked."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+    r"|\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+"""A high surrogate escape with the low one that may follow it, or a low one alone."""
+
+_LONE_ESCAPE_HINT = re.compile(
+    r"\\u(?:[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"  # a high one, no low one next
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u)[dD][c-fC-F]"  # a low one, no high one before
+    r"|(?<=\\\\u)[dD][89a-fA-F])"  # "\\ud8..": text, or hiding a lone low one after it
+)
+"""Found in any JSON text with a lone surrogate escape (and in a few without: an escaped
+backslash before "ud8.."). Unlike `_SURROGATE_ESCAPE` it skips valid pairs in C, so a body full
+of escaped emoji is checked without a Python call per pair."""
+
+_REPLACEMENT_ESCAPE = "\\ufffd"
+
+
+def _well_formed(text: str) -> str:
+    """`text` with valid surrogate pairs joined and each lone surrogate replaced by U+FFFD."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _without_lone_escapes(text: str) -> str:
+    """JSON text with each lone surrogate escape replaced by `\\ufffd` (same length, so error
+    positions stay true). A body without a lone one costs one regex search."""
+    if _LONE_ESCAPE_HINT.search(text) is None:  # C speed, faster than a `"\\u" in text` first
+        return text
+
+    def repair(match: re.Match[str]) -> str:
+        found = match.group()
+        start = before = match.start()
+        while before and text[before - 1] == "\\":
+            before -= 1
+        if (start - before) % 2:  # an escaped backslash then "ud800": text, not an escape
+            # The low half, when matched with it, is a real escape standing alone.
+            return found[:6] + (_REPLACEMENT_ESCAPE if len(found) > 6 else "")
+        return found if len(found) > 6 else _REPLACEMENT_ESCAPE
+
+    return _SURROGATE_ESCAPE.sub(repair, text)
+
+
 # --- JSON -------------------------------------------------------------------------------------
 
 
@@ -126,7 +189,7 @@ def _json(raw: bytes, charset: str | None) -> Any:
             f"The JSON body is nested {depth} levels deep; at most {MAX_DEPTH} allowed."
         )
     try:
-        return _DECODER.decode(text)
+        return _DECODER.decode(_without_lone_escapes(text))
     except json.JSONDecodeError as exc:
         raise BodyError(
             f"Malformed JSON body: {exc.msg} at line {exc.lineno}, column {exc.colno} "
@@ -161,18 +224,20 @@ def _codec(charset: str) -> str:
 def _decode(raw: bytes, charset: str, *, what: str) -> str:
     codec = _codec(charset)
     try:
-        return raw.decode(codec)
+        text = raw.decode(codec)
     except UnicodeDecodeError as exc:
         raise BodyError(f"The {what} is not valid {charset} (byte {exc.start}).") from None
+    return text if codec in _WELL_FORMED_CODECS else _well_formed(text)
 
 
 def _form(raw: bytes, charset: str) -> dict[str, str | list[str]]:
     text = _decode(raw, charset, what="form body")
+    codec = _codec(charset)
     try:
         pairs = parse_qsl(
             text,
             keep_blank_values=True,
-            encoding=_codec(charset),
+            encoding=codec,
             errors="strict",
             max_num_fields=MAX_FORM_FIELDS,
         )
@@ -182,6 +247,8 @@ def _form(raw: bytes, charset: str) -> dict[str, str | list[str]]:
         ) from None
     except ValueError:
         raise BodyError(f"The form body has more than {MAX_FORM_FIELDS} fields.") from None
+    if codec not in _WELL_FORMED_CODECS:  # percent-decoding went through the same decoder
+        pairs = [(_well_formed(key), _well_formed(value)) for key, value in pairs]
     result: dict[str, str | list[str]] = {}
     for key, value in pairs:
         existing = result.get(key)

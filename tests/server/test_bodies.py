@@ -1,7 +1,9 @@
-"""parse_body: every content type, and every malformed body refused with BodyError only."""
+"""parse_body: every content type and option; every malformed body refused with BodyError only."""
 
 from __future__ import annotations
 
+import itertools
+import json
 from typing import Any
 
 import pytest
@@ -86,3 +88,107 @@ def test_body_error_is_a_value_error() -> None:
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     raw = b'{"a": "' + b"[" * 1000 + b'"}'
     assert parse_body(ct("application/json"), raw) == {"a": "[" * 1000}
+
+
+# --- lone surrogates: everything accepted is storable as UTF-8 --------------------------------
+
+
+def storable(value: Any) -> Any:
+    """`value` after a round trip through UTF-8 JSON, as a JSON column stores it."""
+    return json.loads(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (rb'{"a": "\ud800"}', {"a": "\ufffd"}),
+        (rb'{"\udc00": ["x\ud83dy", "\ud800\ud800"]}', {"\ufffd": ["x\ufffdy", "\ufffd\ufffd"]}),
+        (rb'{"a": "\ud83d\ude00", "b": "\uD83D\uDE00"}', {"a": "\U0001f600", "b": "\U0001f600"}),
+        (rb'{"a": "\ude00\ud83d"}', {"a": "\ufffd\ufffd"}),
+        # An escaped backslash then "ud800" is text; a real escape after it is not hidden.
+        (
+            rb'{"a": "\\ud800", "b": "\\\ud800", "c": "\\ud800\udc00"}',
+            {"a": "\\ud800", "b": "\\\ufffd", "c": "\\ud800\ufffd"},
+        ),
+        (rb'{"a": "\u00e9\n\"\\u"}', {"a": 'é\n"\\u'}),
+    ],
+)
+def test_json_lone_surrogate_escapes_become_replacement_characters(
+    raw: bytes, expected: Any
+) -> None:
+    value = parse_body(ct("application/json"), raw)
+    assert value == expected
+    assert storable(value) == expected
+    assert parse_body({}, raw) == expected  # no Content-Type: the same JSON path
+
+
+def test_every_mix_of_escapes_and_backslashes_decodes_to_storable_text() -> None:
+    """Each string of up to four pieces (escaped backslashes, surrogate escapes, text that looks
+    like one) decodes as JSON does, with lone surrogates, and only those, as U+FFFD."""
+    pieces = ["\\\\", "\\ud800", "\\udc00", "\\uD83D", "\\ude00", "ud800", "udc00", "x"]
+    for size in range(1, 5):
+        for combination in itertools.product(pieces, repeat=size):
+            raw = ('["' + "".join(combination) + '"]').encode()
+            [plain] = json.loads(raw)
+            expected = plain.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+            assert parse_body(ct("application/json"), raw) == [expected], raw
+
+
+def test_malformed_json_with_a_lone_surrogate_keeps_its_position() -> None:
+    with pytest.raises(BodyError) as info:
+        parse_body(ct("application/json"), rb'{"a": "\ud800",}')
+    assert "line 1, column 16 (position 15)" in str(info.value)  # the "}" in the raw text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw", "expected"),
+    [
+        # Decoders that let a lone surrogate through (UTF-7, unicode_escape) are repaired too.
+        ("text/plain; charset=utf-7", b"a+2AA-b", "a\ufffdb"),
+        ("text/plain; charset=unicode_escape", rb"\ud800 \ud83d\ude00", "\ufffd \U0001f600"),
+        ("application/json; charset=utf-7", b'{"a": "+2AA-"}', {"a": "\ufffd"}),
+        ("application/json; charset=unicode_escape", rb'{"a": "\ud800"}', {"a": "\ufffd"}),
+        (
+            "application/x-www-form-urlencoded; charset=utf-7",
+            b"a=%2B2AA-&%2B2AA-=1&b=+2AA-",
+            {"a": "\ufffd", "\ufffd": "1", "b": "\ufffd"},
+        ),
+    ],
+)
+def test_decoders_that_yield_lone_surrogates_are_repaired(
+    content_type: str, raw: bytes, expected: Any
+) -> None:
+    value = parse_body(ct(content_type), raw)
+    assert value == expected
+    assert storable(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw", "message"),
+    [
+        # Encoded surrogates are invalid bytes in UTF-8 and UTF-16: refused, as any bad byte is.
+        ("application/json", b'{"a": "\xed\xa0\x80"}', "not valid UTF-8"),
+        ("application/x-www-form-urlencoded", b"a=%ED%A0%80", "not valid utf-8"),
+        ("application/x-www-form-urlencoded", b"%ED%A0%80=1", "not valid utf-8"),
+        ("text/plain", b"\xed\xa0\x80", "not valid utf-8"),
+        ("text/plain; charset=utf-16-le", b"a\x00\x00\xd8", "not valid utf-16-le"),
+        ("application/xml", b"<a>&#xD800;</a>", "reference to invalid character number"),
+        ("application/xml", b'<a b="&#xDC00;"/>', "reference to invalid character number"),
+        ("application/xml", b"<a>\xed\xa0\x80</a>", "not well-formed"),
+        ("application/xml", b'<?xml version="1.0" encoding="utf-7"?><a>+2AA-</a>', "refused"),
+    ],
+)
+def test_encoded_surrogates_are_refused_elsewhere(
+    content_type: str, raw: bytes, message: str
+) -> None:
+    with pytest.raises(BodyError) as info:
+        parse_body(ct(content_type), raw)
+    assert message in str(info.value)
+
+
+def test_binary_with_surrogate_bytes_is_base64() -> None:
+    assert parse_body(ct("image/png"), b"\xed\xa0\x80") == {
+        "base64": "7aCA",
+        "content_type": "image/png",
+        "size": 3,
+    }

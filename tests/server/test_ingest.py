@@ -306,6 +306,19 @@ async def test_bad_body_400(env: Env, content_type: str, raw: bytes, text: str) 
     await refused(env, r, 400, text)
 
 
+async def test_lone_surrogate_escape_is_stored_as_replacement_character(env: Env) -> None:
+    r = await env.client.post(
+        env.url("dedup") + "?q=%ED%A0%80",
+        content=rb'{"id": "\ud800"}',
+        headers={b"content-type": b"application/json", b"x-odd": b"\xed\xa0\x80"},
+    )
+    assert r.status_code == 202, r.text
+    [row] = env.rows()
+    assert row["dedup_key"] == "\ufffd"  # computed from the parsed body, then stored
+    assert row["query"] == {"q": "\ufffd\ufffd\ufffd"}  # percent-decoded with replacement
+    assert row["headers"]["x-odd"] == "\xed\xa0\x80"  # header bytes read as Latin-1
+
+
 async def test_bad_content_length_400(env: Env) -> None:
     r = await env.client.post(env.url("echo"), content=b"{}", headers={"content-length": "2x"})
     assert r.status_code == 400
