@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
-from app.services.bodies import MAX_DEPTH, BodyError, parse_body
+from app.services.bodies import MAX_DEPTH, BodyError, BodyOptions, parse_body
 
 
 def ct(value: str) -> dict[str, str]:
@@ -192,3 +193,142 @@ def test_binary_with_surrogate_bytes_is_base64() -> None:
         "content_type": "image/png",
         "size": 3,
     }
+
+
+# --- options: form fields holding JSON ----------------------------------------------------------
+
+FORM = ct("application/x-www-form-urlencoded")
+GITHUB = BodyOptions(form_json_fields=("payload",))
+
+
+def test_form_json_field_is_parsed_like_a_json_body() -> None:
+    document = {"action": "opened", "issue": {"number": 7, "title": "caf\u00e9 \U0001f600"}}
+    raw = urlencode({"payload": json.dumps(document)}).encode()
+    assert parse_body(FORM, raw) == {"payload": json.dumps(document)}  # without the option
+    assert parse_body(FORM, raw, options=GITHUB) == {"payload": document}
+
+
+def test_form_json_fields_repeated_missing_and_untouched() -> None:
+    options = BodyOptions(form_json_fields=("a", "b", "absent"))
+    raw = b"a=1&a=%5Btrue%5D&b=%22%5Cud800%22&c=%7B%7D"
+    assert parse_body(FORM, raw, options=options) == {"a": [1, [True]], "b": "\ufffd", "c": "{}"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            b"payload=%7B%22a%22%3A+1%2C%7D",
+            "Malformed JSON in form field 'payload': Expecting property name enclosed in double "
+            "quotes at line 1, column 9 (position 8).",
+        ),
+        (b"payload=", "Malformed JSON in form field 'payload': Expecting value at line 1"),
+        (b"payload=NaN", "Malformed JSON in form field 'payload': NaN is not valid JSON."),
+        (b"payload=" + b"%5B" * 300, "form field 'payload' is nested 300 levels deep; at most"),
+        (b"payload=1&payload=x", "Malformed JSON in form field 'payload': Expecting value"),
+    ],
+)
+def test_form_json_field_malformed_is_refused_naming_field_and_position(
+    raw: bytes, message: str
+) -> None:
+    with pytest.raises(BodyError) as info:
+        parse_body(FORM, raw, options=GITHUB)
+    assert message in str(info.value)
+
+
+def test_form_options_leave_other_types_alone() -> None:
+    assert parse_body(ct("text/plain"), b"payload=x", options=GITHUB) == "payload=x"
+    assert parse_body(ct("application/json"), b'{"payload": "{}"}', options=GITHUB) == {
+        "payload": "{}"
+    }
+
+
+# --- options: XML namespaces and lists ----------------------------------------------------------
+
+
+def salesforce(*ids: str) -> bytes:
+    """A Salesforce outbound message (SOAP) carrying one Notification per id."""
+    notifications = "".join(
+        f"""
+   <Notification>
+    <Id>04l5e00000{n}AAAQ</Id>
+    <sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
+     <sf:Id>{i}</sf:Id>
+     <sf:StageName>Closed Won</sf:StageName>
+    </sObject>
+   </Notification>"""
+        for n, i in enumerate(ids)
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:xsd="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>00D5e000000ABCDEAA</OrganizationId>
+   <ActionId>04k5e000000ABCDAAA</ActionId>
+   <SessionId xsi:nil="true"/>
+   <EnterpriseUrl>https://acme.my.salesforce.com/services/Soap/c/59.0/00D5e</EnterpriseUrl>
+   <PartnerUrl>https://acme.my.salesforce.com/services/Soap/u/59.0/00D5e</PartnerUrl>{notifications}
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>""".encode()
+
+
+SOAP = ct("text/xml; charset=utf-8")
+SALESFORCE = BodyOptions(xml_strip_namespaces=True, xml_force_list=("Notification",))
+
+
+def notification(n: int, opportunity: str) -> dict[str, Any]:
+    return {
+        "Id": f"04l5e00000{n}AAAQ",
+        "sObject": {"@type": "sf:Opportunity", "Id": opportunity, "StageName": "Closed Won"},
+    }
+
+
+@pytest.mark.parametrize("ids", [("0065e000001",), ("0065e000001", "0065e000002")])
+def test_salesforce_outbound_message_with_options(ids: tuple[str, ...]) -> None:
+    body = parse_body(SOAP, salesforce(*ids), options=SALESFORCE)
+    assert list(body) == ["Envelope"]
+    notifications = body["Envelope"]["Body"]["notifications"]
+    assert notifications["OrganizationId"] == "00D5e000000ABCDEAA"
+    assert notifications["SessionId"] == {"@nil": "true"}
+    assert "@xmlns" not in notifications
+    # One notification or two: always a list, so a loop over it works either way.
+    assert notifications["Notification"] == [notification(n, i) for n, i in enumerate(ids)]
+
+
+def test_salesforce_outbound_message_without_options_keeps_prefixes_and_one_is_an_object() -> None:
+    body = parse_body(SOAP, salesforce("0065e000001"))
+    notifications = body["soapenv:Envelope"]["soapenv:Body"]["notifications"]
+    assert body["soapenv:Envelope"]["@xmlns:soapenv"] == "http://schemas.xmlsoap.org/soap/envelope/"
+    assert notifications["Notification"]["sObject"]["sf:Id"] == "0065e000001"
+    assert notifications["Notification"]["sObject"]["@xsi:type"] == "sf:Opportunity"
+
+
+def test_xml_force_list_matches_with_or_without_prefix_and_each_option_alone() -> None:
+    raw = b'<a xmlns:x="urn:x"><x:item>1</x:item><one>2</one><x:b x:k="v"/></a>'
+    force = BodyOptions(xml_force_list=("item", "one"))
+    assert parse_body(ct("application/xml"), raw, options=force) == {
+        "a": {"@xmlns:x": "urn:x", "x:item": ["1"], "one": ["2"], "x:b": {"@x:k": "v"}}
+    }
+    strip = BodyOptions(xml_strip_namespaces=True)
+    assert parse_body(ct("application/xml"), raw, options=strip) == {
+        "a": {"item": "1", "one": "2", "b": {"@k": "v"}}
+    }
+    exact = BodyOptions(xml_force_list=("x:item",))
+    assert parse_body(ct("application/xml"), raw, options=exact)["a"]["x:item"] == ["1"]
+
+
+def test_xml_strip_namespaces_accepts_an_undeclared_prefix_and_merges_equal_names() -> None:
+    raw = b"<r><p:v>1</p:v><q:v>2</q:v></r>"
+    strip = BodyOptions(xml_strip_namespaces=True)
+    assert parse_body(ct("application/xml"), raw, options=strip) == {"r": {"v": ["1", "2"]}}
+
+
+def test_xml_options_keep_the_safety_checks() -> None:
+    with pytest.raises(BodyError, match="DOCTYPE"):
+        parse_body(ct("application/xml"), b'<!DOCTYPE r SYSTEM "x.dtd"><r/>', options=SALESFORCE)
+    deep = b"<a>" * 300 + b"</a>" * 300
+    with pytest.raises(BodyError, match=f"at most {MAX_DEPTH}"):
+        parse_body(ct("application/xml"), deep, options=SALESFORCE)
