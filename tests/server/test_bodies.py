@@ -8,8 +8,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from pydantic import ValidationError
 
 from app.services.bodies import MAX_DEPTH, BodyError, BodyOptions, parse_body
+from components.builtin.webhook import WebhookInputs
 
 
 def ct(value: str) -> dict[str, str]:
@@ -332,3 +334,36 @@ def test_xml_options_keep_the_safety_checks() -> None:
     deep = b"<a>" * 300 + b"</a>" * 300
     with pytest.raises(BodyError, match=f"at most {MAX_DEPTH}"):
         parse_body(ct("application/xml"), deep, options=SALESFORCE)
+
+
+# --- options from the webhook trigger's settings ------------------------------------------------
+
+
+def test_options_of_webhook_inputs() -> None:
+    assert BodyOptions.of(WebhookInputs()) == BodyOptions()
+    inputs = WebhookInputs(
+        form_json_fields=["payload"], xml_strip_namespaces=True, xml_force_list=["sf:Item"]
+    )
+    assert BodyOptions.of(inputs) == BodyOptions(("payload",), True, ("sf:Item",))
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        ({"form_json_fields": [""]}, "form_json_fields", "must be 1-200 characters"),
+        ({"form_json_fields": ["a", "a"]}, "form_json_fields", "'a' is listed twice"),
+        ({"form_json_fields": "payload"}, "form_json_fields", "valid list"),
+        ({"xml_force_list": ["two words"]}, "xml_force_list", "'two words' is not an XML"),
+        ({"xml_force_list": ["@id"]}, "xml_force_list", "'@id' is not an XML element name"),
+        ({"xml_force_list": ["a:b:c"]}, "xml_force_list", "'a:b:c' is not an XML"),
+        ({"xml_strip_namespaces": "maybe"}, "xml_strip_namespaces", "valid boolean"),
+    ],
+)
+def test_bad_option_settings_are_refused_naming_the_field(
+    values: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        WebhookInputs.model_validate(values)
+    [error] = info.value.errors()
+    assert error["loc"][0] == field
+    assert message in str(info.value)

@@ -263,6 +263,31 @@ async def test_unparsable_body_records_a_failed_execution(tmp_path: Path) -> Non
         assert "cannot be parsed" in run.error["message"]
 
 
+async def test_workers_parse_the_body_with_the_triggers_options(tmp_path: Path) -> None:
+    """The re-parse of the stored body uses the trigger's body options (rendered with the
+    instance's config), and a lone surrogate escape runs and is stored as U+FFFD."""
+    form = webhook_flow("form", [ECHO])
+    form["trigger"]["inputs"] = {"form_json_fields": "{{ config.json_fields }}"}
+    config = [{"key": "json_fields", "type": "json"}]
+    async with make_hub(tmp_path) as hub:
+        instance_id = deploy(
+            hub.db,
+            [form, webhook_flow("main", [ECHO])],
+            config=config,
+            values={"json_fields": ["n"]},
+        )
+        form_headers = {"content-type": "application/x-www-form-urlencoded"}
+        parsed = enqueue(hub.db, instance_id, "form", None, raw=b"n=%5B7%5D", headers=form_headers)
+        lone = enqueue(hub.db, instance_id, "main", None, raw=rb'{"n": "\ud800"}')
+        await run_all(hub)
+        outputs = {}
+        for execution_id in (parsed, lone):
+            run = execution(hub.db, execution_id)
+            assert run is not None and run.status == "succeeded", run
+            outputs[execution_id] = run.output
+        assert outputs == {parsed: [7], lone: "\ufffd"}
+
+
 async def test_reply_arrives_before_the_execution_ends(tmp_path: Path) -> None:
     async with make_hub(tmp_path) as hub:
         respond = {
