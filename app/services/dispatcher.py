@@ -34,11 +34,13 @@ from app.persistence import inbox
 from app.persistence.db import WRITE_OPTION
 from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry
 from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
+from app.services.bodies import BodyOptions, parse_body
 from app.services.engine_pool import EngineLost, EngineNotStarted, EngineProcesses
 from app.services.environment import EnvironmentCache, InstanceEnvironment
 from app.services.errors import NotFound
 from app.services.hub import Hub, SyncOutcome
 from app.services.retention import prune
+from app.services.routing import body_options
 from app.services.schedules import ScheduleTicker
 from components.api import Response, TriggerEvent
 from runtime.engine import backoff_delay, run_flow
@@ -178,6 +180,7 @@ class WorkerPool:
         self.retention_interval = retention_interval
         self.recover = recover
         self.environments = EnvironmentCache(hub)
+        self._options: dict[str, tuple[InstanceEnvironment, dict[str, BodyOptions | None]]] = {}
         self.recorder = SqlRecorder(hub.db, on_write=self._claim_in)
         self.state = SqlStateBackend(hub.db)
         self.engines = (
@@ -276,6 +279,7 @@ class WorkerPool:
 
     def invalidate(self, instance_id: str) -> None:
         self.environments.invalidate(instance_id)
+        self._options.pop(instance_id, None)
         if self.engines is not None:
             self.engines.forget(instance_id)
         self._wake.set()  # an enabled or activated instance may have rows waiting
@@ -472,7 +476,7 @@ class WorkerPool:
             return self._record_failure(row.execution_id, row.flow_id, error), None
         try:
             event = TriggerEvent(
-                body=_parse_body(row.headers, row.body),
+                body=_parse_body(row.headers, row.body, self._body_options(env, flow)),
                 headers={str(k): str(v) for k, v in row.headers.items()},
                 query=row.query,
                 raw_body=row.body,
@@ -487,6 +491,15 @@ class WorkerPool:
             return self._record_failure(row.execution_id, flow.id, error), None
         result = await self._execute(env, flow, event, row.execution_id)
         return result, self._retry_of(flow, row, result)
+
+    def _body_options(self, env: InstanceEnvironment, flow: Flow) -> BodyOptions | None:
+        """The flow's body options as ingest resolved them, once per loaded environment."""
+        held = self._options.get(env.instance_id)
+        if held is None or held[0] is not env:
+            held = self._options[env.instance_id] = (env, {})
+        if flow.id not in held[1]:
+            held[1][flow.id] = body_options(self.hub.registry, flow, env.config, env.instance)
+        return held[1][flow.id]
 
     def _retry_of(self, flow: Flow, row: Claimed, result: ExecutionResult) -> Retry | None:
         policy = flow.settings.execution_retry
@@ -559,7 +572,6 @@ class WorkerPool:
         return dict(self._running)
 
 
-def _parse_body(headers: Mapping[str, Any], raw: bytes) -> Any:
-    from app.services.bodies import parse_body
-
-    return parse_body({str(k).lower(): str(v) for k, v in headers.items()}, raw)
+def _parse_body(headers: Mapping[str, Any], raw: bytes, options: BodyOptions | None) -> Any:
+    headers = {str(k).lower(): str(v) for k, v in headers.items()}
+    return parse_body(headers, raw, options=options)

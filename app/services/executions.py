@@ -117,9 +117,7 @@ def _body_contains(text: str, dialect: str) -> Any:
     """
     if dialect == "postgresql":
         raw = text.encode("utf-8")
-        text = "".join(
-            "\\\\" if b == 0x5C else f"\\{b:03o}" if b >= 0x80 else chr(b) for b in raw
-        )
+        text = "".join("\\\\" if b == 0x5C else f"\\{b:03o}" if b >= 0x80 else chr(b) for b in raw)
         body: Any = func.encode(InboxRow.body, "escape")
     else:
         body = cast(InboxRow.body, String)

@@ -29,10 +29,10 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.services.bodies import BodyError, parse_body
+from app.services.bodies import BodyError, BodyOptions, parse_body
 from app.services.errors import ServiceError
 from app.services.hub import Hub, SyncOutcome
 from app.services.inbox_writer import InboxWriter, Pending, find_delivery, inbox_values
@@ -297,11 +297,13 @@ class Ingest:
                 flow = hooks[0]
         return await self._receive(info, flow, f"shared:{integration}", request)
 
-    async def _parse(self, headers: Mapping[str, str], raw: bytes) -> Any:
+    async def _parse(
+        self, headers: Mapping[str, str], raw: bytes, options: BodyOptions | None = None
+    ) -> Any:
         try:
             if len(raw) <= _INLINE_PARSE_BYTES:
-                return parse_body(headers, raw)
-            return await in_ingest_thread(parse_body, headers, raw)
+                return parse_body(headers, raw, options=options)
+            return await in_ingest_thread(parse_body, headers, raw, options=options)
         except BodyError as exc:
             raise IngestError(400, str(exc)) from None
 
@@ -357,7 +359,8 @@ class Ingest:
             raise IngestError(401, exc.message, hint=exc.hint) from None
         except Exception:  # malformed input must never become a 500
             raise IngestError(401, "The webhook signature could not be checked.") from None
-        body = await self._parse(headers, raw)
+        options = BodyOptions.of(trigger)
+        body = await self._parse(headers, raw, options)
         event = TriggerEvent(
             body=body, headers=headers, query=request.query, raw_body=raw, method=request.method
         )
@@ -368,6 +371,11 @@ class Ingest:
                 return Reply(200, {"execution_id": first, "duplicate": True})
             target = await self._preprocess(info, gate, event)
         assert target.trigger is not None
+        if target is not gate and BodyOptions.of(target.trigger) != options:
+            # The workers parse the stored body as the target flow says: refuse it here if that
+            # fails, and compute the dedup key from what the target flow will see.
+            body = await self._parse(headers, raw, BodyOptions.of(target.trigger))
+            event = replace(event, body=body)
         values = inbox_values(
             token=token,
             instance_id=info.instance_id,

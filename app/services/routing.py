@@ -31,10 +31,13 @@ from app.persistence.models import (
     WebhookTokenRow,
 )
 from app.persistence.repositories import reveal_config_value, table_of
+from app.services.bodies import BodyOptions
 from app.services.environment import config_values
 from app.services.hub import Hub
 from app.services.ingest_threads import in_ingest_thread
+from components.api import Trigger
 from components.builtin.webhook import WebhookInputs
+from components.registry import Registry
 from runtime.expressions import ExpressionLimits, render
 from runtime.graph import flow_from_node_link
 from runtime.input_problems import problems_of
@@ -45,10 +48,12 @@ __all__ = [
     "FlowTarget",
     "InstanceInfo",
     "RoutingCache",
+    "body_options",
     "integration_endpoint",
     "load_instance",
     "lookup_instance_by_name",
     "lookup_token",
+    "webhook_settings",
 ]
 
 CACHE_SECONDS = 2.0
@@ -148,37 +153,59 @@ def _flow_target(hub: Hub, loaded: _Loaded, flow: Flow) -> FlowTarget:
         return FlowTarget(flow.id, label, None, f"its trigger cannot be loaded: {exc}")
     if getattr(cls, "kind", "") != "webhook":
         return FlowTarget(flow.id, label, None, "it is not started by a webhook")
+    instance = {"id": loaded.instance_id, "name": loaded.name}
+    try:
+        inputs = webhook_settings(cls, flow, loaded.config, instance)
+    except Exception as exc:  # an invalid trigger is the flow author's to fix, never a crash
+        return FlowTarget(flow.id, label, None, f"its webhook trigger settings are invalid: {exc}")
+    return FlowTarget(flow.id, label, inputs, dedup_key=flow.settings.dedup_key)
+
+
+class InvalidTriggerSettings(ValueError):
+    """A trigger's rendered settings its model refuses, said in words: never pydantic's text,
+    which quotes the values, secrets included."""
+
+
+def webhook_settings(
+    cls: type[Trigger[Any]], flow: Flow, config: Mapping[str, Any], instance: Mapping[str, Any]
+) -> WebhookInputs:
+    """What the receive path reads from `flow`'s trigger (of class `cls`), its templates
+    rendered with the instance's `config`; raises when the inputs are invalid."""
     scope = {
-        "config": loaded.config,
-        "instance": {"id": loaded.instance_id, "name": loaded.name},
-        "flow": {"id": flow.id, "name": label},
+        "config": config,
+        "instance": instance,
+        "flow": {"id": flow.id, "name": flow.label},
         "execution": {"id": ""},
     }
+    data = render(dict(flow.trigger.inputs), scope, _LIMITS)
     model: type[BaseModel] = cls.Inputs
-    data: dict[str, Any] = {}
     try:
-        data = render(dict(flow.trigger.inputs), scope, _LIMITS)
         # The trigger's own model first, so a custom trigger's defaults (its signature header,
         # scheme, delivery-id header...) apply; then the fields the receive path understands.
         own = model.model_validate(data)
         if isinstance(own, WebhookInputs):
-            inputs = own
-        else:
-            values = {**own.model_dump(), **data}
-            data = {k: v for k, v in values.items() if k in WebhookInputs.model_fields}
-            model = WebhookInputs
-            inputs = WebhookInputs.model_validate(data)
-    except Exception as exc:  # an invalid trigger is the flow author's to fix, never a crash
-        # In words, and never pydantic's text: it quotes the values, secrets included.
-        reason = (
-            "; ".join(f"input '{p.field}': {p.message}" for p in problems_of(model, exc, data))
-            if isinstance(exc, ValidationError)
-            else str(exc)
-        )
-        return FlowTarget(
-            flow.id, label, None, f"its webhook trigger settings are invalid: {reason}"
-        )
-    return FlowTarget(flow.id, label, inputs, dedup_key=flow.settings.dedup_key)
+            return own
+        values = {**own.model_dump(), **data}
+        data = {k: v for k, v in values.items() if k in WebhookInputs.model_fields}
+        model = WebhookInputs
+        return WebhookInputs.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_of(model, exc, data)
+        raise InvalidTriggerSettings(
+            "; ".join(f"input '{p.field}': {p.message}" for p in problems)
+        ) from None
+
+
+def body_options(
+    registry: Registry, flow: Flow, config: Mapping[str, Any], instance: Mapping[str, Any]
+) -> BodyOptions | None:
+    """How `flow` parses request bodies, as ingest resolves it; None (the defaults) when its
+    trigger is not a valid webhook trigger (the run then reports the trigger's problem)."""
+    try:
+        cls = registry.trigger(flow.trigger.action)
+        return BodyOptions.of(webhook_settings(cls, flow, config, instance))
+    except Exception:
+        return None
 
 
 def _config_values(hub: Hub, loaded: _Loaded) -> dict[str, Any]:

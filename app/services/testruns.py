@@ -53,7 +53,7 @@ from app.persistence.models import (
 )
 from app.persistence.recording import SqlRecorder
 from app.services import payloads
-from app.services.bodies import BodyError, parse_body
+from app.services.bodies import BodyError, BodyOptions, parse_body
 from app.services.config_values import ConfigValueError, check_connections, coerce_config
 from app.services.environment import config_values
 from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
@@ -62,6 +62,7 @@ from app.services.hub import Hub
 from app.services.ingest import Incoming, IngestError, Reply
 from app.services.integrations import IssueView
 from app.services.payloads import PayloadInput, TestPayload
+from app.services.routing import body_options
 from components.api import Connection, Response, TriggerEvent
 from components.registry import Registry
 from runtime.context import RunContext
@@ -516,6 +517,7 @@ class Listener:
         """The captured request's method (test payloads keep body, headers and query)."""
         self.captured: TestPayload | None = None
         self._cap = cap
+        self.body_options: BodyOptions | None = None
         self._claimed = False
         loop = asyncio.get_running_loop()
         self._future: asyncio.Future[TestPayload | None] = loop.create_future()
@@ -571,6 +573,8 @@ async def start_listening(
             listener._close()
             _listeners.pop(token, None)
     listener = Listener(hub, name, flow.id, expires_in, _body_cap(hub, flow))
+    # As a deployed flow parses its bodies (no instance yet: its config reads as empty).
+    listener.body_options = body_options(hub.registry, flow, {}, {"id": "", "name": ""})
     _listeners[listener.token] = listener
     return listener
 
@@ -615,7 +619,7 @@ async def capture(hub: Hub, token: str, request: Incoming) -> Reply:
     try:
         raw = await request.body(listener._cap)
         try:
-            body = parse_body(request.headers, raw)
+            body = parse_body(request.headers, raw, options=listener.body_options)
         except BodyError as exc:
             raise IngestError(
                 400, str(exc), hint="Send a body that matches its Content-Type."

@@ -5,6 +5,14 @@ this trigger's inputs to do it. Before it acknowledges a request it calls `verif
 the raw body, so a forged request is refused with a 4xx and never stored. The trigger's `run` does
 not verify again: a recovered execution replays an old request, which a tolerance window would
 wrongly refuse.
+
+The inputs also say how the body becomes `trigger.body` beyond its Content-Type (form fields
+holding JSON, XML namespaces and lists; see `app.services.bodies`). `form_json_fields` is empty by
+default rather than `["payload"]`, although GitHub's form deliveries carry their event there: a
+named field that is not JSON refuses the whole delivery with 400, which a form from another sender
+with a plain-text `payload` must not suffer, and a default would turn `trigger.body.payload` from
+text into an object in flows already deployed. A GitHub user sets `["payload"]` once (the field's
+description says so) or picks `application/json` in GitHub's webhook settings.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -36,6 +45,9 @@ _MAX_SIGNATURES = 16
 """Standard Webhooks allows several signatures (key rotation); more than this is not a sender."""
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+_XML_NAME = re.compile(r"[^\W\d][\w.\-]*(?::[^\W\d][\w.\-]*)?")
+"""An element name, optionally with one namespace prefix (`Notification`, `sf:Notification`)."""
 
 
 def _default_methods() -> list[HttpMethod]:
@@ -149,6 +161,60 @@ class WebhookInputs(Inputs):
         description="Check that requests are signed with a shared secret; unsigned or forged "
         "requests are refused with 401.",
     )
+    form_json_fields: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        title="Form fields holding JSON",
+        description="Fields of a form-encoded body (application/x-www-form-urlencoded) whose "
+        "value is a JSON document, parsed so that `trigger.body.<field>` is that document: "
+        '`["payload"]` for GitHub (whose webhook form defaults to this content type) and '
+        "Slack interactivity. A request whose field is not valid JSON is refused with 400.",
+    )
+    xml_strip_namespaces: bool = Field(
+        False,
+        title="Strip XML namespace prefixes",
+        description="In an XML body, drop namespace prefixes from element and attribute names "
+        "(`soapenv:Envelope` becomes `Envelope`, `@xsi:type` becomes `@type`) and leave out "
+        "the `xmlns` declarations.",
+    )
+    xml_force_list: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        title="XML elements always a list",
+        description="Element names that are always a list in an XML body, even when the "
+        "request holds only one (e.g. `Notification` in a Salesforce outbound message), so a "
+        "loop over them works for one item too. A name without a prefix also matches the "
+        "prefixed element.",
+    )
+
+    @field_validator("form_json_fields")
+    @classmethod
+    def _field_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not name.strip() or len(name) > 200:
+                raise ValueError(f"form field name {name!r} must be 1-200 characters and not blank")
+        return _unique(names, "form field")
+
+    @field_validator("xml_force_list")
+    @classmethod
+    def _element_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _XML_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not an XML element name; write the name as it appears in "
+                    "the XML (letters, digits, '.', '-', '_', optionally a 'prefix:'), e.g. "
+                    "'Notification'"
+                )
+        return _unique(names, "element")
+
+
+def _unique(names: list[str], what: str) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} {name!r} is listed twice; list it once")
+        seen.add(name)
+    return names
 
 
 class WebhookTrigger(Trigger[WebhookInputs]):

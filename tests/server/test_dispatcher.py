@@ -9,10 +9,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 
 from app.persistence.db import session_scope
-from app.persistence.models import ExecutionRow, InboxRow, InstanceRow, StepRecordRow
+from app.persistence.models import ExecutionRow, InstanceRow, StepRecordRow
 from app.persistence.repositories import table_of
 from app.services.dispatcher import WorkerPool
 from components.api import TriggerEvent
@@ -25,6 +25,7 @@ from tests.server.test_dispatcher_support import (
     executions,
     inbox_rows,
     make_hub,
+    run_all,
     step_records,
     wait_until,
     webhook_flow,
@@ -41,12 +42,7 @@ async def test_a_queued_row_runs_and_its_records_are_stored(tmp_path: Path) -> N
     async with make_hub(tmp_path) as hub:
         instance_id = deploy(hub.db, [webhook_flow("main", [ECHO])])
         execution_id = enqueue(hub.db, instance_id, "main", {"n": 7})
-        pool = WorkerPool(hub, poll_interval=0.05)
-        await pool.start()
-        try:
-            await wait_until(all_finished(hub.db))
-        finally:
-            await pool.stop()
+        await run_all(hub)
         assert [r.status for r in inbox_rows(hub.db)] == ["done"]
         row = execution(hub.db, execution_id)
         assert row is not None
@@ -72,12 +68,7 @@ async def test_sequential_flow_runs_one_at_a_time_in_arrival_order(tmp_path: Pat
             n: enqueue(hub.db, instance_id, "main", {"n": n}, received_at=base + n)
             for n in (3, 1, 4, 0, 2)
         }
-        pool = WorkerPool(hub, poll_interval=0.05)
-        await pool.start()
-        try:
-            await wait_until(all_finished(hub.db))
-        finally:
-            await pool.stop()
+        await run_all(hub)
         runs = [execution(hub.db, ids[n]) for n in range(5)]
         assert all(r is not None and r.status == "succeeded" for r in runs)
         spans = [(r.started_at, r.finished_at) for r in runs if r is not None]
@@ -117,12 +108,7 @@ async def test_expired_lease_is_claimed_again_and_marked_recovered(tmp_path: Pat
         execution_id = enqueue(
             hub.db, instance_id, "main", {"n": 1}, status="running", lease_until=time.time() - 5
         )
-        pool = WorkerPool(hub, poll_interval=0.05, recover=False)
-        await pool.start()
-        try:
-            await wait_until(all_finished(hub.db))
-        finally:
-            await pool.stop()
+        await run_all(hub, recover=False)
         (row,) = inbox_rows(hub.db)
         assert (row.status, row.recovered) == ("done", True)
         run = execution(hub.db, execution_id)
@@ -175,12 +161,7 @@ async def test_restart_reruns_a_crashed_row_once_without_duplicate_records(tmp_p
                     for step in ("trigger", "echo")
                 ],
             )
-        pool = WorkerPool(hub, poll_interval=0.05)
-        await pool.start()
-        try:
-            await wait_until(all_finished(hub.db))
-        finally:
-            await pool.stop()
+        await run_all(hub)
         (row,) = inbox_rows(hub.db)
         assert (row.status, row.recovered) == ("done", True)
         run = execution(hub.db, execution_id)
@@ -275,18 +256,36 @@ async def test_invalid_flow_fails_without_retry(tmp_path: Path) -> None:
 async def test_unparsable_body_records_a_failed_execution(tmp_path: Path) -> None:
     async with make_hub(tmp_path) as hub:
         instance_id = deploy(hub.db, [webhook_flow("main", [ECHO])])
-        execution_id = enqueue(hub.db, instance_id, "main", None)
-        with session_scope(hub.db) as session:
-            session.connection().execute(update(table_of(InboxRow)).values(body=b'{"n": '))
-        pool = WorkerPool(hub, poll_interval=0.05)
-        await pool.start()
-        try:
-            await wait_until(all_finished(hub.db))
-        finally:
-            await pool.stop()
+        execution_id = enqueue(hub.db, instance_id, "main", None, raw=b'{"n": ')
+        await run_all(hub)
         run = execution(hub.db, execution_id)
         assert run is not None and run.status == "failed" and run.error is not None
         assert "cannot be parsed" in run.error["message"]
+
+
+async def test_workers_parse_the_body_with_the_triggers_options(tmp_path: Path) -> None:
+    """The re-parse of the stored body uses the trigger's body options (rendered with the
+    instance's config), and a lone surrogate escape runs and is stored as U+FFFD."""
+    form = webhook_flow("form", [ECHO])
+    form["trigger"]["inputs"] = {"form_json_fields": "{{ config.json_fields }}"}
+    config = [{"key": "json_fields", "type": "json"}]
+    async with make_hub(tmp_path) as hub:
+        instance_id = deploy(
+            hub.db,
+            [form, webhook_flow("main", [ECHO])],
+            config=config,
+            values={"json_fields": ["n"]},
+        )
+        form_headers = {"content-type": "application/x-www-form-urlencoded"}
+        parsed = enqueue(hub.db, instance_id, "form", None, raw=b"n=%5B7%5D", headers=form_headers)
+        lone = enqueue(hub.db, instance_id, "main", None, raw=rb'{"n": "\ud800"}')
+        await run_all(hub)
+        outputs = {}
+        for execution_id in (parsed, lone):
+            run = execution(hub.db, execution_id)
+            assert run is not None and run.status == "succeeded", run
+            outputs[execution_id] = run.output
+        assert outputs == {parsed: [7], lone: "\ufffd"}
 
 
 async def test_reply_arrives_before_the_execution_ends(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from app.persistence.repositories import (
     set_config_values,
     table_of,
 )
+from app.services.dispatcher import WorkerPool
 from app.services.hub import Hub
 from app.settings import Settings
 from components.registry import default_registry
@@ -120,24 +121,26 @@ def enqueue(
     body: Any,
     *,
     received_at: float | None = None,
+    raw: bytes | None = None,
     **columns: Any,
 ) -> str:
-    """Insert a queued inbox row the way webhook ingest does; return its execution id."""
+    """Insert a queued inbox row the way webhook ingest does; return its execution id.
+
+    The stored body is `body` as JSON, or the `raw` bytes; `columns` override the rest."""
     execution_id = uuid.uuid4().hex
+    values = {
+        "token": "t",
+        "instance_id": instance_id,
+        "flow_id": flow_id,
+        "execution_id": execution_id,
+        "headers": {"content-type": "application/json"},
+        "query": {},
+        "body": json.dumps(body).encode() if raw is None else raw,
+        "received_at": time.time() if received_at is None else received_at,
+        **columns,
+    }
     with session_scope(engine) as session:
-        session.connection().execute(
-            insert(table_of(InboxRow)).values(
-                token="t",
-                instance_id=instance_id,
-                flow_id=flow_id,
-                execution_id=execution_id,
-                headers={"content-type": "application/json"},
-                query={},
-                body=json.dumps(body).encode(),
-                received_at=time.time() if received_at is None else received_at,
-                **columns,
-            )
-        )
+        session.connection().execute(insert(table_of(InboxRow)).values(**values))
     return execution_id
 
 
@@ -177,3 +180,13 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> No
 
 def all_finished(engine: Engine) -> Callable[[], bool]:
     return lambda: all(r.status in ("done", "failed", "dead") for r in inbox_rows(engine))
+
+
+async def run_all(hub: Hub, **options: Any) -> None:
+    """Run a worker pool (`options` for `WorkerPool`) until every inbox row is finished."""
+    pool = WorkerPool(hub, poll_interval=0.05, **options)
+    await pool.start()
+    try:
+        await wait_until(all_finished(hub.db))
+    finally:
+        await pool.stop()

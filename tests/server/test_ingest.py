@@ -63,6 +63,7 @@ INTEGRATION = {
         flow("sync", {"methods": ["GET", "POST"], "sync": True, "sync_timeout": 0.2}),
         flow("optin", {"allow_sync_header": True, "sync_timeout": 0.2}),
         flow("router", {"methods": ["POST"]}),
+        flow("form", {"form_json_fields": ["payload"]}, dedup_key="{{ trigger.body.payload.id }}"),
         {
             "id": "timer",
             "trigger": {"id": "t", "action": "schedule.cron", "inputs": {"cron": "* * * * *"}},
@@ -306,6 +307,45 @@ async def test_default_cap_from_settings_413(env: Env) -> None:
 async def test_bad_body_400(env: Env, content_type: str, raw: bytes, text: str) -> None:
     r = await env.client.post(env.url("echo"), content=raw, headers={"content-type": content_type})
     await refused(env, r, 400, text)
+
+
+async def test_lone_surrogate_escape_is_stored_as_replacement_character(env: Env) -> None:
+    r = await env.client.post(
+        env.url("dedup") + "?q=%ED%A0%80",
+        content=rb'{"id": "\ud800"}',
+        headers={b"content-type": b"application/json", b"x-odd": b"\xed\xa0\x80"},
+    )
+    assert r.status_code == 202, r.text
+    [row] = env.rows()
+    assert row["dedup_key"] == "\ufffd"  # computed from the parsed body, then stored
+    assert row["query"] == {"q": "\ufffd\ufffd\ufffd"}  # percent-decoded with replacement
+    assert row["headers"]["x-odd"] == "\xed\xa0\x80"  # header bytes read as Latin-1
+
+
+async def test_form_json_field_option_applies_at_ingest(env: Env) -> None:
+    raw = b"payload=%7B%22id%22%3A+%22gh-1%22%7D"
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    r = await env.client.post(env.url("form"), content=raw, headers=form)
+    assert r.status_code == 202, r.text
+    assert [row["dedup_key"] for row in env.rows()] == ["gh-1"]
+    bad = await env.client.post(env.url("form"), content=b"payload=%7B", headers=form)
+    assert bad.status_code == 400
+    assert "Malformed JSON in form field 'payload'" in bad.json()["error"]
+    assert len(env.rows()) == 1
+
+
+async def test_instance_wide_request_is_parsed_as_its_target_flow_says(env: Env) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    env.dispatcher.route_to = "form"
+    r = await env.client.post(env.url(""), content=b"payload=%7B%22id%22%3A7%7D", headers=form)
+    assert r.status_code == 202, r.text
+    [(_, _, event)] = env.dispatcher.lifecycle
+    assert event.body == {"payload": '{"id":7}'}  # the pre-process flow's own options
+    [row] = env.rows()
+    assert (row["flow_id"], row["dedup_key"]) == ("form", "7")
+    bad = await env.client.post(env.url(""), content=b"payload=nope", headers=form)
+    assert bad.status_code == 400 and "form field 'payload'" in bad.json()["error"]
+    assert len(env.rows()) == 1
 
 
 async def test_bad_content_length_400(env: Env) -> None:

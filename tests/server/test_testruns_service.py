@@ -83,7 +83,7 @@ INTEGRATION = textwrap.dedent("""\
     flows:
       - id: route
         name: Route order
-        trigger: {id: start, action: webhook.webhook}
+        trigger: {id: start, action: webhook.webhook, inputs: {form_json_fields: [payload]}}
         steps:
           - id: fetch
             name: Fetch order
@@ -431,6 +431,19 @@ async def test_listening_captures_the_next_request_as_a_test_payload(
     assert form is not None
     assert form.body == {"a": ["1", "2"]}
     assert form.name == f"{captured.name} (2)"  # same minute: numbered
+
+
+async def test_a_captured_body_is_parsed_with_the_triggers_options(
+    hub: Hub, client: httpx.AsyncClient
+) -> None:
+    listener = await testruns.start_listening(hub, "Orders", "route")
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    bad = await client.post(listener.url, content=b"payload=%7B", headers=form)
+    assert bad.status_code == 400 and "form field 'payload'" in bad.json()["error"]
+    good = await client.post(listener.url, content=b"payload=%7B%22amount%22%3A5%7D", headers=form)
+    assert good.status_code == 202, good.text
+    captured = await listener.wait(1)
+    assert captured is not None and captured.body == {"payload": {"amount": 5}}
 
 
 async def test_a_bad_body_is_refused_and_listening_goes_on(
