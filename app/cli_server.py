@@ -1,4 +1,4 @@
-"""The server half of the `flowyard` CLI: `serve`, `desktop`, `import`, `export`.
+"""The server half of the `flowyard` CLI: `serve`, `worker`, `desktop`, `import`, `export`.
 
 `import` and `export` talk to a running server with `--server URL` (through the REST API), or
 work directly on a data directory with the same services the API uses.
@@ -18,6 +18,7 @@ import typer
 
 from app.cli import EXIT_INVALID, app
 from app.persistence import SecretBox, load_secret_key, open_database
+from app.persistence.db import DatabaseError, database_url, open_database_checked
 from app.persistence.lock import DataDirInUse, check_free
 from app.services.errors import ServiceError
 from app.services.hub import Hub
@@ -25,7 +26,7 @@ from app.settings import Settings
 from components.registry import default_registry
 from runtime.http import make_http_client
 
-__all__ = ["demo_apps", "desktop", "export_command", "import_command", "serve"]
+__all__ = ["demo_apps", "desktop", "export_command", "import_command", "serve", "worker"]
 
 DataDir = Annotated[
     Path,
@@ -51,7 +52,12 @@ def serve(
         Path | None, typer.Option(help="Folder of custom components.", metavar="DIR")
     ] = None,
     workers: Annotated[
-        int, typer.Option(help="Executions run at once (mostly I/O-bound).")
+        int,
+        typer.Option(
+            help="Executions run at once (mostly I/O-bound); 0: none, `flowyard worker` "
+            "processes run them (needs PostgreSQL).",
+            min=0,
+        ),
     ] = Settings.workers,
     engine_processes: Annotated[
         int | None,
@@ -83,10 +89,12 @@ def serve(
         engine_processes=_default_engines() if engine_processes is None else engine_processes,
         settle_heap=True,
     )
-    try:
-        check_free(data_dir)  # the server holds the lock; checked here for a plain message
-    except DataDirInUse as exc:
-        _fail(str(exc))
+    if database_url(data_dir).startswith("sqlite"):
+        try:
+            check_free(data_dir)  # the server holds the lock; checked here for a plain message
+        except DataDirInUse as exc:
+            _fail(str(exc))
+    _check_database(data_dir)
     typer.echo(f"Flowyard serving on {settings.base_url} (data in {data_dir.resolve()})")
     typer.echo(f"API docs: {settings.base_url}/api/docs")
     if not settings.loopback_only:
@@ -94,6 +102,52 @@ def serve(
             f"Bound beyond loopback: /api needs 'Authorization: Bearer {api_token(data_dir)}'"
         )
     uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+
+
+def _check_database(data_dir: Path) -> None:
+    """Open (and migrate) the database now, so a bad URL, an unreachable server or a newer
+    schema is one line and exit 2, not a traceback from inside the server."""
+    try:
+        open_database_checked(data_dir).dispose()
+    except DatabaseError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = Path(".flowyard"),
+    components_dir: Annotated[
+        Path | None, typer.Option(help="Folder of custom components.", metavar="DIR")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Executions run at once (mostly I/O-bound).", min=1)
+    ] = Settings.workers,
+    health_port: Annotated[
+        int | None,
+        typer.Option(help="Serve GET /health on 127.0.0.1 at this port.", metavar="PORT"),
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(help="Seconds a stopping worker lets executions finish.")
+    ] = 30.0,
+) -> None:
+    """Claim and run executions from the shared database (PostgreSQL) until stopped."""
+    from app.worker import WorkerError, run_worker
+
+    settings = Settings(
+        data_dir=data_dir,
+        components_dir=components_dir
+        or (
+            Path(os.environ["FLOWYARD_COMPONENTS_DIR"])
+            if os.environ.get("FLOWYARD_COMPONENTS_DIR")
+            else None
+        ),
+        workers=workers,
+        settle_heap=True,
+    )
+    try:
+        asyncio.run(run_worker(settings, health_port=health_port, grace=grace))
+    except WorkerError as exc:
+        _fail(str(exc))
 
 
 def _default_engines() -> int:

@@ -10,6 +10,7 @@ unguessable token and need no login.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
 import importlib
@@ -32,6 +33,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.heap import settle_heap
 from app.persistence import SecretBox, load_secret_key, open_database
+from app.persistence.db import database_url
 from app.persistence.lock import server_lock
 from app.services.errors import ServiceError
 from app.services.hub import Hub
@@ -90,8 +92,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # one server per data directory: its workers re-run what was left running
-        with server_lock(settings.data_dir):
+        # One server per SQLite file: its workers re-run what was left running. A shared
+        # database (PostgreSQL) takes any number of servers and workers.
+        exclusive = database_url(settings.data_dir).startswith("sqlite")
+        with server_lock(settings.data_dir) if exclusive else contextlib.nullcontext():
             db = open_database(settings.data_dir)
             registry = default_registry(settings.components_dir)
             for problem in registry.problems:
@@ -108,7 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
                     nicegui.app.state.hub = hub
                 from app.services.instances import recover_interrupted
 
-                for instance_id in await recover_interrupted(hub):
+                # On a shared database another server may be deploying right now.
+                for instance_id in await recover_interrupted(hub) if exclusive else []:
                     log.warning(
                         "instance %s was left deploying by a stop: now deploy_failed", instance_id
                     )

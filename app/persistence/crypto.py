@@ -39,12 +39,19 @@ def _check(key: bytes, where: str) -> bytes:
     return key
 
 
-def load_secret_key(data_dir: Path) -> bytes:
-    """The key from `FLOWYARD_SECRET_KEY`, else `<data_dir>/secret.key` (created 0600 if absent)."""
+def load_secret_key(data_dir: Path, *, create: bool = True) -> bytes:
+    """The key from `FLOWYARD_SECRET_KEY`, else `<data_dir>/secret.key` (created 0600 if absent,
+    unless `create` is false: a process joining a shared database must use the key its
+    connections were encrypted with, never a new one)."""
     configured = os.environ.get(SECRET_KEY_ENV, "").strip()
     if configured:
         return _check(configured.encode("ascii", "replace"), SECRET_KEY_ENV)
     path = data_dir / KEY_FILE_NAME
+    if not create and not path.exists():
+        raise SecretKeyError(
+            f"No secret key: set {SECRET_KEY_ENV} (the key of the server that saved the "
+            f"connections) or copy its {KEY_FILE_NAME} to {path}."
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         _create_key_file(path)

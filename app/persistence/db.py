@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_json
-from sqlalchemy import Engine, event, make_url
+from sqlalchemy import Connection, Engine, event, make_url, text
 from sqlmodel import Session, create_engine
 
 __all__ = [
@@ -31,11 +31,15 @@ __all__ = [
     "DB_FILE_NAME",
     "DEFAULT_DATA_DIR",
     "WRITE_OPTION",
+    "DatabaseError",
+    "advisory_lock",
     "create_db_engine",
     "database_url",
     "json_text",
     "open_database",
+    "open_database_checked",
     "session_scope",
+    "shared",
     "utf8_safe",
 ]
 
@@ -189,6 +193,38 @@ def open_database(data_dir: Path | None = None, *, url: str | None = None) -> En
     return engine
 
 
+class DatabaseError(RuntimeError):
+    """The configured database cannot be used; the message names the problem in one line."""
+
+
+def open_database_checked(data_dir: Path | None = None) -> Engine:
+    """`open_database`, with every way it can fail at start-up said in one line
+    (`DatabaseError`): a malformed URL, an unknown driver, a server that cannot be reached, a
+    schema newer than this code."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    from sqlalchemy.exc import OperationalError as SqlOperationalError
+
+    from app.persistence.migrations import MigrationError
+
+    url = database_url(data_dir)
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise DatabaseError(
+            f"{DATABASE_URL_ENV} is not a database URL: expected e.g. "
+            "postgresql+psycopg://user:password@host:5432/flowyard"
+        ) from None
+    try:
+        return open_database(data_dir)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise DatabaseError(f"cannot use the database URL {shown}: {exc}") from None
+    except SqlOperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[-1] if exc.orig else str(exc)
+        raise DatabaseError(f"cannot reach the database at {shown}: {reason}") from None
+    except MigrationError as exc:
+        raise DatabaseError(f"cannot use the database at {shown}: {exc}") from None
+
+
 @contextmanager
 def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     """A session in one transaction: committed when the block ends, rolled back if it raises.
@@ -200,3 +236,20 @@ def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     bind = engine.execution_options(**{WRITE_OPTION: True}) if write else engine
     with Session(bind, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+def shared(engine: Engine) -> bool:
+    """Whether several Flowyard processes may work on this database at once: PostgreSQL, yes;
+    a SQLite file belongs to one server (`app.persistence.lock`)."""
+    return engine.dialect.name != "sqlite"
+
+
+ADVISORY_KEYS = {"migrate": 0x466C_0001, "claim": 0x466C_0002}
+"""PostgreSQL advisory lock keys (one namespace per cluster; "Fl" in the high bytes)."""
+
+
+def advisory_lock(conn: Connection, name: str) -> None:
+    """On PostgreSQL, hold the named advisory lock until `conn`'s transaction ends, so processes
+    on any host take turns at it; SQLite's write lock already serialises writers."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_KEYS[name]})

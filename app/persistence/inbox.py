@@ -27,11 +27,12 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.persistence.db import WRITE_OPTION
+from app.persistence.db import WRITE_OPTION, advisory_lock
 from app.persistence.models import ExecutionRow, InboxRow, InstanceRow, StepRecordRow
 from app.persistence.prepared import Prepared, upsert
 from app.persistence.repositories import table_of
@@ -39,6 +40,7 @@ from runtime.ids import new_execution_id
 
 __all__ = [
     "FINISHED",
+    "INBOX_CHANNEL",
     "Claimed",
     "Finish",
     "FlowLimits",
@@ -47,8 +49,10 @@ __all__ = [
     "claim_rows",
     "crash_orphaned_executions",
     "finish",
+    "insert_executions",
     "insert_ignoring_duplicates",
     "mark_finished",
+    "notify_queued",
     "prepare_execution",
     "queue_copy",
     "renew_leases",
@@ -121,6 +125,18 @@ def _dialect_insert(conn: Connection, table: Any) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
+INBOX_CHANNEL = "flowyard_inbox"
+"""PostgreSQL NOTIFY channel: a transaction that queued rows notifies it when it commits, and
+workers on every host LISTEN to claim at once instead of at their next poll."""
+
+
+def notify_queued(conn: Connection) -> None:
+    """Wake the workers listening on PostgreSQL when `conn`'s transaction commits (a no-op on
+    SQLite, whose workers live in the one server process that queued the rows)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {INBOX_CHANNEL}"))
+
+
 def insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
     """Insert an inbox row unless one with its (instance, flow, delivery id) exists; True if new."""
     stmt = (
@@ -128,7 +144,10 @@ def insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool
         .values(values)
         .on_conflict_do_nothing(index_elements=["instance_id", "flow_id", "delivery_id"])
     )
-    return bool(conn.execute(stmt).rowcount)
+    inserted = bool(conn.execute(stmt).rowcount)
+    if inserted:
+        notify_queued(conn)
+    return inserted
 
 
 def _candidates_query(status: str) -> Any:
@@ -270,10 +289,16 @@ def claim_rows(
     limit: int,
     limits_of: Callable[[str, str], FlowLimits],
 ) -> list[Claimed]:
-    """`claim` inside the caller's write transaction (e.g. the one finishing other rows)."""
+    """`claim` inside the caller's write transaction (e.g. the one finishing other rows).
+
+    On PostgreSQL, claimers on every host take turns (an advisory lock held until the caller's
+    transaction ends), so per-flow limits and FIFO order hold across processes; on SQLite the
+    write lock does the same.
+    """
     picked: list[Any] = []
     if limit <= 0:
         return []
+    advisory_lock(conn, "claim")
     scan = max(4 * limit, 32)
     candidates = _candidates(conn, now, scan)
     running = _running_counts(conn, now) if candidates else {}
@@ -326,7 +351,7 @@ def claim_rows(
     ]
     fresh = [item for item in claimed if not item.recovered]
     if fresh:
-        _insert_executions(
+        insert_executions(
             conn,
             [
                 {
@@ -354,7 +379,7 @@ def claim_rows(
     return claimed
 
 
-def _insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert new execution rows; an existing one only gets its instance."""
     upsert(conn, _executions, rows, ["id"], ["instance_id"])
 
@@ -383,7 +408,7 @@ def prepare_execution(
         "steps_run": 0,
     }
     if not recovered:
-        _insert_executions(conn, [values])
+        insert_executions(conn, [values])
         return
     conn.execute(delete(_steps).where(_steps.c.execution_id == execution_id))
     conn.execute(delete(_executions).where(_executions.c.parent_execution_id == execution_id))
@@ -457,6 +482,7 @@ def queue_copy(
     dedup_key: str | None = None,
 ) -> None:
     """Queue `original`'s request again as execution `new_id` (a retry or a replay of it)."""
+    notify_queued(conn)
     conn.execute(
         insert(_inbox).values(
             token=original.token,
@@ -493,6 +519,7 @@ def requeue(engine: Engine, row_ids: Iterable[int], *, started: bool = True) -> 
         values["recovered"] = True
     with _writer(engine).begin() as conn:
         conn.execute(update(_inbox).where(_rows_in_status(ids, "running")).values(**values))
+        notify_queued(conn)
 
 
 def requeue_running(engine: Engine) -> int:

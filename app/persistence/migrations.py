@@ -28,7 +28,7 @@ from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, Tab
 from sqlmodel import SQLModel
 
 import app.persistence.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from app.persistence.db import WRITE_OPTION
+from app.persistence.db import WRITE_OPTION, advisory_lock
 
 __all__ = [
     "MIGRATIONS",
@@ -83,6 +83,7 @@ def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> int
     target = 1 + len(migrations)
     # The write lock from the start: two processes starting at once migrate one after the other.
     with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        advisory_lock(conn, "migrate")
         tables = set(inspect(conn).get_table_names())
         if _version_table.name not in tables:
             if tables:

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from app.persistence import inbox
-from app.persistence.db import WRITE_OPTION
+from app.persistence.db import WRITE_OPTION, shared
 from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry
 from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
 from app.services.bodies import BodyOptions, parse_body
@@ -39,6 +39,7 @@ from app.services.engine_pool import EngineLost, EngineNotStarted, EngineProcess
 from app.services.environment import EnvironmentCache, InstanceEnvironment
 from app.services.errors import NotFound
 from app.services.hub import Hub, SyncOutcome
+from app.services.listener import InboxListener
 from app.services.retention import prune
 from app.services.routing import body_options
 from app.services.schedules import ScheduleTicker
@@ -209,6 +210,7 @@ class WorkerPool:
         self._services: list[asyncio.Task[None]] = []
         self._stopping = False
         self._random = random.Random()
+        self._listener: InboxListener | None = None
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -216,7 +218,10 @@ class WorkerPool:
         """Recover what a crash left, then start claiming, heartbeats, schedules and retention."""
         if self.hub.dispatcher is None:
             self.hub.dispatcher = self
-        if self.recover:
+        if self.recover and not shared(self.hub.db):
+            # Alone on its database (SQLite): whatever was left running died with the last run.
+            # On a shared database other processes may be running those rows; a dead one's rows
+            # are claimed again when their lease expires.
             requeued = await asyncio.to_thread(inbox.requeue_running, self.hub.db)
             crashed = await asyncio.to_thread(
                 inbox.crash_orphaned_executions, self.hub.db, now=self.clock()
@@ -224,7 +229,15 @@ class WorkerPool:
             if requeued or crashed:
                 log.warning("recovered %d unfinished requests; %d runs crashed", requeued, crashed)
         self._stopping = False
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
+        if shared(self.hub.db):
+
+            def wake() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self._wake.set)
+
+            self._listener = InboxListener(self.hub.db, wake)
+            self._listener.start()
         if self.engines is not None:
             await self.engines.start()
         self._services = [
@@ -240,18 +253,22 @@ class WorkerPool:
         self._wake.set()
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop claiming; wait up to `grace` seconds for running executions, then cancel them.
-
-        A cancelled execution's row stays `running` and is re-run on the next start.
-        """
+        """Stop claiming; wait up to `grace` seconds for running executions, then cancel them
+        and hand their rows back to the queue (re-run as recovered, here or by another worker),
+        with the rows claimed but not started."""
         self._stopping = True
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
         for task in self._services:
             task.cancel()
         await asyncio.gather(*self._services, return_exceptions=True)
         self._services = []
         work = [*self._running.values(), *self._lifecycle]
+        cancelled: list[int] = []
         if work:
             _, late = await asyncio.wait(work, timeout=grace)
+            cancelled = [row_id for row_id, task in self._running.items() if task in late]
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -264,6 +281,7 @@ class WorkerPool:
             self._ready.clear()
         try:
             await asyncio.to_thread(inbox.requeue, self.hub.db, unstarted, started=False)
+            await asyncio.to_thread(inbox.requeue, self.hub.db, cancelled, started=True)
         except Exception:
             log.exception("could not give back %d claimed requests", len(unstarted))
         if self.engines is not None:
@@ -273,6 +291,13 @@ class WorkerPool:
 
     def notify(self) -> None:
         self._wake.set()
+
+    def start_now(self, row: Claimed) -> None:
+        """Run a row committed already leased to this process (a synchronous webhook) at once,
+        beside the claimed ones: it never waits behind a backlog, and its reply is local."""
+        self._running[row.id] = asyncio.create_task(
+            self._run_row(row), name=f"flowyard-run-{row.execution_id}"
+        )
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         return await self._replies.wait(execution_id, seconds)

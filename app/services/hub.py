@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import Engine
 
 from app.persistence import SecretBox
+from app.persistence.inbox import Claimed
 from app.settings import Settings
 from components.api import Response, TriggerEvent
 from components.registry import Registry
@@ -32,6 +33,11 @@ class Dispatcher(Protocol):
 
     def notify(self) -> None:
         """Wake the workers: an inbox row was committed."""
+        ...
+
+    def start_now(self, row: Claimed) -> None:
+        """Run `row` in this process at once: it was committed already leased to this process
+        (a synchronous webhook, whose reply `wait_for_reply` then gives)."""
         ...
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.persistence.db import WRITE_OPTION
+from app.persistence.inbox import insert_executions, notify_queued
 from app.persistence.models import InboxRow
 from app.persistence.prepared import Prepared
 from app.persistence.repositories import table_of
@@ -56,7 +57,12 @@ class InboxWriter:
         self._drain: asyncio.Task[None] | None = None
 
     async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
-        """Store one inbox row (or find its duplicate); returns after the commit."""
+        """Store one inbox row (or find its duplicate); returns after the commit.
+
+        A row submitted already leased to the caller (`status` "running", `lease_until` set: the
+        caller runs it at once) also gets its execution row in the same transaction, and its
+        inbox id written into `values["id"]`.
+        """
         loop = asyncio.get_running_loop()
         if not self.group:
             return (await in_ingest_thread(self._write, [values]))[0]
@@ -128,7 +134,37 @@ class InboxWriter:
                 results.append((row["execution_id"], False))
             if fresh:
                 _insert_inbox.executemany(conn, fresh)
+                leased = [row for row in fresh if row["status"] == "running"]
+                if leased:
+                    _take_leased(conn, leased)
+                if len(leased) < len(fresh):
+                    notify_queued(conn)
         return results
+
+
+def _take_leased(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    inbox = table_of(InboxRow)
+    by_execution = {row["execution_id"]: row for row in rows}
+    found = conn.execute(
+        select(inbox.c.id, inbox.c.execution_id).where(inbox.c.execution_id.in_(by_execution))
+    )
+    for row_id, execution_id in found:
+        by_execution[execution_id]["id"] = row_id
+    insert_executions(
+        conn,
+        [
+            {
+                "id": row["execution_id"],
+                "flow_id": row["flow_id"],
+                "instance_id": row["instance_id"],
+                "status": "queued",
+                "queued_at": row["received_at"],
+                "recovered": False,
+                "steps_run": 0,
+            }
+            for row in rows
+        ],
+    )
 
 
 def inbox_values(
@@ -156,6 +192,7 @@ def inbox_values(
         "delivery_id": delivery,
         "received_at": time.time(),
         "status": "queued",
+        "lease_until": None,
         "source": "webhook",
         "attempt": 1,
         "recovered": False,

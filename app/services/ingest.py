@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from app.persistence.inbox import Claimed
 from app.services.bodies import BodyError, BodyOptions, parse_body
 from app.services.errors import ServiceError
 from app.services.hub import Hub, SyncOutcome
@@ -213,6 +214,33 @@ def sync_answer(execution_id: str, outcome: SyncOutcome | None) -> Reply:
     )
 
 
+def _wants_sync(trigger: WebhookInputs, headers: Mapping[str, str]) -> bool:
+    return trigger.sync or (
+        trigger.allow_sync_header
+        and headers.get("x-flowyard-sync", "").strip().lower() in ("true", "1", "yes")
+    )
+
+
+def _claimed(values: Mapping[str, Any]) -> Claimed:
+    """The inbox row a synchronous request was stored as, leased to this process."""
+    return Claimed(
+        id=values["id"],
+        instance_id=values["instance_id"],
+        flow_id=values["flow_id"],
+        execution_id=values["execution_id"],
+        method=values["method"],
+        headers=values["headers"],
+        query=values["query"],
+        body=values["body"],
+        received_at=values["received_at"],
+        source=values["source"],
+        attempt=values["attempt"],
+        recovered=False,
+        token=values["token"],
+        dedup_key=values["dedup_key"],
+    )
+
+
 def _dig(value: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, Mapping):
@@ -376,6 +404,7 @@ class Ingest:
             # fails, and compute the dedup key from what the target flow will see.
             body = await self._parse(headers, raw, BodyOptions.of(target.trigger))
             event = replace(event, body=body)
+        sync = _wants_sync(target.trigger, headers) and self.hub.dispatcher is not None
         values = inbox_values(
             token=token,
             instance_id=info.instance_id,
@@ -389,6 +418,9 @@ class Ingest:
             if target.dedup_key
             else None,
         )
+        if sync:  # runs here at once, on this request's behalf: leased to us as it is stored
+            values["status"] = "running"
+            values["lease_until"] = values["received_at"] + self.hub.settings.lease_seconds
         try:
             execution_id, duplicate = await self.writer.submit(values)
         except Exception:
@@ -401,26 +433,17 @@ class Ingest:
             ) from None
         if duplicate:
             return Reply(200, {"execution_id": execution_id, "duplicate": True})
-        return await self._after_commit(execution_id, target.trigger, headers)
-
-    async def _after_commit(
-        self, execution_id: str, trigger: WebhookInputs, headers: Mapping[str, str]
-    ) -> Reply:
         dispatcher = self.hub.dispatcher
         if dispatcher is None:
             return Reply(202, {"execution_id": execution_id})
-        sync = trigger.sync or (
-            trigger.allow_sync_header
-            and headers.get("x-flowyard-sync", "").strip().lower() in ("true", "1", "yes")
-        )
         if not sync:
             dispatcher.notify()
             return Reply(202, {"execution_id": execution_id})
-        # Start waiting before the workers wake, so a fast execution cannot finish unobserved.
+        # Start waiting before the run starts, so a fast execution cannot finish unobserved.
         waiter = asyncio.ensure_future(
-            dispatcher.wait_for_reply(execution_id, trigger.sync_timeout)
+            dispatcher.wait_for_reply(execution_id, target.trigger.sync_timeout)
         )
-        dispatcher.notify()
+        dispatcher.start_now(_claimed(values))
         try:
             outcome = await waiter
         except Exception:

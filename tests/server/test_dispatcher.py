@@ -180,7 +180,8 @@ async def test_stopped_run_is_rerun_on_next_start(tmp_path: Path) -> None:
         await pool.start()
         await wait_until(lambda: bool(pool.running))
         await pool.stop(grace=0.05)
-        assert [r.status for r in inbox_rows(hub.db)] == ["running"]
+        # handed back at once (another worker may take it), to re-run as recovered
+        assert [(r.status, r.recovered) for r in inbox_rows(hub.db)] == [("queued", True)]
         hub.dispatcher = None
         again = WorkerPool(hub, poll_interval=0.05)
         await again.start()

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy import insert, select, update
 
 from app.persistence import SecretBox, load_secret_key, open_database, session_scope
+from app.persistence.inbox import Claimed
 from app.persistence.models import InboxRow, InstanceRow, WebhookTokenRow
 from app.persistence.repositories import create_instance, save_integration, table_of
 from app.routes import webhooks
@@ -77,6 +78,7 @@ class FakeDispatcher:
     """The `Dispatcher` protocol, scripted by the test."""
 
     notified: int = 0
+    started: list[Claimed] = field(default_factory=list)
     reply: SyncOutcome | None = None
     waited: list[tuple[str, float]] = field(default_factory=list)
     lifecycle: list[tuple[str, str, TriggerEvent]] = field(default_factory=list)
@@ -84,6 +86,9 @@ class FakeDispatcher:
 
     def notify(self) -> None:
         self.notified += 1
+
+    def start_now(self, row: Claimed) -> None:
+        self.started.append(row)
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         self.waited.append((execution_id, seconds))

@@ -22,6 +22,7 @@ from sqlmodel import select
 
 from app.persistence import SecretBox, load_secret_key, open_database, session_scope
 from app.persistence import repositories as repo
+from app.persistence.inbox import Claimed
 from app.persistence.models import (
     ConfigValueRow,
     ConnectionRow,
@@ -215,6 +216,9 @@ class FakeDispatcher:
 
     def notify(self) -> None:
         pass
+
+    def start_now(self, row: Claimed) -> None:
+        raise AssertionError("no synchronous webhook here")
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         return None
