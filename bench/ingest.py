@@ -99,6 +99,9 @@ class _NoopDispatcher:
     def notify(self) -> None:
         pass
 
+    def start_now(self, row: Any) -> None:
+        raise RuntimeError("the benchmark sends no synchronous webhooks")
+
     async def wait_for_reply(self, execution_id: str, seconds: float) -> Any:
         return None
 
