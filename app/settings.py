@@ -34,7 +34,7 @@ class Settings:
     """Child processes that run webhook and schedule executions (`app.services.engine_pool`); 0
     runs them in the server's own process. `flowyard serve` starts one on a machine with two or
     more cores."""
-    lease_seconds: float = 60.0
+    lease_seconds: float = field(default_factory=lambda: _env_float("FLOWYARD_LEASE_SECONDS", 60))
     """A claimed inbox row whose lease expired (its worker died) is claimed again."""
     sync_timeout: float = 10.0
     """Default seconds a synchronous webhook waits for its flow's reply."""

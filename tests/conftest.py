@@ -1,7 +1,8 @@
 """Test-wide fixtures: with `FLOWYARD_TEST_DB=postgresql`, each test's database is a fresh schema
 of one PostgreSQL server (see `tests/postgres.py`); otherwise nothing here applies.
 
-Tests marked `sqlite_only` check SQLite's own mechanics and are deselected on PostgreSQL.
+Tests marked `sqlite_only` check SQLite's own mechanics and are deselected on PostgreSQL; tests
+marked `postgres_only` need several processes on one database and run only there.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from tests.postgres import postgres_server, schema_url, testing_postgres
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not testing_postgres():
-        return
-    kept = [item for item in items if item.get_closest_marker("sqlite_only") is None]
-    deselected = [item for item in items if item.get_closest_marker("sqlite_only") is not None]
+    other = "sqlite_only" if testing_postgres() else "postgres_only"
+    kept = [item for item in items if item.get_closest_marker(other) is None]
+    deselected = [item for item in items if item.get_closest_marker(other) is not None]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept

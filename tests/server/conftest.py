@@ -35,6 +35,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     host: str = "127.0.0.1"
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    """More `flowyard serve` options."""
 
     @property
     def url(self) -> str:
@@ -46,7 +48,7 @@ class ServerProcess:
         env.update(self.env)
         command = [sys.executable, "-m", "app", "serve", "--port", str(self.port)]
         command += ["--host", self.host]
-        command += ["--data-dir", str(self.data_dir)]
+        command += ["--data-dir", str(self.data_dir), *self.args]
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
