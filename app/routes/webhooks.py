@@ -11,7 +11,8 @@ Every answer is JSON except a synchronous reply. Statuses:
 - synchronous replies: the respond step's status, headers and body (objects and lists as JSON,
   text as text); without a respond step, 200 with the last step's output as JSON; 502
   `{"error", "execution_id", "status"}` when the execution failed;
-- 400 unparseable body (JSON/XML position named) or bad Content-Length; 401 signature missing,
+- 400 unparseable body (JSON/XML position named), bad Content-Length, or a body the sender cut
+  short by closing the connection (not logged as a failure); 401 signature missing,
   malformed, stale or wrong; 404 unknown URL; 405 method not allowed by the trigger (`Allow` lists
   the allowed ones); 413 body over the trigger's cap; 422 a dedup key that cannot be computed, or a
   pre-process flow that names no webhook flow; 502 the pre-process flow failed;
@@ -31,6 +32,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -123,6 +125,12 @@ def _error(exc: IngestError) -> JSONResponse:
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=exc.headers)
 
 
+def _hung_up() -> JSONResponse:
+    """The sender closed the connection before its body was complete: nothing was stored, and
+    nobody is left to read an answer. Its own mistake, so not logged as our failure."""
+    return JSONResponse({"error": "The request body ended early."}, status_code=400)
+
+
 async def receive(request: Request) -> Response:
     """A flow's own URL (or an instance-wide URL routed by the pre-process flow).
 
@@ -136,6 +144,8 @@ async def receive(request: Request) -> Response:
         return render_reply(await ingest_of(request).receive_token(token, _incoming(request)))
     except IngestError as exc:
         return _error(exc)
+    except ClientDisconnect:
+        return _hung_up()
     except Exception:
         log.exception("webhook %s failed", request.url.path)
         return JSONResponse({"error": "The webhook could not be handled."}, status_code=500)
@@ -168,6 +178,8 @@ async def _shared(integration: str, flow: str | None, request: Request) -> Respo
         return render_reply(await ingest.receive_shared(integration, _incoming(request), flow))
     except IngestError as exc:
         return _error(exc)
+    except ClientDisconnect:
+        return _hung_up()
     except Exception:
         log.exception("webhook %s failed", request.url.path)
         return JSONResponse({"error": "The webhook could not be handled."}, status_code=500)
@@ -181,6 +193,8 @@ async def receive_test(request: Request) -> Response:
         return render_reply(reply)
     except IngestError as exc:
         return _error(exc)
+    except ClientDisconnect:
+        return _hung_up()
     except Exception:
         log.exception("test webhook %s failed", request.url.path)
         return JSONResponse({"error": "The request could not be captured."}, status_code=500)
