@@ -11,6 +11,9 @@ otherwise fails with `KeyError: 'NICEGUI_SCREEN_TEST_PORT'`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import socket
 import subprocess
@@ -22,7 +25,14 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ROOT", "ServerProcess", "deploy_text", "free_port", "stop_process"]
+__all__ = [
+    "ROOT",
+    "ServerProcess",
+    "deploy_text",
+    "free_port",
+    "standard_signature",
+    "stop_process",
+]
 
 ROOT = Path(__file__).parent.parent
 """The repository root: the server's working directory."""
@@ -118,3 +128,13 @@ def deploy_text(base_url: str, text: str, name: str, **request: Any) -> dict[str
     view = deployed.json()
     assert view["status"] == "active", view
     return {flow["flow_id"]: flow["webhook_url"] for flow in view["flows"]}
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    """The `webhook-signature` value a Standard Webhooks sender computes: `v1,<base64>` of the
+    HMAC-SHA256 of `{msg_id}.{timestamp}.{body}` under the base64 key after `whsec_` (missing
+    base64 padding is tolerated, as senders' own libraries do)."""
+    encoded = secret.removeprefix("whsec_")
+    key = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bench.serving import standard_signature
 from tests.hostile.harness import UNSET
 
 __all__ = [
@@ -74,15 +75,13 @@ class Sign:
             return {"X-Hub-Signature-256": self.signature or f"sha256={digest}"}, sent
         msg_id = self.msg_id or f"msg_{case_id}"
         timestamp = self.timestamp or str(int(time.time()) - self.age)
-        secret = self.secret or STANDARD_SECRET
-        encoded = secret.removeprefix("whsec_")
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
-        signed = f"{self.signed_id or msg_id}.{timestamp}.".encode() + body
-        digest = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        digest = standard_signature(
+            self.secret or STANDARD_SECRET, self.signed_id or msg_id, timestamp, body
+        )
         headers = {
             "webhook-id": msg_id,
             "webhook-timestamp": timestamp,
-            "webhook-signature": self.signature or f"v1,{digest}",
+            "webhook-signature": self.signature or digest,
         }
         return headers, sent
 
