@@ -18,6 +18,9 @@ case's `ensure_healthy()` starts a fresh server, so one failure is reported once
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -37,6 +40,7 @@ __all__ = [
     "UNSET",
     "Harness",
     "Snapshot",
+    "strings_in",
     "wait_for_execution",
 ]
 
@@ -57,6 +61,28 @@ class Snapshot:
     inbox_max_id: int
     rows: dict[str, int]
     log_offset: int
+
+
+def _children(pid: int) -> list[int]:
+    """Ids of the processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def strings_in(value: Any) -> str:
+    """Every string in a JSON value, one a line: fragments are matched against text unescaped."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "\n".join(strings_in(v) for v in value.values())
+    if isinstance(value, list):
+        return "\n".join(strings_in(v) for v in value)
+    return ""
 
 
 def wait_for_execution(base_url: str, execution_id: str, timeout: float) -> dict[str, Any]:
@@ -120,7 +146,9 @@ class Harness:
         self.poisoned = False
 
     def stop(self) -> None:
-        if self.server is not None:
+        if self.server is not None and self.poisoned:
+            self.kill()
+        elif self.server is not None:
             self.server.stop()
 
     def ensure_healthy(self) -> None:
@@ -128,8 +156,18 @@ class Harness:
         assert self.server is not None
         dead = self.server.process is None or self.server.process.poll() is not None
         if self.poisoned or dead:
-            self.server.kill()
+            self.kill()
             self.start()
+
+    def kill(self) -> None:
+        """SIGKILL the server and its engine processes: a child stuck in a regex never notices
+        that its parent is gone, and would burn a core for minutes."""
+        assert self.server is not None and self.server.process is not None
+        children = _children(self.server.process.pid)
+        self.server.kill()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def log(self) -> str:
         assert self.server is not None

@@ -5,7 +5,6 @@ canary instance keeps running."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -14,20 +13,9 @@ from typer.testing import CliRunner
 from app.cli import app as cli
 from runtime.files import IntegrationFileError, load_integration
 from tests.hostile.file_cases import FILES, FileCase
-from tests.hostile.harness import Harness
+from tests.hostile.harness import Harness, strings_in
 
 EXIT_INVALID = 2
-
-
-def _strings(value: Any) -> str:
-    """Every string in a JSON answer, one a line (fragments are matched unescaped)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return "\n".join(_strings(v) for v in value.values())
-    if isinstance(value, list):
-        return "\n".join(_strings(v) for v in value)
-    return ""
 
 
 def _write(case: FileCase, folder: Path) -> Path:
@@ -69,7 +57,7 @@ def test_integration_file(case: FileCase, harness: Harness, tmp_path: Path) -> N
             harness.still_serving(snapshot)
             return
         assert imported.status_code == 422, imported.text[:2000]
-        said = _strings(imported.json())
+        said = strings_in(imported.json())
         for fragment in case.fragments:
             assert fragment in said, said[:2000]
         harness.settle(snapshot, accepted=False)

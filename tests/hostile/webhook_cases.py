@@ -379,7 +379,7 @@ RAWS: list[Raw] = [
         (b"POST {path} HTTP/1.1\nHost: {host}\nContent-Length: 2\n\n{}",)),
     Raw("tls-client-hello", (None, 400),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 64,)),
-    Raw("http-0.9-request-line", (None, 400), (b"GET {path}\r\n",)),
+    Raw("http-0.9-request-line", (None, 400), (b"GET {path}\r\n",), wait=3.0),
     Raw("dot-dot-path-to-the-api", (404,),
         (raw_request("POST /webhooks/../api/health HTTP/1.1", body=b"{}"),)),
     Raw("foreign-host-header", (400,),
