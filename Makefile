@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run demo lint typecheck pytest bench clean canvas browser screenshots
+.PHONY: test run demo lint typecheck pytest bench clean canvas browser screenshots fuzz soak hostile
 
 CANVAS := designer/frontend
 BUNDLE := $(CANVAS)/dist/flowyard_canvas.js
@@ -67,6 +67,18 @@ bench: $(STAMP) $(BUNDLE) browser
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.writer
 	$(BIN)/python -m bench.canvas
+
+# Reliability figures (README "Reliability and security"): the hostile catalogue, long fuzz runs
+# (the `fuzz` Hypothesis profile: many more examples, a 15-minute schemathesis budget) and the
+# 10,000-delivery crash soak. Short versions of all three run in `make test`.
+hostile: $(STAMP) $(BUNDLE)
+	$(BIN)/pytest tests/hostile -q -rf
+
+fuzz: $(STAMP) $(BUNDLE)
+	FLOWYARD_FUZZ=1 $(BIN)/pytest tests/fuzz -q --timeout 1800
+
+soak: $(STAMP) $(BUNDLE)
+	$(BIN)/python -m bench.soak --deliveries 10000 --rate 200 --kills 3
 
 DATA_DIR ?= .flowyard
 

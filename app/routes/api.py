@@ -6,6 +6,7 @@ import json
 import time
 from typing import Annotated, Any
 
+from annotated_types import Ge, Le
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +50,10 @@ def hub_of(request: Request) -> Hub:
 
 HubDep = Annotated[Hub, Depends(hub_of)]
 
+SqlInt = Annotated[int, Ge(-(2**63)), Le(2**63 - 1)]
+"""An integer SQLite can store: a larger id, version or offset is refused (422) by name instead
+of failing inside the database."""
+
 
 @router.get("/health", tags=["health"])
 async def health(hub: HubDep) -> dict[str, Any]:
@@ -75,7 +80,7 @@ async def list_executions(
     until: float | None = Query(None, description="Unix seconds: started at or before."),
     q: str | None = Query(None, description="Text to find in the request body."),
     limit: int = 50,
-    offset: int = 0,
+    offset: SqlInt = 0,
     children: bool = Query(False, description="Include executions of called flows."),
 ) -> dict[str, Any]:
     """Executions, newest first, with counts by status under the same filters."""
@@ -126,7 +131,7 @@ async def _read_text(request: Request) -> str:
     if content_type.startswith("application/json"):
         try:
             wrapped = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for json
             return text  # a JSON integration file; the file parser names the problem
         if (
             isinstance(wrapped, dict)
@@ -152,13 +157,13 @@ async def list_integrations(hub: HubDep) -> list[integrations.IntegrationSummary
 
 @router.get("/integrations/{name}", tags=["integrations"])
 async def get_integration(
-    hub: HubDep, name: str, version: int | None = None
+    hub: HubDep, name: str, version: SqlInt | None = None
 ) -> integrations.IntegrationDetail:
     return await integrations.get_integration(hub, name, version)
 
 
 @router.get("/integrations/{name}/export", tags=["integrations"])
-async def export_integration(hub: HubDep, name: str, version: int | None = None) -> Response:
+async def export_integration(hub: HubDep, name: str, version: SqlInt | None = None) -> Response:
     """The integration as its YAML file."""
     text = await integrations.export_integration(hub, name, version)
     filename = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower())
@@ -199,13 +204,13 @@ async def create_payload(
 
 
 @router.get("/integrations/{name}/payloads/{payload_id}", tags=["test payloads"])
-async def get_payload(hub: HubDep, name: str, payload_id: int) -> payloads.TestPayload:
+async def get_payload(hub: HubDep, name: str, payload_id: SqlInt) -> payloads.TestPayload:
     return await payloads.get_payload(hub, name, payload_id)
 
 
 @router.patch("/integrations/{name}/payloads/{payload_id}", tags=["test payloads"])
 async def update_payload(
-    hub: HubDep, name: str, payload_id: int, update: payloads.PayloadUpdate
+    hub: HubDep, name: str, payload_id: SqlInt, update: payloads.PayloadUpdate
 ) -> payloads.TestPayload:
     return await payloads.update_payload(hub, name, payload_id, update)
 
@@ -214,7 +219,7 @@ async def update_payload(
     "/integrations/{name}/payloads/{payload_id}/duplicate", status_code=201, tags=["test payloads"]
 )
 async def duplicate_payload(
-    hub: HubDep, name: str, payload_id: int, new_name: str
+    hub: HubDep, name: str, payload_id: SqlInt, new_name: str
 ) -> payloads.TestPayload:
     return await payloads.duplicate_payload(hub, name, payload_id, new_name)
 
@@ -222,7 +227,7 @@ async def duplicate_payload(
 @router.delete(
     "/integrations/{name}/payloads/{payload_id}", status_code=204, tags=["test payloads"]
 )
-async def delete_payload(hub: HubDep, name: str, payload_id: int) -> Response:
+async def delete_payload(hub: HubDep, name: str, payload_id: SqlInt) -> Response:
     await payloads.delete_payload(hub, name, payload_id)
     return Response(status_code=204)
 
@@ -236,7 +241,7 @@ class FlowSave(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flow: dict[str, Any] = Field(description="The flow as in an integration file (id optional).")
-    revision: int = Field(description="The revision the edit was based on (0 for a new flow).")
+    revision: SqlInt = Field(description="The revision the edit was based on (0 for a new flow).")
     positions: dict[str, Position] | None = None
 
 
@@ -259,7 +264,7 @@ class TestRunRequest(BaseModel):
     __test__ = False  # not a pytest test class, despite the name
     model_config = ConfigDict(extra="forbid")
 
-    payload_id: int | None = None
+    payload_id: SqlInt | None = None
     request: testruns.TestRequest | None = None
     upto: str | None = None
     reuse_from: str | None = None

@@ -13,7 +13,8 @@ Every answer is JSON except a synchronous reply. Statuses:
   `{"error", "execution_id", "status"}` when the execution failed;
 - 408 the body did not fully arrive within the server's read timeout, 431 too many or too large
   headers (both answered by the HTTP protocol, `app.http_server`, for every route);
-- 400 unparseable body (JSON/XML position named) or bad Content-Length; 401 signature missing,
+- 400 unparseable body (JSON/XML position named), bad Content-Length, or a body the sender cut
+  short by closing the connection (not logged as a failure); 401 signature missing,
   malformed, stale or wrong; 404 unknown URL; 405 method not allowed by the trigger (`Allow` lists
   the allowed ones); 413 body over the trigger's cap; 422 a dedup key that cannot be computed, or a
   pre-process flow that names no webhook flow; 502 the pre-process flow failed;
@@ -135,6 +136,12 @@ def _error(exc: IngestError) -> JSONResponse:
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=exc.headers)
 
 
+def _hung_up() -> JSONResponse:
+    """The sender closed the connection before its body was complete: nothing was stored, and
+    nobody is left to read an answer. Its own mistake, so not logged as our failure."""
+    return JSONResponse({"error": "The request body ended early."}, status_code=400)
+
+
 async def receive(request: Request) -> Response:
     """A flow's own URL (or an instance-wide URL routed by the pre-process flow).
 
@@ -148,6 +155,8 @@ async def receive(request: Request) -> Response:
         return render_reply(await ingest_of(request).receive_token(token, _incoming(request)))
     except IngestError as exc:
         return _error(exc)
+    except ClientDisconnect:
+        return _hung_up()
     except Exception:
         log.exception("webhook %s failed", request.url.path)
         return JSONResponse({"error": "The webhook could not be handled."}, status_code=500)
@@ -180,6 +189,8 @@ async def _shared(integration: str, flow: str | None, request: Request) -> Respo
         return render_reply(await ingest.receive_shared(integration, _incoming(request), flow))
     except IngestError as exc:
         return _error(exc)
+    except ClientDisconnect:
+        return _hung_up()
     except Exception:
         log.exception("webhook %s failed", request.url.path)
         return JSONResponse({"error": "The webhook could not be handled."}, status_code=500)
@@ -193,6 +204,8 @@ async def receive_test(request: Request) -> Response:
         return render_reply(reply)
     except IngestError as exc:
         return _error(exc)
+    except ClientDisconnect:
+        return _hung_up()
     except Exception:
         log.exception("test webhook %s failed", request.url.path)
         return JSONResponse({"error": "The request could not be captured."}, status_code=500)

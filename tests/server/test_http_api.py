@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.serving import deploy_text
 from tests.server.conftest import FIXTURES, ServerProcess
 
 STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -20,20 +21,7 @@ STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 def deploy(server: ServerProcess, file: str, name: str, **request: Any) -> dict[str, str]:
     """Import `file`, deploy it as instance `name`; return {flow id: webhook URL}."""
-    text = (FIXTURES / file).read_text()
-    imported = httpx.post(
-        f"{server.url}/api/integrations",
-        content=text,
-        headers={"Content-Type": "application/yaml"},
-    )
-    assert imported.status_code == 201, imported.text
-    integration = imported.json()["name"]
-    body = {"name": name, "integration": integration, **request}
-    deployed = httpx.post(f"{server.url}/api/instances", json=body, timeout=30)
-    assert deployed.status_code == 201, deployed.text
-    view = deployed.json()
-    assert view["status"] == "active", view
-    return {flow["flow_id"]: flow["webhook_url"] for flow in view["flows"]}
+    return deploy_text(server.url, (FIXTURES / file).read_text(), name, **request)
 
 
 def wait_for(server: ServerProcess, execution_id: str, timeout: float = 15) -> dict[str, Any]:
