@@ -23,7 +23,14 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 
-__all__ = ["TEST_DB_ENV", "postgres_server", "schema_url", "testing_postgres"]
+__all__ = [
+    "TEST_DB_ENV",
+    "pg_binary",
+    "postgres_server",
+    "run_as_postgres",
+    "schema_url",
+    "testing_postgres",
+]
 
 TEST_DB_ENV = "FLOWYARD_TEST_DB"
 PG_URL_ENV = "FLOWYARD_TEST_PG_URL"
@@ -33,7 +40,7 @@ def testing_postgres() -> bool:
     return os.environ.get(TEST_DB_ENV, "").lower() in ("postgres", "postgresql")
 
 
-def _bin(name: str) -> str:
+def pg_binary(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if not found:
         raise RuntimeError(
@@ -49,7 +56,7 @@ def _free_port() -> int:
         return port
 
 
-def _as_postgres(*command: str) -> list[str]:
+def run_as_postgres(*command: str) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
 
 
@@ -65,16 +72,18 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, "postgres")
     data, port = root / "data", _free_port()
     subprocess.run(
-        _as_postgres(
-            _bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"
+        run_as_postgres(
+            pg_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"
         ),
         check=True,
         capture_output=True,
     )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    ctl = _bin("pg_ctl")
+    ctl = pg_binary("pg_ctl")
     subprocess.run(
-        _as_postgres(ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"),
+        run_as_postgres(
+            ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"
+        ),
         check=True,
         capture_output=True,
     )
@@ -82,7 +91,7 @@ def postgres_server() -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
-            _as_postgres(ctl, "-D", str(data), "-m", "immediate", "stop"), capture_output=True
+            run_as_postgres(ctl, "-D", str(data), "-m", "immediate", "stop"), capture_output=True
         )
         shutil.rmtree(root, ignore_errors=True)
 

@@ -40,6 +40,7 @@ __all__ = [
     "open_database_checked",
     "session_scope",
     "shared",
+    "unavailable",
     "utf8_safe",
 ]
 
@@ -253,3 +254,14 @@ def advisory_lock(conn: Connection, name: str) -> None:
     on any host take turns at it; SQLite's write lock already serialises writers."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_KEYS[name]})
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be used (locked, unreachable, restarting, out
+    of resources) rather than refusing the data: the same work may succeed when tried again."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | PoolTimeout | sqlite3.OperationalError | OSError)

@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as SqlTimeoutError
+from sqlalchemy.exc import DBAPIError
 
-from app.persistence.db import WRITE_OPTION
+from app.persistence.db import WRITE_OPTION, unavailable
 from app.persistence.models import INSTANCE_SCOPE, ExecutionRow, InstanceStateRow, StepRecordRow
 from app.persistence.prepared import Prepared, upsert
 from app.persistence.repositories import table_of
@@ -35,7 +33,6 @@ __all__ = [
     "finished_report",
     "started_report",
     "step_report",
-    "transient",
 ]
 
 log = logging.getLogger("flowyard.recorder")
@@ -283,7 +280,7 @@ class SqlRecorder:
                 write.add_done_callback(lambda done: self._requeue_if_failed(done, batch))
                 raise
             except Exception as exc:
-                if transient(exc):
+                if unavailable(exc):
                     self._requeue(batch)
                     raise
                 log.warning(
@@ -355,7 +352,7 @@ class SqlRecorder:
             try:
                 self._write(ops)
             except Exception as exc:
-                if transient(exc):
+                if unavailable(exc):
                     raise
                 log.exception("the records of execution %s cannot be stored", execution_id)
                 self._write_unstorable(execution_id, ops, exc)
@@ -413,11 +410,3 @@ def _reason(exc: BaseException) -> str:
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
     return text[:300]
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether a failed write may succeed when tried again unchanged: the database was locked,
-    unreachable or out of resources, not refusing the data itself."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | SqlTimeoutError | sqlite3.OperationalError | OSError)

@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.services import testruns
 from app.services.hub import Hub
-from app.services.ingest import Incoming, Ingest, IngestError, Reply
+from app.services.ingest import Incoming, Ingest, IngestError, Reply, database_unavailable
 
 __all__ = ["WebhookFastPath", "ingest_of", "install", "receive", "receive_test", "router"]
 
@@ -132,6 +132,17 @@ def render_reply(reply: Reply) -> Response:
     return Response(content.encode("utf-8"), status, headers, media_type=media)
 
 
+def _failed(request: Request, exc: Exception) -> JSONResponse:
+    """An unexpected error: 503 + Retry-After when the database cannot be reached (nothing was
+    stored; the sender's retry succeeds), else a 500 without internals, logged."""
+    down = database_unavailable(exc)
+    if down is not None:
+        log.warning("webhook %s refused: database unreachable (%s)", request.url.path, exc)
+        return _error(down)
+    log.exception("webhook %s failed", request.url.path)
+    return JSONResponse({"error": "The webhook could not be handled."}, status_code=500)
+
+
 def _error(exc: IngestError) -> JSONResponse:
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=exc.headers)
 
@@ -157,9 +168,8 @@ async def receive(request: Request) -> Response:
         return _error(exc)
     except ClientDisconnect:
         return _hung_up()
-    except Exception:
-        log.exception("webhook %s failed", request.url.path)
-        return JSONResponse({"error": "The webhook could not be handled."}, status_code=500)
+    except Exception as exc:
+        return _failed(request, exc)
 
 
 @router.api_route(
@@ -191,9 +201,8 @@ async def _shared(integration: str, flow: str | None, request: Request) -> Respo
         return _error(exc)
     except ClientDisconnect:
         return _hung_up()
-    except Exception:
-        log.exception("webhook %s failed", request.url.path)
-        return JSONResponse({"error": "The webhook could not be handled."}, status_code=500)
+    except Exception as exc:
+        return _failed(request, exc)
 
 
 async def receive_test(request: Request) -> Response:
@@ -206,9 +215,8 @@ async def receive_test(request: Request) -> Response:
         return _error(exc)
     except ClientDisconnect:
         return _hung_up()
-    except Exception:
-        log.exception("test webhook %s failed", request.url.path)
-        return JSONResponse({"error": "The request could not be captured."}, status_code=500)
+    except Exception as exc:
+        return _failed(request, exc)
 
 
 _PREFIX = "/webhooks/"

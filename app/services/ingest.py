@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from app.persistence.db import unavailable
 from app.persistence.inbox import Claimed
 from app.services.bodies import BodyError, BodyOptions, parse_body
 from app.services.errors import ServiceError
@@ -67,6 +68,7 @@ __all__ = [
     "InstanceInfo",
     "Pending",
     "Reply",
+    "database_unavailable",
     "load_instance",
     "sync_answer",
 ]
@@ -78,6 +80,19 @@ RETRY_AFTER_SECONDS = 30
 
 _KEY_LIMIT = 200  # InboxRow.delivery_id / dedup_key column size
 _LIMITS = ExpressionLimits()
+
+
+def database_unavailable(exc: BaseException) -> IngestError | None:
+    """The 503 for an unexpected error that says the database cannot be reached now (a
+    PostgreSQL restart): nothing was stored, and the sender's retry will succeed."""
+    if not unavailable(exc):
+        return None
+    return IngestError(
+        503,
+        "The database cannot be reached right now; nothing was stored.",
+        hint="Retry later.",
+        headers={"Retry-After": "5"},
+    )
 
 
 class IngestError(ServiceError):
