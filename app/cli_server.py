@@ -79,12 +79,7 @@ def serve(
         port=port,
         data_dir=data_dir,
         public_url=public_url,
-        components_dir=components_dir
-        or (
-            Path(os.environ["FLOWYARD_COMPONENTS_DIR"])
-            if os.environ.get("FLOWYARD_COMPONENTS_DIR")
-            else None
-        ),
+        components_dir=_components_dir(components_dir),
         workers=workers,
         engine_processes=_default_engines() if engine_processes is None else engine_processes,
         settle_heap=True,
@@ -102,6 +97,12 @@ def serve(
             f"Bound beyond loopback: /api needs 'Authorization: Bearer {api_token(data_dir)}'"
         )
     uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+
+
+def _components_dir(given: Path | None) -> Path | None:
+    """`--components-dir`, else `FLOWYARD_COMPONENTS_DIR`."""
+    configured = os.environ.get("FLOWYARD_COMPONENTS_DIR")
+    return given or (Path(configured) if configured else None)
 
 
 def _check_database(data_dir: Path) -> None:
@@ -135,12 +136,7 @@ def worker(
 
     settings = Settings(
         data_dir=data_dir,
-        components_dir=components_dir
-        or (
-            Path(os.environ["FLOWYARD_COMPONENTS_DIR"])
-            if os.environ.get("FLOWYARD_COMPONENTS_DIR")
-            else None
-        ),
+        components_dir=_components_dir(components_dir),
         workers=workers,
         settle_heap=True,
     )

@@ -58,6 +58,7 @@ def test_import_and_export_through_a_running_server(server: ServerProcess) -> No
     assert "No such thing" in unknown.stderr
 
 
+@pytest.mark.sqlite_only  # a SQLite file belongs to one server; PostgreSQL takes several
 def test_a_second_server_on_the_same_data_dir_refuses_to_start(
     server: ServerProcess, tmp_path: Path
 ) -> None:

@@ -4,7 +4,6 @@ without a restart of its own, and no acknowledged webhook is lost or run twice."
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import tempfile
@@ -13,12 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import httpx
 import pytest
 
 from tests.postgres import pg_binary, run_as_postgres
 from tests.server.conftest import ServerProcess, free_port
+from tests.server.streams import stream_webhooks
 from tests.server.test_http_api import deploy
 
 pytestmark = pytest.mark.postgres_only
@@ -70,36 +69,6 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def send_all(url: str, refused: list[int]) -> dict[int, str]:
-    acked: dict[int, str] = {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
-
-        async def one(n: int) -> None:
-            while True:
-                try:
-                    async with client.post(
-                        url, json={"n": n}, headers={"Idempotency-Key": f"d-{n}"}
-                    ) as response:
-                        status, text = response.status, await response.text()
-                except (aiohttp.ClientError, TimeoutError):
-                    await asyncio.sleep(0.2)
-                    continue
-                if status in (200, 202):
-                    acked[n] = json.loads(text)["execution_id"]
-                    return
-                assert status == 503, f"webhook {n}: {status} {text}"
-                refused.append(n)
-                await asyncio.sleep(0.3)
-
-        start = time.monotonic()
-        tasks = []
-        for n in range(TOTAL):
-            await asyncio.sleep(max(0.0, start + n / RATE - time.monotonic()))
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
-    return acked
-
-
 @pytest.mark.timeout(180)
 def test_a_postgres_restart_under_load_loses_nothing(postgres: Postgres, tmp_path: Path) -> None:
     server = ServerProcess(
@@ -113,7 +82,7 @@ def test_a_postgres_restart_under_load_loses_nothing(postgres: Postgres, tmp_pat
         url = deploy(server, "durable.yaml", "restart")["count"]
         refused: list[int] = []
         loop = asyncio.new_event_loop()
-        sending = loop.create_task(send_all(url, refused))
+        sending = loop.create_task(stream_webhooks(url, TOTAL, RATE, refused))
         loop.run_until_complete(asyncio.sleep(1.5))
         postgres.ctl("-m", "fast", "-w", "stop")
         loop.run_until_complete(asyncio.sleep(2.0))  # down: the ingest answers 503

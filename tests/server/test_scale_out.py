@@ -8,7 +8,6 @@ processes share this machine's loopback (the network-namespace variant is not bu
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -17,12 +16,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import httpx
 import pytest
 
 from app.persistence.crypto import KEY_FILE_NAME, SECRET_KEY_ENV
 from tests.server.conftest import ROOT, ServerProcess, free_port
+from tests.server.streams import stream_webhooks
 from tests.server.test_http_api import deploy
 
 pytestmark = pytest.mark.postgres_only
@@ -77,35 +76,6 @@ def web(tmp_path: Path) -> Iterator[ServerProcess]:
     server.stop()
 
 
-async def send_all(url: str) -> dict[int, str]:
-    """TOTAL webhooks at RATE/s, each retried until acknowledged (as real senders do)."""
-    acked: dict[int, str] = {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
-
-        async def one(n: int) -> None:
-            while True:
-                try:
-                    async with client.post(
-                        url, json={"n": n}, headers={"Idempotency-Key": f"d-{n}"}
-                    ) as response:
-                        status, text = response.status, await response.text()
-                except (aiohttp.ClientError, TimeoutError):
-                    await asyncio.sleep(0.2)
-                    continue
-                if status in (200, 202):
-                    acked[n] = json.loads(text)["execution_id"]
-                    return
-                raise AssertionError(f"webhook {n}: {status} {text}")
-
-        start = time.monotonic()
-        tasks = []
-        for n in range(TOTAL):
-            await asyncio.sleep(max(0.0, start + n / RATE - time.monotonic()))
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
-    return acked
-
-
 @pytest.mark.timeout(180)
 def test_killing_a_worker_under_load_loses_nothing_and_runs_nothing_twice(
     web: ServerProcess, tmp_path: Path
@@ -117,7 +87,7 @@ def test_killing_a_worker_under_load_loses_nothing_and_runs_nothing_twice(
     workers = [first, second]
     try:
         sender = asyncio.new_event_loop()
-        sending = sender.create_task(send_all(url))
+        sending = sender.create_task(stream_webhooks(url, TOTAL, RATE))
         sender.run_until_complete(asyncio.sleep(2.5))
         first.send_signal(signal.SIGKILL)  # mid-stream, with executions in flight
         first.wait(10)
