@@ -7,7 +7,10 @@ work directly on a data directory with the same services the API uses.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,15 +66,23 @@ def serve(
         int | None,
         typer.Option(
             help="Child processes that run flows (0: in the server's process). "
-            "Default: 1 with two or more cores, else 0.",
+            "Default: 1 with two or more cores, else 0 (on PostgreSQL: 0).",
             min=0,
         ),
     ] = None,
+    worker_processes: Annotated[
+        int,
+        typer.Option(
+            help="`flowyard worker` processes to start beside the server (PostgreSQL only).",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
     """Serve the API, the webhooks and the designer until interrupted."""
     import uvicorn
 
     from app.http_server import uvicorn_options
+    from app.local_workers import LocalWorkers
     from app.server import api_token, create_app
 
     settings = Settings(
@@ -84,11 +95,19 @@ def serve(
         engine_processes=_default_engines() if engine_processes is None else engine_processes,
         settle_heap=True,
     )
-    if database_url(data_dir).startswith("sqlite"):
+    sqlite = database_url(data_dir).startswith("sqlite")
+    if sqlite:
         try:
             check_free(data_dir)  # the server holds the lock; checked here for a plain message
         except DataDirInUse as exc:
             _fail(str(exc))
+        if worker_processes:
+            _fail(
+                "--worker-processes needs PostgreSQL (FLOWYARD_DATABASE_URL): a SQLite file "
+                "belongs to one process; --engine-processes uses more cores there."
+            )
+    elif engine_processes is None:
+        settings = dataclasses.replace(settings, engine_processes=0)  # workers use the cores
     _check_database(data_dir)
     typer.echo(f"Flowyard serving on {settings.base_url} (data in {data_dir.resolve()})")
     typer.echo(f"API docs: {settings.base_url}/api/docs")
@@ -96,7 +115,18 @@ def serve(
         typer.echo(
             f"Bound beyond loopback: /api needs 'Authorization: Bearer {api_token(data_dir)}'"
         )
-    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+    local = LocalWorkers(settings, worker_processes) if worker_processes else None
+    if local is not None:
+        # uvicorn re-raises the SIGTERM it handled once it has shut down; exit through
+        # `finally` then, so the workers are stopped rather than orphaned.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        local.start()
+        typer.echo(f"Started {worker_processes} worker processes: {local.pids}")
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+    finally:
+        if local is not None:
+            local.stop()
 
 
 def _components_dir(given: Path | None) -> Path | None:
@@ -130,6 +160,7 @@ def worker(
     grace: Annotated[
         float, typer.Option(help="Seconds a stopping worker lets executions finish.")
     ] = 30.0,
+    exit_with: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Claim and run executions from the shared database (PostgreSQL) until stopped."""
     from app.worker import WorkerError, run_worker
@@ -141,7 +172,7 @@ def worker(
         settle_heap=True,
     )
     try:
-        asyncio.run(run_worker(settings, health_port=health_port, grace=grace))
+        asyncio.run(run_worker(settings, health_port=health_port, grace=grace, parent=exit_with))
     except WorkerError as exc:
         _fail(str(exc))
 

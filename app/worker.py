@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 from aiohttp import web
@@ -39,8 +40,10 @@ async def run_worker(
     health_port: int | None = None,
     grace: float = 30.0,
     stop: asyncio.Event | None = None,
+    parent: int | None = None,
 ) -> None:
-    """Run a worker until SIGTERM/SIGINT (or until `stop` is set); see the module docstring."""
+    """Run a worker until SIGTERM/SIGINT (or until `stop` is set, or process `parent` is gone:
+    local workers end with the server that started them); see the module docstring."""
     try:
         db = open_database_checked(settings.data_dir)
     except DatabaseError as exc:
@@ -69,6 +72,9 @@ async def run_worker(
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop.set)
             health = await _serve_health(pool, health_port) if health_port is not None else None
+            orphaned = (
+                asyncio.create_task(_until_orphaned(parent, stop)) if parent is not None else None
+            )
             await pool.start()
             try:
                 await stop.wait()
@@ -77,8 +83,18 @@ async def run_worker(
                 await pool.stop(grace)
                 if health is not None:
                     await health.cleanup()
+                if orphaned is not None:
+                    orphaned.cancel()
     finally:
         db.dispose()
+
+
+async def _until_orphaned(parent: int, stop: asyncio.Event) -> None:
+    # Polled: no event tells a process that its parent died (short of Linux's PR_SET_PDEATHSIG).
+    while os.getppid() == parent:  # noqa: ASYNC110
+        await asyncio.sleep(1.0)
+    log.warning("the server that started this worker is gone: stopping")
+    stop.set()
 
 
 async def _serve_health(pool: WorkerPool, port: int) -> web.AppRunner:
