@@ -213,7 +213,7 @@ async def _watch_queue(
             await asyncio.wait_for(stop.wait(), 0.25)
 
 
-async def _sync_phase(cluster: Cluster, options: ScaleOptions, say: Say) -> SyncResult:
+async def _sync_phase(cluster: Cluster, options: ScaleOptions) -> SyncResult:
     deployment = cluster.deployment
     url, webhook = deployment.url, deployment.webhook
     connector = aiohttp.TCPConnector(limit=options.concurrency + 2)
@@ -327,7 +327,7 @@ def measure(base_url: str, options: ScaleOptions, say: Say = print) -> ScaleRepo
         )
         with running_cluster(root / "sync", base_url, echo_url, echo_pid) as group:
             try:
-                sync = asyncio.run(_sync_phase(group, options, say))
+                sync = asyncio.run(_sync_phase(group, options))
             finally:
                 tracebacks(group.deployment, say)
         _describe_sync(sync, options, say)
@@ -419,6 +419,16 @@ def _stop_on_signals() -> None:
         signal.signal(sig, stop)
 
 
+def _worker_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of counts like 1,2,4")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = ScaleOptions()
@@ -427,19 +437,24 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
     parser.add_argument(
         "--workers",
-        default=",".join(map(str, defaults.worker_counts)),
-        help="worker process counts to measure, e.g. 1,2,4",
+        type=_worker_counts,
+        default=defaults.worker_counts,
+        help="worker process counts to measure, comma-separated (default 1,2,4)",
     )
     parser.add_argument("--backlog", type=int, default=defaults.backlog)
     parser.add_argument("--sync", type=int, default=defaults.sync_requests)
     parser.add_argument("--sync-concurrency", type=int, default=defaults.sync_concurrency)
     parser.add_argument("--sync-workers", type=int, default=defaults.sync_workers)
     args = parser.parse_args()
+    sizes = ("deliveries", "rounds", "concurrency", "backlog", "sync")
+    for name in (*sizes, "sync_concurrency", "sync_workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     options = ScaleOptions(
         deliveries=args.deliveries,
         rounds=args.rounds,
         concurrency=args.concurrency,
-        worker_counts=tuple(int(w) for w in args.workers.split(",")),
+        worker_counts=args.workers,
         backlog=args.backlog,
         sync_requests=args.sync,
         sync_concurrency=args.sync_concurrency,
