@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run demo lint typecheck pytest bench clean canvas browser screenshots fuzz soak hostile
+.PHONY: test run demo lint typecheck pytest bench clean canvas browser screenshots fuzz soak hostile \
+	postgres
 
 CANVAS := designer/frontend
 BUNDLE := $(CANVAS)/dist/flowyard_canvas.js
@@ -61,12 +62,21 @@ pytest: $(STAMP) $(BUNDLE) browser
 screenshots: $(STAMP) $(BUNDLE) browser
 	FLOWYARD_SCREENSHOTS=1 $(BIN)/pytest tests/browser -q
 
-bench: $(STAMP) $(BUNDLE) browser
+# PostgreSQL (Debian's package) for bench.scale and FLOWYARD_TEST_DB=postgresql; installed when
+# missing; the bench and the tests start their own server in a temporary directory.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing Debian packages: postgresql"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
+
+bench: $(STAMP) $(BUNDLE) browser postgres
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.http_client
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.writer
 	$(BIN)/python -m bench.canvas
+	$(BIN)/python -m bench.scale
 
 # Reliability figures (README "Reliability and security"): the hostile catalogue, long fuzz runs
 # (the `fuzz` Hypothesis profile: many more examples, a 15-minute schemathesis budget) and the

@@ -2,7 +2,8 @@
 
 `ServerProcess(data_dir, port, log_path).start()` runs `python -m app serve` from the repository
 root and returns once `/api/health` answers; `kill()` is a SIGKILL (a crash, for durability runs),
-`stop()` a SIGTERM with a SIGKILL after 15 s. `deploy_text(url, text, name)` imports an integration
+`stop()` a SIGTERM with a SIGKILL after 15 s. `WorkerProcess` does the same for `flowyard worker`
+(ready once its `--health-port` answers). `deploy_text(url, text, name)` imports an integration
 file through the REST API and deploys it as an active instance, returning each flow's webhook URL.
 
 The child's environment drops `PYTEST_CURRENT_TEST`: NiceGUI inside a server started from pytest
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import httpx
 __all__ = [
     "ROOT",
     "ServerProcess",
+    "WorkerProcess",
     "deploy_text",
     "free_port",
     "standard_signature",
@@ -64,27 +67,11 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-        env["FLOWYARD_HTTP_BLOCK_PRIVATE"] = "0"
-        env.update(self.env)
         command = [sys.executable, "-m", "app", "serve", "--port", str(self.port)]
         command += ["--host", self.host]
         command += ["--data-dir", str(self.data_dir), *self.args]
-        with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not answer within {timeout} s:\n{self.log()}")
+        self.process = _launch(command, self.env, self.log_path)
+        _wait_healthy(self.process, f"{self.url}/api/health", timeout, "server", self.log)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -96,6 +83,69 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class WorkerProcess:
+    """A running `flowyard worker`; `launch()` then `wait_ready()` (or `start()`) starts it.
+
+    It needs the database (`FLOWYARD_DATABASE_URL` in `env` or this environment) and the web
+    server's secret key (`FLOWYARD_SECRET_KEY`) that its executions decrypt connections with.
+    """
+
+    data_dir: Path
+    log_path: Path
+    health_port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    """Extra `flowyard worker` options, e.g. `["--workers", "32"]`."""
+    process: subprocess.Popen[bytes] | None = None
+
+    def launch(self) -> None:
+        """Start the process without waiting: several workers then come up side by side."""
+        command = [sys.executable, "-m", "app", "worker", "--data-dir", str(self.data_dir)]
+        command += ["--health-port", str(self.health_port), *self.args]
+        self.process = _launch(command, self.env, self.log_path)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Return once `GET /health` answers; raises with the log when the worker exited."""
+        assert self.process is not None, "launch() the worker first"
+        url = f"http://127.0.0.1:{self.health_port}/health"
+        _wait_healthy(self.process, url, timeout, "worker", self.log)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _launch(command: list[str], extra: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env["FLOWYARD_HTTP_BLOCK_PRIVATE"] = "0"
+    env.update(extra)
+    with log_path.open("ab") as log:  # the child keeps its own copy of the handle
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_healthy(
+    process: subprocess.Popen[bytes], url: str, timeout: float, what: str, log: Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited early:\n{log()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer within {timeout} s:\n{log()}")
 
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> None:
