@@ -57,13 +57,24 @@ def run_as_postgres(*command: str) -> list[str]:
 
 
 @contextmanager
-def postgres_server(settings: Sequence[str] = ("fsync=off",)) -> Iterator[str]:
-    """A running server's base URL (`postgresql+psycopg://postgres@127.0.0.1:PORT/postgres`),
-    started with each `name=value` of `settings` (tests: `fsync=off`, nothing is kept)."""
+def postgres_server(
+    settings: Sequence[str] = ("fsync=off",),
+    *,
+    listen: str = "127.0.0.1",
+    netns: str | None = None,
+) -> Iterator[str]:
+    """A running server's base URL (`postgresql+psycopg://postgres@LISTEN:PORT/postgres`),
+    started with each `name=value` of `settings` (tests: `fsync=off`, nothing is kept).
+
+    `listen` is the address it accepts connections on; `netns` a network namespace to run it in
+    (where `listen` is one of that namespace's addresses). `FLOWYARD_TEST_PG_URL` answers only
+    for the default server on this machine's loopback.
+    """
     given = os.environ.get(PG_URL_ENV)
-    if given:
+    if given and (listen, netns) == ("127.0.0.1", None):
         yield given
         return
+    inside = ["ip", "netns", "exec", netns] if netns else []
     root = Path(tempfile.mkdtemp(prefix="flowyard-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
@@ -75,19 +86,25 @@ def postgres_server(settings: Sequence[str] = ("fsync=off",)) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
+    if listen != "127.0.0.1":  # initdb trusts loopback only; these are the test's own hosts
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all samenet trust\n")
     options = " ".join(
-        [f"-c listen_addresses=127.0.0.1 -p {port} -k {root}", *(f"-c {s}" for s in settings)]
+        [f"-c listen_addresses={listen} -p {port} -k {root}", *(f"-c {s}" for s in settings)]
     )
     ctl = pg_binary("pg_ctl")
-    subprocess.run(
-        run_as_postgres(
-            ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"
-        ),
+    subprocess.run(  # the server pg_ctl starts stays in the namespace pg_ctl runs in
+        [
+            *inside,
+            *run_as_postgres(
+                ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"
+            ),
+        ],
         check=True,
         capture_output=True,
     )
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql+psycopg://postgres@{listen}:{port}/postgres"
     finally:
         subprocess.run(
             run_as_postgres(ctl, "-D", str(data), "-m", "immediate", "stop"), capture_output=True

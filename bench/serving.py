@@ -159,21 +159,25 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
             process.wait(10)
 
 
-def deploy_text(base_url: str, text: str, name: str, **request: Any) -> dict[str, str]:
+def deploy_text(
+    base_url: str, text: str, name: str, *, headers: dict[str, str] | None = None, **request: Any
+) -> dict[str, str]:
     """Import the integration file `text`, deploy it as instance `name`; {flow id: webhook URL}.
 
+    `headers` go with both requests (the API token of a server bound beyond loopback);
     `request` adds deploy fields (`config`, `connections`). Raises `AssertionError` with the
     server's answer when the import or deploy is refused or the instance is not active.
     """
+    headers = headers or {}
     imported = httpx.post(
         f"{base_url}/api/integrations",
         content=text,
-        headers={"Content-Type": "application/yaml"},
+        headers={**headers, "Content-Type": "application/yaml"},
         timeout=30,
     )
     assert imported.status_code == 201, imported.text
     body = {"name": name, "integration": imported.json()["name"], **request}
-    deployed = httpx.post(f"{base_url}/api/instances", json=body, timeout=30)
+    deployed = httpx.post(f"{base_url}/api/instances", json=body, headers=headers, timeout=30)
     assert deployed.status_code == 201, deployed.text
     view = deployed.json()
     assert view["status"] == "active", view

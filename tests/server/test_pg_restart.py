@@ -69,7 +69,7 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_a_postgres_restart_under_load_loses_nothing(postgres: Postgres, tmp_path: Path) -> None:
     server = ServerProcess(
         tmp_path / "data",
@@ -79,7 +79,7 @@ def test_a_postgres_restart_under_load_loses_nothing(postgres: Postgres, tmp_pat
     )
     server.start()
     try:
-        url = deploy(server, "durable.yaml", "restart")["count"]
+        url = deploy(server, "count.yaml", "restart")["count"]
         refused: list[int] = []
         loop = asyncio.new_event_loop()
         sending = loop.create_task(stream_webhooks(url, TOTAL, RATE, refused))
@@ -91,7 +91,7 @@ def test_a_postgres_restart_under_load_loses_nothing(postgres: Postgres, tmp_pat
         loop.close()
         assert refused, "the ingest never answered 503 while the database was down"
         assert len(acked) == TOTAL
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # generous: the machine may be busy
         counts: dict[str, int] = {}
         while time.monotonic() < deadline:
             try:
