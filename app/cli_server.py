@@ -7,7 +7,6 @@ work directly on a data directory with the same services the API uses.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
@@ -62,14 +61,6 @@ def serve(
             min=0,
         ),
     ] = Settings.workers,
-    engine_processes: Annotated[
-        int | None,
-        typer.Option(
-            help="Child processes that run flows (0: in the server's process). "
-            "Default: 1 with two or more cores, else 0 (on PostgreSQL: 0).",
-            min=0,
-        ),
-    ] = None,
     worker_processes: Annotated[
         int,
         typer.Option(
@@ -92,7 +83,6 @@ def serve(
         public_url=public_url,
         components_dir=_components_dir(components_dir),
         workers=workers,
-        engine_processes=_default_engines() if engine_processes is None else engine_processes,
         settle_heap=True,
     )
     sqlite = database_url(data_dir).startswith("sqlite")
@@ -104,10 +94,8 @@ def serve(
         if worker_processes:
             _fail(
                 "--worker-processes needs PostgreSQL (FLOWYARD_DATABASE_URL): a SQLite file "
-                "belongs to one process; --engine-processes uses more cores there."
+                "belongs to one server process."
             )
-    elif engine_processes is None:
-        settings = dataclasses.replace(settings, engine_processes=0)  # workers use the cores
     _check_database(data_dir)
     typer.echo(f"Flowyard serving on {settings.base_url} (data in {data_dir.resolve()})")
     typer.echo(f"API docs: {settings.base_url}/api/docs")
@@ -175,11 +163,6 @@ def worker(
         asyncio.run(run_worker(settings, health_port=health_port, grace=grace, parent=exit_with))
     except WorkerError as exc:
         _fail(str(exc))
-
-
-def _default_engines() -> int:
-    """One engine process when the server can give it a core of its own (`bench/ingest`)."""
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
 @app.command()

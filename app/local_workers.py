@@ -3,8 +3,7 @@
 On a shared database (PostgreSQL) a second core is used the same way a second host is: by
 `flowyard worker` processes that claim, run and record executions themselves. The server starts
 them with its own data directory and secret key, restarts one that dies, and stops them (SIGTERM,
-so they finish or hand back their work) when it stops. SQLite keeps one process per file; there
-`--engine-processes` is how the server uses a second core.
+so they finish or hand back their work) when it stops. SQLite keeps one process per file.
 """
 
 from __future__ import annotations

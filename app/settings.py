@@ -27,13 +27,8 @@ class Settings:
     components_dir: Path | None = None
     workers: int = 160
     """Executions run at once by this server, across flows (mostly waiting on I/O: the engine,
-    the outbound call, the commit of their records). bench/ingest on 2 cores with one engine
-    process and the flow's own limit out of the way: 518-691/s end to end with 128, 684-909/s
-    with 160, 773-786/s with 192, 693-866/s with 256 (the executions then wait on the cores)."""
-    engine_processes: int = 0
-    """Child processes that run webhook and schedule executions (`app.services.engine_pool`); 0
-    runs them in the server's own process. `flowyard serve` starts one on a machine with two or
-    more cores."""
+    the outbound call, the commit of their records); see docs/performance.md for how the default
+    was chosen."""
     lease_seconds: float = field(default_factory=lambda: _env_float("FLOWYARD_LEASE_SECONDS", 60))
     """A claimed inbox row whose lease expired (its worker died) is claimed again."""
     sync_timeout: float = 10.0

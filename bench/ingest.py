@@ -12,10 +12,9 @@ aiohttp client in this process posts small JSON bodies at a fixed concurrency an
 - ours, `asyncio.to_thread` per request: the same with one transaction per request.
 
 Target (issue 3): ours ≥ 40% of the baseline. The end-to-end rate (below) is taken against the
-mean of the baseline measured before and after it. It runs `flowyard serve` as a user would
-(`--engine-processes` to choose other than its default); each round prints the CPU the server
-process and its engine processes used per execution. Ratios, not verdicts: timings never gate a
-test.
+mean of the baseline measured before and after it. It runs `flowyard serve` as a user would;
+each round prints the CPU the server process used per execution. Ratios, not verdicts: timings
+never gate a test.
 """
 
 from __future__ import annotations
@@ -298,7 +297,7 @@ def _profiled_serve(out: Path, argv: list[str]) -> None:
 
 
 def _start_flowyard(
-    data_dir: Path, workers: int, engines: int | None, profile: Path | None
+    data_dir: Path, workers: int, profile: Path | None
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
     """A `flowyard serve` process on a free port; its process, URL and log file."""
     port = _free_port()
@@ -306,8 +305,6 @@ def _start_flowyard(
     env["FLOWYARD_HTTP_BLOCK_PRIVATE"] = "0"  # the echo server is on loopback
     serve = ["serve", "--port", str(port), "--data-dir", str(data_dir / "data")]
     serve += ["--workers", str(workers)]
-    if engines is not None:
-        serve += ["--engine-processes", str(engines)]
     module = "app"
     if profile is not None:
         env[PROFILE_ENV] = str(profile)
@@ -423,8 +420,8 @@ async def _e2e_round(
 
 
 def _cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU time (user + system, every thread) a process and its children (the engine
-    processes) have used so far; Linux's /proc.
+    """CPU time (user + system, every thread) a process and its children have used so far;
+    Linux's /proc.
 
     The server runs on one event loop whose database work holds the GIL in worker threads, so
     its CPU per execution is the figure the end-to-end rate follows."""
@@ -463,10 +460,9 @@ def _spot_check(url: str, ids: dict[str, int], sample: int) -> None:
 
 def _end_to_end(options: argparse.Namespace, before: float) -> None:
     n, c, workers = options.e2e_requests, options.concurrency, options.workers
-    shown = "" if options.engines is None else f" --engine-processes {options.engines}"
     print(
         f"end-to-end: {n} webhooks x{options.e2e_rounds} (best), concurrency {c}, "
-        f"`flowyard serve --workers {workers}{shown}`; webhook -> branch -> transform -> HTTP "
+        f"`flowyard serve --workers {workers}`; webhook -> branch -> transform -> HTTP "
         "call to a "
         "local aiohttp server -> respond"
     )
@@ -477,17 +473,16 @@ def _end_to_end(options: argparse.Namespace, before: float) -> None:
     echo.start()
     with tempfile.TemporaryDirectory() as tmp:
         profile = Path(options.profile).resolve() if options.profile else None
-        process, url, log_path = _start_flowyard(Path(tmp), workers, options.engines, profile)
+        process, url, log_path = _start_flowyard(Path(tmp), workers, profile)
         try:
             webhook = _deploy(url, f"http://127.0.0.1:{echo_port}")
             warmup = min(200, n)
             asyncio.run(_e2e_round(url, webhook, 0, warmup, c))
             sent, best = warmup, 0.0
             for _ in range(options.e2e_rounds):
-                server, engines = _cpu_seconds(process.pid)
+                server = sum(_cpu_seconds(process.pid))
                 acked, finished, ids = asyncio.run(_e2e_round(url, webhook, sent, n, c))
-                server_after, engines_after = _cpu_seconds(process.pid)
-                cpu, engine_cpu = server_after - server, engines_after - engines
+                cpu = sum(_cpu_seconds(process.pid)) - server
                 sent += n
                 _spot_check(url, ids, options.spot_check)
                 rate = n / finished
@@ -495,9 +490,7 @@ def _end_to_end(options: argparse.Namespace, before: float) -> None:
                 print(
                     f"  round: acked in {acked:.2f} s ({n / acked:,.0f}/s), all succeeded and "
                     f"persisted in {finished:.2f} s ({rate:,.0f}/s); server CPU "
-                    f"{cpu / n * 1000:.2f} ms per execution, {cpu / finished:.0%} of a core; "
-                    f"engine processes {engine_cpu / n * 1000:.2f} ms, "
-                    f"{engine_cpu / finished:.0%} of a core"
+                    f"{cpu / n * 1000:.2f} ms per execution, {cpu / finished:.0%} of a core"
                 )
             counts = httpx.get(f"{url}/api/executions", params={"limit": 1}).json()["counts"]
             if counts["succeeded"] != sent or any(counts[k] for k in FINISHED_BAD):
@@ -542,12 +535,6 @@ def main() -> None:
     parser.add_argument("--e2e-rounds", type=int, default=2)
     parser.add_argument(
         "--workers", type=int, default=Settings.workers, help="`flowyard serve --workers`"
-    )
-    parser.add_argument(
-        "--engine-processes",
-        dest="engines",
-        type=int,
-        help="`flowyard serve --engine-processes` (default: the server's own)",
     )
     parser.add_argument("--spot-check", type=int, default=10, help="executions read back a round")
     parser.add_argument("--skip-ack", action="store_true", help="baseline and end-to-end only")

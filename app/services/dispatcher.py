@@ -35,7 +35,6 @@ from app.persistence.db import WRITE_OPTION, shared
 from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry
 from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
 from app.services.bodies import BodyOptions, parse_body
-from app.services.engine_pool import EngineLost, EngineNotStarted, EngineProcesses
 from app.services.environment import EnvironmentCache, InstanceEnvironment
 from app.services.errors import NotFound
 from app.services.hub import Hub, SyncOutcome
@@ -46,7 +45,6 @@ from app.services.schedules import ScheduleTicker
 from components.api import Response, TriggerEvent
 from runtime.engine import backoff_delay, run_flow
 from runtime.errors import (
-    EngineCrash,
     ExpressionError,
     FlowError,
     FlowValidationError,
@@ -184,16 +182,6 @@ class WorkerPool:
         self._options: dict[str, tuple[InstanceEnvironment, dict[str, BodyOptions | None]]] = {}
         self.recorder = SqlRecorder(hub.db, on_write=self._claim_in)
         self.state = SqlStateBackend(hub.db)
-        self.engines = (
-            EngineProcesses(
-                self.settings.engine_processes,
-                recorder=self.recorder,
-                state=self.state,
-                components_dir=self.settings.components_dir,
-            )
-            if self.settings.engine_processes > 0
-            else None
-        )
         self.schedules = ScheduleTicker(hub, self.environments, clock=clock, on_fire=self.notify)
         self._replies = _Replies()
         self._wake = asyncio.Event()
@@ -238,8 +226,6 @@ class WorkerPool:
 
             self._listener = InboxListener(self.hub.db, wake)
             self._listener.start()
-        if self.engines is not None:
-            await self.engines.start()
         self._services = [
             asyncio.create_task(self._claim_loop(), name="flowyard-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="flowyard-lease"),
@@ -284,8 +270,6 @@ class WorkerPool:
             await asyncio.to_thread(inbox.requeue, self.hub.db, cancelled, started=True)
         except Exception:
             log.exception("could not give back %d claimed requests", len(unstarted))
-        if self.engines is not None:
-            await self.engines.stop()
 
     # ------------------------------------------------------------------------------ Dispatcher
 
@@ -305,8 +289,6 @@ class WorkerPool:
     def invalidate(self, instance_id: str) -> None:
         self.environments.invalidate(instance_id)
         self._options.pop(instance_id, None)
-        if self.engines is not None:
-            self.engines.forget(instance_id)
         self._wake.set()  # an enabled or activated instance may have rows waiting
 
     async def run_lifecycle(
@@ -323,7 +305,7 @@ class WorkerPool:
                 raise NotFound(f"Instance '{env.name}' has no flow '{flow_id}'.")
             execution_id = new_execution_id()
             await asyncio.to_thread(self._prepare_lifecycle, execution_id, flow_id, instance_id)
-            result = await self._execute(env, flow, event, execution_id, inline=True)
+            result = await self._execute(env, flow, event, execution_id)
             await self.recorder.flush()
             self._replies.publish(execution_id, SyncOutcome(result.response, result))
             return result
@@ -541,11 +523,8 @@ class WorkerPool:
         flow: Flow,
         event: TriggerEvent,
         execution_id: str,
-        *,
-        inline: bool = False,
     ) -> ExecutionResult:
-        """Run `flow` and report it to the recorder (not flushed yet) and the waiters: in an
-        engine process when the server has them, unless `inline`."""
+        """Run `flow` and report it to the recorder (not flushed yet) and the waiters."""
         if env.problem is not None:
             error = ErrorInfo(
                 "environment",
@@ -555,24 +534,6 @@ class WorkerPool:
             return self._record_failure(execution_id, flow.id, error)
         observer = _Fanout(self.recorder, self._replies)
         try:
-            if self.engines is not None and self.engines.available and not inline:
-                try:
-                    return await self.engines.run(
-                        env,
-                        flow.id,
-                        event,
-                        execution_id,
-                        lambda response: observer.response_ready(execution_id, response),
-                    )
-                except EngineNotStarted:
-                    pass  # the run never began: it runs here instead
-                except EngineLost as exc:
-                    error = ErrorInfo(
-                        EngineCrash.kind,
-                        f"The engine crashed running flow '{flow.label}': {exc}",
-                        "This is a Flowyard bug; the execution can be replayed.",
-                    )
-                    return self._record_failure(execution_id, flow.id, error, Status.CRASHED)
             context = env.run_context(self.hub.registry, self.hub.http, self.state, execution_id)
             return await run_flow(flow, event, context, observer)
         except FlowValidationError as exc:
