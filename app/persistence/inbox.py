@@ -164,6 +164,9 @@ def _candidates_query(status: str) -> Any:
         .where(c.status == status, due, i.status == "active", i.enabled.is_(True))
         .order_by(c.received_at, c.id)
         .limit(bindparam("scan"))
+        # PostgreSQL: rows another transaction is changing (a requeue, a worker finishing an
+        # expired lease) are passed over, not waited for; SQLite renders no lock clause.
+        .with_for_update(skip_locked=True, of=_inbox)
     )
 
 

@@ -243,9 +243,9 @@ class WorkerPool:
         and hand their rows back to the queue (re-run as recovered, here or by another worker),
         with the rows claimed but not started."""
         self._stopping = True
-        if self._listener is not None:
-            await asyncio.to_thread(self._listener.stop)
-            self._listener = None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop(wait=False)  # joined last: the grace below is for the executions
         for task in self._services:
             task.cancel()
         await asyncio.gather(*self._services, return_exceptions=True)
@@ -270,6 +270,8 @@ class WorkerPool:
             await asyncio.to_thread(inbox.requeue, self.hub.db, cancelled, started=True)
         except Exception:
             log.exception("could not give back %d claimed requests", len(unstarted))
+        if listener is not None:
+            await asyncio.to_thread(listener.join, 5)
 
     # ------------------------------------------------------------------------------ Dispatcher
 

@@ -57,6 +57,8 @@ class InboxListener(threading.Thread):
                 self.listening.clear()
             self._stopping.wait(self._retry)
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop listening (the thread notices within half a second); `wait` joins it."""
         self._stopping.set()
-        self.join(5)
+        if wait:
+            self.join(5)
