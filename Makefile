@@ -46,7 +46,7 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-test: $(STAMP) $(BUNDLE) browser lint typecheck pytest
+test: $(STAMP) $(BUNDLE) browser postgres lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -55,8 +55,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(BUNDLE) browser
+# The whole suite on SQLite, then the database-backed suites on a PostgreSQL server the session
+# starts itself (tests/postgres.py).
+pytest: $(STAMP) $(BUNDLE) browser postgres
 	$(BIN)/pytest
+	FLOWYARD_TEST_DB=postgresql $(BIN)/pytest tests/persistence tests/server tests/e2e
 
 # The README's pictures (docs/screenshots/), taken by the browser tests from the product as it is.
 screenshots: $(STAMP) $(BUNDLE) browser
