@@ -16,7 +16,7 @@ from app.persistence.crypto import (
     SecretKeyError,
     load_secret_key,
 )
-from app.persistence.db import DB_FILE_NAME, session_scope
+from app.persistence.db import session_scope
 from app.persistence.repositories import (
     create_instance,
     load_connection,
@@ -25,6 +25,7 @@ from app.persistence.repositories import (
     set_connection,
 )
 from runtime.model import Integration
+from tests.stored import stored_bytes
 
 SECRET = "sk_live_do-not-store-me-4711"
 
@@ -78,7 +79,7 @@ def test_connections_are_encrypted_at_rest(engine: Engine, data_dir: Path) -> No
         other = SecretBox(Fernet.generate_key())
         with pytest.raises(SecretKeyError, match="Connection 'crm' cannot be decrypted"):
             load_connection(session, other, instance, "crm")
-    engine.dispose()  # checkpoint the WAL into the file before reading its bytes
-    stored = b"".join(p.read_bytes() for p in data_dir.glob(f"{DB_FILE_NAME}*"))
+    stored = stored_bytes(engine, data_dir)
+    assert b"crm-prod" in stored  # what was stored shows: the instance's name
     assert SECRET.encode() not in stored
     assert (data_dir / KEY_FILE_NAME).read_bytes().strip() not in stored

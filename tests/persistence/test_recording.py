@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select, text
 from sqlmodel import Session, col
 
-from app.persistence.db import DB_FILE_NAME, session_scope
+from app.persistence.db import session_scope
 from app.persistence.models import ExecutionRow, StepRecordRow
 from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend, step_report
 from app.persistence.repositories import create_instance, publish_version, save_integration
@@ -26,6 +26,7 @@ from runtime.http import make_http_client
 from runtime.model import Flow, Integration
 from runtime.observer import ErrorInfo, ExecutionInfo, ExecutionResult, Status, StepRecord
 from runtime.state import BoundState
+from tests.stored import stored_bytes
 
 GOLDEN_COMPONENTS = Path(__file__).parent.parent / "golden" / "components"
 SECRET = "hunter2-super-secret-7731"
@@ -159,8 +160,8 @@ async def test_recorder_writes_a_whole_execution_in_one_commit(
     assert isinstance(say.logs[0]["ts"], float)
     assert await SqlStateBackend(engine).load(instance_id, None, "count") == (True, ITEMS)
 
-    engine.dispose()  # checkpoint the WAL, then look at every byte stored
-    stored = b"".join(p.read_bytes() for p in data_dir.glob(f"{DB_FILE_NAME}*"))
+    stored = stored_bytes(engine, data_dir)
+    assert b"token is ***" in stored  # what was stored shows: the redacted record
     assert SECRET.encode() not in stored
 
 

@@ -55,6 +55,7 @@ from runtime.context import RunContext
 from runtime.engine import run_flow
 from runtime.http import make_http_client
 from runtime.observer import ExecutionResult
+from tests.stored import stored_bytes
 
 SECRET = "sk_live_acme_0123456789_secret"
 
@@ -351,7 +352,7 @@ async def test_deploy_runs_hooks_then_deploy_flows_in_file_order(hub: Hub) -> No
         assert repo.load_config_values(s, hub.box, view.id)["password"] == "hunter2-secret"
 
     # Neither the connection's secret nor the secret config value is stored in clear.
-    stored = b"".join(p.read_bytes() for p in hub.settings.data_dir.glob("flowyard.db*"))
+    stored = stored_bytes(hub.db, hub.settings.data_dir)
     assert b"Customer A" in stored
     assert SECRET.encode() not in stored
     assert b"hunter2-secret" not in stored
