@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func, insert, select, text
 
 from app.persistence.db import DB_FILE_NAME, open_database, session_scope
@@ -84,6 +85,43 @@ def add_executions(
     return ids
 
 
+def add_sub_flow_runs(engine: Engine, parents: list[str], started: float) -> None:
+    """Under each parent a child execution with 2 step records, and a grandchild under it."""
+    with session_scope(engine) as session:
+        conn = session.connection()
+        for parent in parents:
+            child, grandchild = f"{parent}-child", f"{parent}-grandchild"
+            conn.execute(
+                insert(table_of(ExecutionRow)),
+                [
+                    {
+                        "id": eid,
+                        "flow_id": "sub",
+                        "parent_execution_id": up,
+                        "status": "succeeded",
+                        "started_at": started,
+                    }
+                    for eid, up in ((child, parent), (grandchild, child))
+                ],
+            )
+            conn.execute(
+                insert(table_of(StepRecordRow)),
+                [
+                    {
+                        "execution_id": child,
+                        "step_id": f"s{n}",
+                        "action": "testkit.echo",
+                        "status": "succeeded",
+                        "started_at": started,
+                        "duration_ms": 1.0,
+                        "iteration_path": [],
+                        "logs": [],
+                    }
+                    for n in range(2)
+                ],
+            )
+
+
 def count(engine: Engine, model: Any) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table_of(model))).scalar_one())
@@ -125,10 +163,35 @@ def test_prunes_the_oldest_beyond_the_count_budget(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_prune_cycles_leave_no_rows_behind(tmp_path: Path) -> None:
+    """What keeps any database bounded: every row of a pruned execution goes, its sub-flow runs
+    (and theirs) and their step records too, so PostgreSQL's autovacuum can reuse the space."""
+    engine = open_database(tmp_path / "data")
+    instance_id = deploy(engine, [webhook_flow("main", [])])
+    start = time.time()
+    for cycle in range(3):
+        base = start + cycle * 1000
+        ids = add_executions(engine, instance_id, [base + n for n in range(20)])
+        add_sub_flow_runs(engine, ids, base)
+        prune(engine, now=base + 400, retention_days=30, max_executions=5, batch=7)
+        assert remaining(engine) == {
+            *ids[-5:],
+            *(f"{eid}-child" for eid in ids[-5:]),
+            *(f"{eid}-grandchild" for eid in ids[-5:]),
+        }
+        assert count(engine, StepRecordRow) == 5 * (3 + 2)
+        assert count(engine, InboxRow) == 5
+    prune(engine, now=start + 10_000, retention_days=30, max_executions=0)
+    assert (count(engine, ExecutionRow), count(engine, StepRecordRow)) == (0, 0)
+    assert count(engine, InboxRow) == 0
+    engine.dispose()
+
+
 def file_size(data: Path) -> int:
     return sum(p.stat().st_size for p in data.glob(f"{DB_FILE_NAME}*"))
 
 
+@pytest.mark.sqlite_only  # the file and its auto-vacuum; test_prune_cycles_leave_no_rows_behind
 def test_database_file_stays_bounded_across_prune_cycles(tmp_path: Path) -> None:
     data = tmp_path / "data"
     engine = open_database(data)
