@@ -143,8 +143,10 @@ def insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool
         _dialect_insert(conn, _inbox)
         .values(values)
         .on_conflict_do_nothing(index_elements=["instance_id", "flow_id", "delivery_id"])
+        .returning(_inbox.c.id)
     )
-    inserted = bool(conn.execute(stmt).rowcount)
+    # What RETURNING gave, not the row count: with psycopg a skipped row still counted as one.
+    inserted = conn.execute(stmt).first() is not None
     if inserted:
         notify_queued(conn)
     return inserted
