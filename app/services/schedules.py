@@ -12,7 +12,6 @@ still happens once. The clock is injected, so tests fire a day of schedules with
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -28,6 +27,7 @@ from app.persistence.models import InstanceRow
 from app.persistence.repositories import table_of
 from app.services.environment import EnvironmentCache
 from app.services.hub import Hub
+from app.services.threads import to_thread_shielded
 from components.builtin.schedule import ScheduleInputs, next_fire_times
 from runtime.ids import new_execution_id
 from runtime.model import Flow
@@ -71,8 +71,11 @@ class ScheduleTicker:
         self._last: float | None = None
 
     async def tick(self) -> int:
-        """Fire everything due since the last tick; return how many new inbox rows were made."""
-        fired = await asyncio.to_thread(self.tick_blocking)
+        """Fire everything due since the last tick; return how many new inbox rows were made.
+
+        Cancelled (the pool stopping), it ends once the fire's transaction has: nothing fires
+        after the pool's `stop()`, and no connection outlives the engine."""
+        fired = await to_thread_shielded(self.tick_blocking)
         if fired and self._on_fire is not None:
             self._on_fire()
         return fired

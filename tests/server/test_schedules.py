@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from app.services.dispatcher import WorkerPool
 from app.services.environment import EnvironmentCache
@@ -102,3 +106,31 @@ async def test_time_zone_is_followed(tmp_path: Path) -> None:
         (row,) = inbox_rows(hub.db)
         assert row.delivery_id == "schedule:2025-01-06T09:00:00+00:00"
         assert json.loads(row.body)["scheduled_at"] == "2025-01-06T10:00:00+01:00"
+
+
+async def test_a_cancelled_tick_ends_after_its_fire_is_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pool's stop() cancels the ticker; a fire still committing in its thread must be over
+    # when the cancelled tick ends, or it would fire after stop() and use a disposed engine.
+    async with make_hub(tmp_path) as hub:
+        deploy(hub.db, [scheduled_flow()], created_at=T0 - 3600)
+        ticker = ScheduleTicker(hub, EnvironmentCache(hub), clock=Clock(T0), catchup=300)
+        firing, release = threading.Event(), threading.Event()
+        fire = ticker._fire
+
+        def slow_fire(since: float, now: float) -> int:
+            firing.set()
+            release.wait(10)
+            return fire(since, now)
+
+        monkeypatch.setattr(ticker, "_fire", slow_fire)
+        tick = asyncio.create_task(ticker.tick())
+        await asyncio.to_thread(firing.wait, 10)
+        tick.cancel()
+        await asyncio.sleep(0.05)
+        assert not tick.done()  # waiting for the fire, not gone while it runs
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await tick
+        assert [r.delivery_id for r in inbox_rows(hub.db)] == ["schedule:2025-01-06T09:00:00+00:00"]
