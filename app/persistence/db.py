@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "advisory_lock",
     "create_db_engine",
     "database_url",
+    "dispose_when_idle",
     "json_text",
     "open_database",
     "open_database_checked",
@@ -224,6 +226,25 @@ def open_database_checked(data_dir: Path | None = None) -> Engine:
         raise DatabaseError(f"cannot reach the database at {shown}: {reason}") from None
     except MigrationError as exc:
         raise DatabaseError(f"cannot use the database at {shown}: {exc}") from None
+
+
+def dispose_when_idle(engine: Engine, timeout: float = 10.0) -> int:
+    """`engine.dispose()` once every connection in use is back in the pool, or after `timeout`
+    seconds; returns how many were still in use then.
+
+    A task cancelled while it awaits `asyncio.to_thread` leaves its thread finishing the
+    transaction. A connection it gives back after `dispose()` goes into the discarded pool,
+    which nothing closes (on PostgreSQL the driver then warns that an open connection was
+    garbage-collected; the server may log the backend's end). Call this at shutdown instead.
+    """
+    pool: Any = engine.pool
+    deadline = time.monotonic() + timeout
+    in_use: int = pool.checkedout() if hasattr(pool, "checkedout") else 0
+    while in_use and time.monotonic() < deadline:
+        time.sleep(0.005)
+        in_use = pool.checkedout()
+    engine.dispose()
+    return in_use
 
 
 @contextmanager

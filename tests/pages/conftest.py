@@ -29,6 +29,7 @@ import pytest
 from nicegui.testing import User
 
 from app.persistence import SecretBox, load_secret_key, open_database
+from app.persistence.db import dispose_when_idle
 from app.services import integrations
 from app.services.dispatcher import WorkerPool
 from app.services.hub import Hub
@@ -76,7 +77,7 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
             finally:
                 await pool.stop()
     finally:
-        db.dispose()
+        dispose_when_idle(db)  # a page's cancelled service call may still be committing
 
 
 @pytest.fixture

@@ -6,11 +6,18 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from app.persistence.db import DATABASE_URL_ENV, DB_FILE_NAME, open_database, session_scope
+from app.persistence.db import (
+    DATABASE_URL_ENV,
+    DB_FILE_NAME,
+    dispose_when_idle,
+    open_database,
+    session_scope,
+)
 from app.persistence.repositories import (
     NotFound,
     StaleRevision,
@@ -199,6 +206,45 @@ def test_database_url_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
     engine.dispose()
     assert target.is_file()
     assert not (tmp_path / "unused").exists()
+
+
+def _is_closed(dbapi_connection: Any) -> bool:
+    try:
+        dbapi_connection.execute("SELECT 1")
+    except Exception:
+        return True
+    return False
+
+
+def test_dispose_when_idle_waits_for_a_connection_in_use_and_closes_it(engine: Engine) -> None:
+    # A thread still in its transaction (its cancelled task gone) gives the connection back
+    # after the host disposes: plain `dispose()` leaves it open in a discarded pool.
+    holding, release = threading.Event(), threading.Event()
+    used: list[Any] = []
+
+    def work() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            used.append(conn.connection.dbapi_connection)
+            holding.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert holding.wait(10)
+    threading.Timer(0.05, release.set).start()
+    assert dispose_when_idle(engine) == 0
+    worker.join(10)
+    assert _is_closed(used[0])
+
+
+def test_dispose_when_idle_gives_up_after_its_timeout(engine: Engine) -> None:
+    conn = engine.connect()
+    try:
+        assert dispose_when_idle(engine, timeout=0.01) == 1  # still in use: disposed anyway
+    finally:
+        conn.invalidate()  # closes it: given back now, it would stay open in the old pool
+        conn.close()
 
 
 def test_the_server_lock_is_held_once_and_freed_on_release(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, insert
 from sqlmodel import col, select
 
 from app.persistence.crypto import SecretBox
-from app.persistence.db import open_database, session_scope
+from app.persistence.db import dispose_when_idle, open_database, session_scope
 from app.persistence.models import (
     ExecutionRow,
     InboxRow,
@@ -58,7 +58,7 @@ async def make_hub(tmp_path: Path, **settings: Any) -> AsyncIterator[Hub]:
                 box=SecretBox(KEY),
             )
     finally:
-        engine.dispose()
+        dispose_when_idle(engine)  # a cancelled claim or fire may still be committing
 
 
 def webhook_flow(flow_id: str, steps: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
