@@ -33,7 +33,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.heap import settle_heap
 from app.persistence import SecretBox, load_secret_key, open_database
-from app.persistence.db import database_url
+from app.persistence.db import database_url, dispose_when_idle
 from app.persistence.lock import server_lock
 from app.services.errors import ServiceError
 from app.services.hub import Hub
@@ -124,7 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
                     yield
                 finally:
                     await pool.stop()
-                    db.dispose()
+                    dispose_when_idle(db)
 
     app = FastAPI(
         title="Flowyard",

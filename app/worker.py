@@ -18,7 +18,7 @@ import signal
 from aiohttp import web
 
 from app.persistence import SecretBox, load_secret_key
-from app.persistence.db import DatabaseError, open_database_checked, shared
+from app.persistence.db import DatabaseError, dispose_when_idle, open_database_checked, shared
 from app.services.dispatcher import WorkerPool
 from app.services.hub import Hub
 from app.settings import Settings
@@ -86,7 +86,7 @@ async def run_worker(
                 if orphaned is not None:
                     orphaned.cancel()
     finally:
-        db.dispose()
+        dispose_when_idle(db)
 
 
 async def _until_orphaned(parent: int, stop: asyncio.Event) -> None:

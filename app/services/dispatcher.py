@@ -42,6 +42,7 @@ from app.services.listener import InboxListener
 from app.services.retention import prune
 from app.services.routing import body_options
 from app.services.schedules import ScheduleTicker
+from app.services.threads import to_thread_shielded
 from components.api import Response, TriggerEvent
 from runtime.engine import backoff_delay, run_flow
 from runtime.errors import (
@@ -427,7 +428,7 @@ class WorkerPool:
             idle = len(self._running) + len(self._ready) < self.settings.workers
             if idle and self._committing == 0:
                 try:
-                    await asyncio.to_thread(self._claim)
+                    await to_thread_shielded(self._claim)  # stop() waits for its commit
                 except Exception:
                     log.exception("could not claim queued requests")
                 if self._ready:
