@@ -330,7 +330,7 @@ class WorkerPool:
 
     async def prune(self) -> None:
         """One retention pass (the pool runs it every `retention_interval` seconds)."""
-        await asyncio.to_thread(
+        await to_thread_shielded(
             prune,
             self.hub.db,
             now=self.clock(),
@@ -357,7 +357,8 @@ class WorkerPool:
             await asyncio.sleep(lease / 3)
             try:
                 held = [*self._running, *(row.id for row in list(self._ready))]
-                await asyncio.to_thread(inbox.renew_leases, self.hub.db, held, self.clock() + lease)
+                until = self.clock() + lease
+                await to_thread_shielded(inbox.renew_leases, self.hub.db, held, until)
             except Exception:
                 log.exception("could not renew leases")
 
