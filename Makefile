@@ -55,11 +55,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The whole suite on SQLite, then the database-backed suites on a PostgreSQL server the session
-# starts itself (tests/postgres.py).
+# The whole suite on SQLite, then the database-backed suites (and the scaling bench's own test)
+# on a PostgreSQL server the session starts itself (tests/postgres.py).
 pytest: $(STAMP) $(BUNDLE) browser postgres
 	$(BIN)/pytest
-	FLOWYARD_TEST_DB=postgresql $(BIN)/pytest tests/persistence tests/server tests/e2e
+	FLOWYARD_TEST_DB=postgresql $(BIN)/pytest tests/persistence tests/server tests/e2e \
+		tests/test_bench_scale.py
 
 # The README's pictures (docs/screenshots/), taken by the browser tests from the product as it is.
 screenshots: $(STAMP) $(BUNDLE) browser
