@@ -14,7 +14,6 @@ one line per node, so a logic change never diffs coordinates and moving a node d
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -26,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, to_jsonable_python
 
 from runtime.errors import FlowError
-from runtime.input_problems import model_at, model_keys
+from runtime.input_problems import closest_key, model_at
 from runtime.model import ConfigVariable, ConnectionSlot, Integration
 from runtime.text import NOT_UNICODE, escaped, lone_surrogate
 
@@ -293,9 +292,8 @@ def _problem(err: ErrorDetails) -> str:
         model = model_at(Integration, loc)
         if model is None:
             return "unknown key"
-        allowed = model_keys(model)
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        guess = f"did you mean '{close[0]}'? " if close else ""
+        allowed, close = closest_key(model, loc[-1])
+        guess = f"did you mean '{close}'? " if close else ""
         return f"unknown key; {guess}allowed here: {', '.join(allowed)}"
     if kind == "missing":
         return "required key is missing"

@@ -28,7 +28,14 @@ from pydantic_core import ErrorDetails
 
 from runtime.expressions import is_template
 
-__all__ = ["InputProblem", "input_problems", "model_at", "model_keys", "problems_of"]
+__all__ = [
+    "InputProblem",
+    "closest_key",
+    "input_problems",
+    "model_at",
+    "model_keys",
+    "problems_of",
+]
 
 Loc = tuple[int | str, ...]
 
@@ -148,6 +155,13 @@ def model_keys(model: type[BaseModel]) -> list[str]:
     return [info.alias or name for name, info in model.model_fields.items()]
 
 
+def closest_key(model: type[BaseModel], key: object) -> tuple[list[str], str | None]:
+    """The keys `model` takes, and the one an unknown `key` was most likely meant to be."""
+    allowed = model_keys(model)
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    return allowed, close[0] if close else None
+
+
 def _unwrap_optional(annotation: Any) -> Any:
     if get_origin(annotation) in (Union, types.UnionType):
         members = [a for a in get_args(annotation) if a is not type(None)]
@@ -246,9 +260,8 @@ def _words(model: type[BaseModel], error: ErrorDetails, loc: Loc) -> str:
         holder = model_at(model, loc)
         if holder is None:
             return "there is no such setting."
-        allowed = model_keys(holder)
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        guess = f"; did you mean '{close[0]}'?" if close else "."
+        allowed, close = closest_key(holder, loc[-1])
+        guess = f"; did you mean '{close}'?" if close else "."
         return f"there is no such setting{guess} Allowed: {', '.join(allowed)}."
     if kind in ("literal_error", "enum") and "expected" in error.get("ctx", {}):
         expected = _QUOTED.sub(r"\1", str(error["ctx"]["expected"])).replace(" or ", ", ")

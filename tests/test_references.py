@@ -139,9 +139,7 @@ def test_a_self_referencing_structure_does_not_hang() -> None:
     loop: dict[str, Any] = {"a": 1}
     loop["self"] = loop
     scope = {"trigger": {"body": loop}}
-    started = time.perf_counter()
-    refs = reference_paths(scope, [])
-    assert time.perf_counter() - started < 1
+    refs = reference_paths(scope, [])  # an endless walk would hit the test's timeout
     assert len(refs) < 50
 
 

@@ -4,7 +4,7 @@ One core-SQL insert per request (no ORM objects on the hot path). `InboxWriter` 
 inserts that arrive while a transaction runs share the next one, and each caller's future resolves
 only after its transaction committed. A delivery id or dedup key already in the inbox for
 (instance, flow) is not inserted again: the caller gets the first request's execution id and
-`duplicate=True`. Database work runs on the ingest path's own threads (`ingest_threads`).
+`duplicate=True`. Database work runs on the ingest path's own threads (`threads.in_ingest_thread`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from app.persistence.inbox import insert_executions, notify_queued
 from app.persistence.models import InboxRow
 from app.persistence.prepared import Prepared
 from app.persistence.repositories import table_of
-from app.services.ingest_threads import in_ingest_thread
+from app.services.threads import in_ingest_thread
 from runtime.ids import new_execution_id
 
 __all__ = ["MAX_BATCH", "InboxWriter", "Pending", "find_delivery", "inbox_values"]

@@ -38,7 +38,6 @@ from app.services.bodies import BodyError, BodyOptions, parse_body
 from app.services.errors import ServiceError
 from app.services.hub import Hub, SyncOutcome
 from app.services.inbox_writer import InboxWriter, Pending, find_delivery, inbox_values
-from app.services.ingest_threads import in_ingest_thread
 from app.services.routing import (
     CACHE_SECONDS,
     FlowTarget,
@@ -46,6 +45,7 @@ from app.services.routing import (
     RoutingCache,
     load_instance,
 )
+from app.services.threads import in_ingest_thread
 from components.api import StepError, TriggerEvent
 from components.builtin.webhook import (
     DEFAULT_DELIVERY_ID_HEADERS,

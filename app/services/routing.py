@@ -34,11 +34,11 @@ from app.persistence.repositories import reveal_config_value, table_of
 from app.services.bodies import BodyOptions
 from app.services.environment import config_values
 from app.services.hub import Hub
-from app.services.ingest_threads import in_ingest_thread
+from app.services.threads import in_ingest_thread
+from app.services.trigger_settings import rendered_trigger_inputs
 from components.api import Trigger
 from components.builtin.webhook import WebhookInputs
 from components.registry import Registry
-from runtime.expressions import ExpressionLimits, render
 from runtime.graph import flow_from_node_link
 from runtime.input_problems import problems_of
 from runtime.model import ConfigVariable, EndpointSettings, Flow
@@ -59,7 +59,6 @@ __all__ = [
 CACHE_SECONDS = 2.0
 """How long a resolved token or instance is reused (a disabled instance refuses within this)."""
 
-_LIMITS = ExpressionLimits()
 T = TypeVar("T")
 
 
@@ -171,13 +170,7 @@ def webhook_settings(
 ) -> WebhookInputs:
     """What the receive path reads from `flow`'s trigger (of class `cls`), its templates
     rendered with the instance's `config`; raises when the inputs are invalid."""
-    scope = {
-        "config": config,
-        "instance": instance,
-        "flow": {"id": flow.id, "name": flow.label},
-        "execution": {"id": ""},
-    }
-    data = render(dict(flow.trigger.inputs), scope, _LIMITS)
+    data = rendered_trigger_inputs(flow, config, instance)
     model: type[BaseModel] = cls.Inputs
     try:
         # The trigger's own model first, so a custom trigger's defaults (its signature header,

@@ -1,19 +1,22 @@
-"""Blocking work that a cancelled task still waits for: `to_thread_shielded`.
+"""Where blocking work runs off the event loop, besides plain `asyncio.to_thread`.
 
-Cancelling a task that awaits `asyncio.to_thread` does not stop the thread: the task ends at
-once while the thread's transaction goes on. A service loop cancelled by its pool's `stop()`
-then commits after `stop()` returned (a claim leases rows nobody will run; a schedule fires
-after shutdown), and gives its connection back after the host disposed the engine, into a pool
-nobody closes (PostgreSQL's driver reports an open connection at garbage collection).
+- `to_thread_shielded`: blocking work that a cancelled task still waits for. Cancelling a task
+  that awaits `asyncio.to_thread` does not stop the thread: the task ends at once while the
+  thread's transaction goes on. A service loop cancelled by its pool's `stop()` then commits
+  after `stop()` returned (a claim leases rows nobody will run; a schedule fires after shutdown)
+  and gives its connection back after the host disposed the engine, into a pool nobody closes.
+- `in_ingest_thread`: the webhook receive path's own threads (see `_INGEST`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-__all__ = ["to_thread_shielded"]
+__all__ = ["in_ingest_thread", "to_thread_shielded"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -30,3 +33,19 @@ async def to_thread_shielded(func: Callable[_P, _T], /, *args: _P.args, **kwargs
         # An error `func` raises now is dropped: the caller is gone (shield marks it retrieved).
         await asyncio.wait([future])
         raise
+
+
+_INGEST = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowyard-ingest")
+"""`asyncio.to_thread` shares one small pool (`min(32, cores + 4)` threads) with everything else
+the process does off the event loop: the workers' state reads, recorder commits, claims, lease
+renewals, page queries. Under load that pool has a queue, and a webhook's inbox commit queued
+behind execution work delayed its acknowledgement. The ingest path (routing lookups, the
+`InboxWriter` commit, parsing large bodies) runs here instead. Two threads: the group-commit
+writer keeps one busy; lookups take the other."""
+
+
+async def in_ingest_thread(func: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """`asyncio.to_thread`, on the ingest path's own threads (acks never wait for a thread the
+    workers hold)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_INGEST, functools.partial(func, *args, **kwargs))

@@ -21,10 +21,27 @@ from components.api import FlowyardError
 from components.registry import Registry
 from runtime.expressions import ExpressionLimits, render
 from runtime.input_problems import problems_of
-from runtime.model import Integration
+from runtime.model import Flow, Integration
 from runtime.redaction import redact, secret_values
 
-__all__ = ["trigger_problems"]
+__all__ = ["rendered_trigger_inputs", "trigger_problems"]
+
+_LIMITS = ExpressionLimits()
+
+
+def rendered_trigger_inputs(
+    flow: Flow, config: Mapping[str, Any], instance: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`flow`'s trigger inputs with their templates rendered for an instance (`config` as flows
+    see it, `instance` its `id` and `name`): what the webhook path and deploy validate."""
+    scope = {
+        "config": config,
+        "instance": instance,
+        "flow": {"id": flow.id, "name": flow.label},
+        "execution": {"id": ""},
+    }
+    data: dict[str, Any] = render(dict(flow.trigger.inputs), scope, _LIMITS)
+    return data
 
 
 def trigger_problems(
@@ -40,16 +57,10 @@ def trigger_problems(
             model = registry.trigger(flow.trigger.action).Inputs
         except LookupError:
             continue  # validation already refused the integration
-        scope = {
-            "config": seen,
-            "instance": {"id": "", "name": instance_name},
-            "flow": {"id": flow.id, "name": flow.label},
-            "execution": {"id": ""},
-        }
         where = f"flows.{flow.id}.trigger"
         label = f"Flow '{flow.label}', trigger '{flow.trigger.label}'"
         try:
-            data = render(dict(flow.trigger.inputs), scope, ExpressionLimits())
+            data = rendered_trigger_inputs(flow, seen, {"id": "", "name": instance_name})
             model.model_validate(data)
         except ValidationError as exc:
             for problem in problems_of(model, exc, data):

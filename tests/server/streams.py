@@ -6,26 +6,43 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 import aiohttp
 
-__all__ = ["stream_webhooks"]
+__all__ = ["Request", "plain_request", "stream_webhooks"]
+
+Request = Callable[[int], tuple[bytes, dict[str, str]]]
+"""Delivery number -> (body, headers), the same on every retry of that delivery."""
+
+
+def plain_request(n: int) -> tuple[bytes, dict[str, str]]:
+    """`{"n": n}` with `Idempotency-Key: d-<n>`."""
+    headers = {"Content-Type": "application/json", "Idempotency-Key": f"d-{n}"}
+    return json.dumps({"n": n}).encode(), headers
 
 
 async def stream_webhooks(
-    url: str, total: int, rate: float, refused: list[int] | None = None
+    url: str,
+    total: int,
+    rate: float,
+    refused: list[int] | None = None,
+    *,
+    request: Request = plain_request,
+    give_up: float = 60.0,
 ) -> dict[int, str]:
-    """POST `{"n": n}` for n < `total` at `rate`/s with `Idempotency-Key: d-<n>`; returns
-    {n: execution id}. The numbers answered 503 (before a retry) are appended to `refused`."""
+    """POST `request(n)` for n < `total` at `rate`/s; returns {n: execution id}. The numbers
+    answered 503 (before a retry) are appended to `refused`; a delivery still unacknowledged
+    after `give_up` seconds fails the test (a sender whose server is gone must end)."""
     acked: dict[int, str] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
 
         async def one(n: int) -> None:
-            while True:
+            deadline = time.monotonic() + give_up
+            while time.monotonic() < deadline:
+                body, headers = request(n)
                 try:
-                    async with client.post(
-                        url, json={"n": n}, headers={"Idempotency-Key": f"d-{n}"}
-                    ) as response:
+                    async with client.post(url, data=body, headers=headers) as response:
                         status, text = response.status, await response.text()
                 except (aiohttp.ClientError, TimeoutError):
                     await asyncio.sleep(0.2)
@@ -37,6 +54,7 @@ async def stream_webhooks(
                 if refused is not None:
                     refused.append(n)
                 await asyncio.sleep(0.3)
+            raise AssertionError(f"webhook {n} was not acknowledged within {give_up:g} s")
 
         start = time.monotonic()
         tasks = []

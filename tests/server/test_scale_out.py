@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 from cryptography.fernet import Fernet
@@ -39,6 +38,7 @@ from bench.serving import deploy_text, standard_signature, stop_process
 from tests.postgres import postgres_server
 from tests.server.conftest import FIXTURES, ROOT, free_port
 from tests.server.hosts import Hosts, hosts
+from tests.server.streams import stream_webhooks
 
 pytestmark = pytest.mark.postgres_only
 
@@ -185,36 +185,6 @@ def signed(n: int) -> tuple[bytes, dict[str, str]]:
     }
 
 
-async def send_all(url: str) -> dict[int, str]:
-    """TOTAL webhooks at RATE/s, each retried until acknowledged (as real senders do)."""
-    acked: dict[int, str] = {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
-
-        async def one(n: int) -> None:
-            give_up = time.monotonic() + 60  # a sender whose server is gone must end
-            while time.monotonic() < give_up:
-                body, headers = signed(n)
-                try:
-                    async with client.post(url, data=body, headers=headers) as response:
-                        status, text = response.status, await response.text()
-                except (aiohttp.ClientError, TimeoutError):
-                    await asyncio.sleep(0.2)
-                    continue
-                if status in (200, 202):
-                    acked[n] = json.loads(text)["execution_id"]
-                    return
-                raise AssertionError(f"webhook {n}: {status} {text}")
-            raise AssertionError(f"webhook {n} was not acknowledged within a minute")
-
-        start = time.monotonic()
-        tasks = []
-        for n in range(TOTAL):
-            await asyncio.sleep(max(0.0, start + n / RATE - time.monotonic()))
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
-    return acked
-
-
 def refused_forgery(url: str) -> int:
     body, headers = signed(-1)
     headers["webhook-signature"] = standard_signature(SECRET, "msg_other", "0", body)
@@ -242,7 +212,9 @@ def test_killing_a_worker_under_load_loses_nothing_and_runs_nothing_twice(
         without = cluster.hosts.call("load", httpx.get, f"{cluster.web_url}/api/executions")
         assert without.status_code == 401, without.text
     assert cluster.hosts.call("load", refused_forgery, url) == 401
-    sending = cluster.hosts.submit("load", lambda: asyncio.run(send_all(url)))
+    sending = cluster.hosts.submit(
+        "load", lambda: asyncio.run(stream_webhooks(url, TOTAL, RATE, request=signed))
+    )
     time.sleep(2.5)
     # Killed mid-stream while it holds executions: they must be claimed again after the lease.
     assert cluster.hosts.call("w1", _busy, cluster.health["w1"])
