@@ -16,7 +16,8 @@ from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
 from app.cli import app, execute, prepare_run
-from app.cli_components import write_openapi_component
+from app.cli_components import from_openapi
+from app.services.apis import generate
 from components.api import Action, Component, Connection, Result, StepConfigError, StepError
 from components.openapi import ApiSpec, OpenApiError, api_component, load_document
 from components.registry import default_registry
@@ -305,6 +306,7 @@ async def test_api_errors_fail_the_step_with_the_servers_words(
 
 
 def test_from_openapi_writes_a_component_the_registry_loads(tmp_path: Path) -> None:
+    assert from_openapi.__name__  # importing app.cli_components registers `flowyard component`
     out = tmp_path / "custom"
     result = CliRunner().invoke(
         app,
@@ -322,7 +324,7 @@ def test_from_openapi_writes_a_component_the_registry_loads(tmp_path: Path) -> N
     assert f"wrote {out / 'pets.py'} (19 actions in 3 tags)" in result.output
     assert "skipped POST /pet/{petId}/uploadImage" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["pets.openapi.json", "pets.py"]
-    assert "of type api_key or oauth2" in (out / "pets.py").read_text()
+    assert "of type\napi_key or oauth2" in (out / "pets.py").read_text()
     registry = default_registry(out)
     assert registry.problems == []
     assert registry.action("pets.get_pet_by_id").title == "pet · Find pet by ID"
@@ -349,7 +351,7 @@ async def test_generated_component_runs_in_a_flow(
     before the typed inputs are checked, and the step's output is the API's answer."""
     url, seen = pet_server
     out = tmp_path / "custom"
-    write_openapi_component(str(spec_file(PETSTORE)), out)
+    generate(load_document(spec_file(PETSTORE)), out, source="petstore.json")
     flow = tmp_path / "pets.yaml"
     flow.write_text(
         textwrap.dedent(
