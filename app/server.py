@@ -35,10 +35,10 @@ from app.heap import settle_heap
 from app.persistence import SecretBox, load_secret_key, open_database
 from app.persistence.db import database_url, dispose_when_idle
 from app.persistence.lock import server_lock
+from app.services.apis import registry_for
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.settings import Settings
-from components.registry import default_registry
 from runtime.http import make_http_client
 
 __all__ = ["NO_TELEMETRY", "api_token", "create_app"]
@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
         exclusive = database_url(settings.data_dir).startswith("sqlite")
         with server_lock(settings.data_dir) if exclusive else contextlib.nullcontext():
             db = open_database(settings.data_dir)
-            registry = default_registry(settings.components_dir)
+            registry = registry_for(settings)
             for problem in registry.problems:
                 log.warning("component %s not loaded: %s", problem.source, problem.message)
             box = SecretBox(load_secret_key(settings.data_dir))

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from nicegui import ui
 
+from app.pages.add_api import add_api_dialog
 from app.pages.layout import frame, hub, show_error
 from app.pages.testpanel import TestPanel
 from app.services import editor as editor_service
@@ -160,6 +161,11 @@ class EditorPage:
                 .mark("palette-search")
             )
             search.classes("w-full")
+            ui.button(
+                "Add an API", icon="add_link", on_click=lambda: add_api_dialog(self.hub)
+            ).props('flat dense no-caps data-testid="add-api"').mark("add-api").tooltip(
+                "Make actions from an OpenAPI document"
+            )
             items: list[tuple[ui.item, str]] = []
             groups = palette_entries(self.hub.registry.components())
             with ui.list().props("dense").classes("w-full"):
