@@ -57,9 +57,10 @@ class Response:
     body: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per request, and frozen ones cost ~5x to make
 class IncomingRequest:
-    """A request as `Trigger.admit` sees it: header names are lower-case, the body is raw."""
+    """A request as `Trigger.admit` sees it (read it, do not change it): header names are
+    lower-case, the body is raw."""
 
     method: str
     headers: Mapping[str, str]
@@ -85,7 +86,7 @@ class Ingress:
     xml_force_list: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as `IncomingRequest`: one per request
 class Admission:
     """A request the trigger accepts: its delivery id, and a reply for handshakes."""
 
