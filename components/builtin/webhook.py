@@ -19,12 +19,18 @@ description says so) or picks `application/json` in GitHub's webhook settings.
 
 from __future__ import annotations
 
+import json
+from typing import Literal
+
+from pydantic import Field
+
 from components.api import (
     Admission,
     Component,
     IncomingRequest,
     Ingress,
     ReceiveSettings,
+    Response,
     SignatureSettings,
     Trigger,
     verify_signature,
@@ -39,9 +45,21 @@ __all__ = [
 ]
 
 
+_HANDSHAKE_BYTES = 4096
+"""Slack's url_verification body is ~150 bytes: larger bodies are never parsed as one."""
+
+
 class WebhookInputs(ReceiveSettings):
     """How the server accepts requests for this flow: methods, body cap, signature scheme
-    (`SignatureSettings`), delivery id, synchronous answers and body parsing."""
+    (`SignatureSettings`), delivery id, synchronous answers, body parsing and handshakes."""
+
+    handshake: Literal["none", "slack_url_verification"] = Field(
+        "none",
+        title="Handshake",
+        description="`slack_url_verification`: answer Slack's `url_verification` request (sent "
+        "when the Request URL is saved in the Slack app) with its challenge, after its "
+        "signature is checked; it is not stored and runs nothing.",
+    )
 
 
 class WebhookTrigger(Trigger[WebhookInputs]):
@@ -67,7 +85,26 @@ class WebhookTrigger(Trigger[WebhookInputs]):
         return inputs.ingress()
 
     def admit(self, inputs: WebhookInputs, request: IncomingRequest) -> Admission:
-        return inputs.admit(request)
+        admission = inputs.admit(request)  # the signature first: a handshake is signed too
+        if inputs.handshake == "slack_url_verification":
+            challenge = _slack_challenge(request.raw_body)
+            if challenge is not None:
+                admission.reply = Response(200, {}, {"challenge": challenge})
+        return admission
+
+
+def _slack_challenge(raw: bytes) -> str | None:
+    """The challenge of a Slack `url_verification` body; None for any other body."""
+    if len(raw) > _HANDSHAKE_BYTES or b"url_verification" not in raw:
+        return None  # every other request pays one substring search, not a JSON parse
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # ValueError includes UnicodeDecodeError
+        return None
+    if not isinstance(body, dict) or body.get("type") != "url_verification":
+        return None
+    challenge = body.get("challenge")
+    return challenge if isinstance(challenge, str) else None
 
 
 component = Component(

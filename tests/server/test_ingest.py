@@ -40,6 +40,7 @@ from runtime.observer import ErrorInfo, ExecutionResult, Status
 
 GH_SECRET = "gh-secret-1"
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 
 def flow(flow_id: str, inputs: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
@@ -61,6 +62,13 @@ INTEGRATION = {
         flow("github", {"signature": {"scheme": "hmac_sha256", "secret": GH_SECRET}}),
         flow("standard", {"signature": {"scheme": "standard_webhooks", "secret": SW_SECRET}}),
         flow("custom_id", {"delivery_id_header": "X-Event-Id"}),
+        flow(
+            "slack",
+            {
+                "signature": {"scheme": "slack", "secret": SLACK_SECRET},
+                "handshake": "slack_url_verification",
+            },
+        ),
         flow("dedup", dedup_key="{{ trigger.body.id }}"),
         flow("sync", {"methods": ["GET", "POST"], "sync": True, "sync_timeout": 0.2}),
         flow("optin", {"allow_sync_header": True, "sync_timeout": 0.2}),
@@ -389,6 +397,45 @@ async def test_standard_webhooks_refused_401(env: Env) -> None:
     for headers, text in cases:
         r = await env.client.post(env.url("standard"), content=body, headers=headers)
         await refused(env, r, 401, text)
+
+
+def slack_headers(body: bytes, ts: int | None = None) -> dict[str, str]:
+    stamp = str(int(time.time()) if ts is None else ts)
+    signed = f"v0:{stamp}:".encode() + body
+    digest = hmac.new(SLACK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+
+
+async def test_slack_signature_refusals_name_the_header_and_store_nothing(env: Env) -> None:
+    body = b'{"type": "event_callback"}'
+    cases: list[tuple[dict[str, str], str]] = [
+        ({"content-type": "application/json"}, "'X-Slack-Signature' is missing"),
+        (slack_headers(body, ts=int(time.time()) - 3600), "'X-Slack-Request-Timestamp' is too old"),
+        (slack_headers(b"tampered"), "'X-Slack-Signature' does not match"),
+    ]
+    for headers, text in cases:
+        r = await env.client.post(env.url("slack"), content=body, headers=headers)
+        await refused(env, r, 401, text)
+
+
+async def test_slack_url_verification_is_answered_and_not_stored(env: Env) -> None:
+    body = b'{"token": "t", "challenge": "ch4llenge", "type": "url_verification"}'
+    r = await env.client.post(env.url("slack"), content=body, headers=slack_headers(body))
+    assert (r.status_code, r.json()) == (200, {"challenge": "ch4llenge"})
+    assert env.rows() == []
+    assert env.dispatcher.notified == 0
+    forged = await env.client.post(
+        env.url("slack"), content=body, headers=slack_headers(b"other body")
+    )
+    await refused(env, forged, 401, "does not match")
+    event = b'{"type": "event_callback", "event": {"type": "app_mention"}}'
+    r = await env.client.post(env.url("slack"), content=event, headers=slack_headers(event))
+    assert r.status_code == 202, r.text
+    assert len(env.rows()) == 1
 
 
 @pytest.mark.parametrize(
