@@ -66,7 +66,8 @@ class StopFlow(StepError):
 
 class Refused(StepError):
     """A trigger refuses a request before it is stored: the server answers `status` (401 for a
-    bad signature, 403, 400...) with `message` and `hint`, plus any extra `headers`."""
+    bad signature, 403, 400..., or 503 for "retry later"; anything else is sent as 400) with
+    `message` and `hint`, plus any extra `headers`."""
 
     kind = "refused"
 

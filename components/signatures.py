@@ -136,6 +136,14 @@ class SignatureSettings(BaseModel):
             raise ValueError(
                 f"signature scheme '{self.scheme}' needs a secret; set one or choose 'none'"
             )
+        stamp = (self.timestamp_header or "").strip()
+        signed = {value.lower() for kind, value in _parts(self.signed_content) if kind == "header"}
+        if self.scheme in ("hmac", "hmac_sha256") and stamp and stamp.lower() not in signed:
+            raise ValueError(
+                f"timestamp header '{stamp}' must be part of the signed content, e.g. "
+                f"`{{header:{stamp}}}.{{body}}`, or a replayed request could carry a fresh "
+                "timestamp"
+            )
         return self
 
 

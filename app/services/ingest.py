@@ -262,7 +262,8 @@ def _admit(target: FlowTarget, request: Incoming, raw: bytes) -> Admission:
     try:
         return target.admit(incoming)
     except Refused as exc:
-        status = exc.status if 400 <= exc.status <= 599 else 400
+        # A refusal is the sender's problem (4xx) or "retry later" (503), never a 500 or a 2xx.
+        status = exc.status if 400 <= exc.status <= 499 or exc.status == 503 else 400
         raise IngestError(status, exc.message, hint=exc.hint, headers=exc.headers) from None
     except StepError as exc:
         raise IngestError(401, exc.message, hint=exc.hint) from None

@@ -6,7 +6,10 @@ integration, and the request names the instance (header or body field, per the i
 unknown token is never cached, so a fresh deploy answers at once. `invalidate()` drops the cache.
 
 The lookups are blocking (core SQL, one short read each); `RoutingCache` and `load_instance` run
-them in a worker thread. A flow's trigger inputs are rendered on the event loop thread.
+them in a worker thread. A flow's trigger inputs are rendered on the event loop thread. Each
+webhook flow's trigger is asked once how it receives requests (`Trigger.ingress`, kept as
+`FlowTarget.trigger`); `FlowTarget.admit` is its `Trigger.admit` with the inputs bound, called
+per request by the ingest path.
 """
 
 from __future__ import annotations

@@ -235,6 +235,17 @@ def test_generic_hmac_signed_content_is_checked_on_save(content: str, message: s
         settings("hmac", "k", signed_content=content)
 
 
+def test_generic_hmac_timestamp_must_be_signed() -> None:
+    # An unsigned timestamp could be refreshed by whoever replays a captured request.
+    with pytest.raises(ValidationError, match=r"'X-Ts' must be part of the signed content"):
+        settings("hmac", "k", timestamp_header="X-Ts")
+    config = settings("hmac", "k", timestamp_header="X-Ts", signed_content="{header:x-ts}.{body}")
+    digest = hmac.new(b"k", b"100.body", "sha256").hexdigest()
+    verify_signature(
+        config, {"X-Hub-Signature-256": "sha256=" + digest, "X-Ts": "100"}, b"body", 100
+    )
+
+
 @pytest.mark.parametrize("scheme", ["github", "stripe", "slack", "shopify", "hmac"])
 def test_every_scheme_needs_a_secret(scheme: str) -> None:
     with pytest.raises(ValidationError, match=f"scheme '{scheme}' needs a secret"):

@@ -16,7 +16,11 @@ SCHEMES = [
         ("slack", "s", {}),
         ("shopify", "s", {}),
         ("standard_webhooks", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", {}),
-        ("hmac", "s", {"signed_content": "{header:X-Id}.{body}", "timestamp_header": "X-Ts"}),
+        (
+            "hmac",
+            "s",
+            {"signed_content": "{header:X-Id}.{header:X-Ts}.{body}", "timestamp_header": "X-Ts"},
+        ),
         ("hmac", "s", {"header": "X-Sig", "prefix": "v1,", "encoding": "base64"}),
     ]
 ]

@@ -64,6 +64,8 @@ class OrderTrigger(Trigger[OrderInputs]):
             if not challenge:
                 raise Refused(400, "A GET to this URL must carry a `challenge` parameter.")
             return Admission(reply=Response(200, {"content-type": "text/plain"}, challenge))
+        if "x-shop-test" in request.headers:  # a refusal that is not an error status
+            raise Refused(200, "The shop's test ping is not an order.")
         key = inputs.secret.get_secret_value().encode()
         expected = hmac.new(key, request.raw_body, hashlib.sha256).hexdigest()
         given = request.headers.get("x-shop-signature", "")
@@ -155,6 +157,12 @@ def test_a_custom_trigger_refuses_before_anything_is_stored(shop: ServerProcess)
     bare = httpx.get(url)
     assert bare.status_code == 400, bare.text
     assert "challenge" in bare.json()["error"]
+    # A refusal is never answered as a success (which would make the sender drop the request).
+    ping = httpx.post(url, content=body, headers={**json_type, "X-Shop-Test": "1"})
+    assert (ping.status_code, ping.json()["error"]) == (
+        400,
+        "The shop's test ping is not an order.",
+    )
     assert stored(shop.data_dir) == (0, 0)
 
     signed = {**json_type, "X-Shop-Signature": sign(body), "X-Shop-Order": "ord_1"}
