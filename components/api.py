@@ -32,6 +32,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import httpx
@@ -46,33 +47,48 @@ from components.addresses import (
 )
 from components.errors import (
     FlowyardError,
+    Refused,
     RetryableError,
     StepConfigError,
     StepError,
     StopFlow,
 )
 from components.exchange import Fetched, fetch
+from components.ingress import (
+    Admission,
+    IncomingRequest,
+    Ingress,
+    ReceiveSettings,
+    Response,
+)
 from components.patterns import Pattern, PatternError, compile_pattern
+from components.signatures import SignatureSettings, verify_signature
 
 __all__ = [
     "BLOCK_PRIVATE_ENV",
     "DEFAULT_PORT",
     "HEADER_NAME",
     "Action",
+    "Admission",
     "Component",
     "Connection",
     "Fetched",
     "FlowyardError",
     "HttpHeaders",
+    "IncomingRequest",
+    "Ingress",
     "Inputs",
     "LogLine",
     "LoopPlan",
     "NoInputs",
     "Pattern",
     "PatternError",
+    "ReceiveSettings",
+    "Refused",
     "Response",
     "Result",
     "RetryableError",
+    "SignatureSettings",
     "StateScope",
     "StateStore",
     "StepConfigError",
@@ -90,6 +106,7 @@ __all__ = [
     "fetch",
     "host_refusal",
     "literal_address",
+    "verify_signature",
 ]
 
 DEFAULT_PORT = "out"
@@ -142,15 +159,6 @@ class LoopPlan:
 
     items: Sequence[Any]
     concurrency: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """The reply of a synchronous webhook, set by the respond step."""
-
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,11 +326,52 @@ class Action(_Described, ABC, Generic[InputsT]):
 
 
 class Trigger(_Described, Generic[InputsT]):
-    """What starts a flow. `run` turns the event into the trigger's output (the default: as is)."""
+    """What starts a flow. `run` turns the event into the trigger's output (the default: as is).
+
+    Webhook-kind triggers own their ingress: the server asks `ingress` how to receive requests
+    and `admit` whether to take each one before it stores anything (see `components.ingress`).
+    Schedule-kind triggers say when they fire with `next_fires`.
+    """
 
     kind: ClassVar[TriggerKind]
     sample_payload: ClassVar[Mapping[str, Any]] = {"body": {}, "headers": {}, "query": {}}
     ports: ClassVar[tuple[str, ...]] = (DEFAULT_PORT,)
+
+    def ingress(self, inputs: InputsT) -> Ingress:
+        """How the server receives requests for a flow with these inputs (webhook kind).
+
+        Called once per deployed flow, not per request. The default reads the inputs' fields
+        named as `ReceiveSettings`' (methods, max_body_bytes, sync...); raise `ValueError` or a
+        pydantic `ValidationError` when the inputs cannot take requests.
+        """
+        return self._receive_settings(inputs).ingress()
+
+    def admit(self, inputs: InputsT, request: IncomingRequest) -> Admission:
+        """Accept a request before it is stored, or raise `Refused(status, message)`.
+
+        Runs on the server's event loop for every request, after the method and body-size
+        checks: it must not block. Return the delivery id redeliveries share, and a `reply`
+        for a handshake. The default checks `ReceiveSettings`' `signature` and
+        `delivery_id_header` fields when the inputs have them.
+        """
+        return self._receive_settings(inputs).admit(request)
+
+    def next_fires(self, inputs: InputsT, after: datetime, count: int) -> list[datetime]:
+        """The next `count` fire times strictly after `after` (schedule kind), aware datetimes.
+
+        Raise `ValueError` with a readable message when the inputs cannot say. The server fires
+        each time once: a fire time is the delivery id of its run.
+        """
+        del inputs, after, count
+        return []
+
+    def _receive_settings(self, inputs: InputsT) -> ReceiveSettings:
+        # `admit` runs per request: validate the inputs' receive fields once per inputs object.
+        held = self.__dict__.get("_receive_held")
+        if held is None or held[0] is not inputs:
+            held = self.__dict__["_receive_held"] = (inputs, ReceiveSettings.of(inputs))
+        settings: ReceiveSettings = held[1]
+        return settings
 
     async def run(self, inputs: InputsT, event: TriggerEvent, ctx: TriggerContext) -> Any:
         """Check or reshape the event; raise `StepError` to refuse it."""

@@ -298,7 +298,7 @@ def test_a_template_does_not_hide_the_literal_fields_beside_it(registry: Registr
     assert set(found) == {"signature.scheme", "methods[2]"}
     assert found["signature.scheme"].message == (
         "Trigger 'Receive' input 'signature.scheme': 'hmac_sha512' is not one of none, "
-        "hmac_sha256, standard_webhooks."
+        "github, stripe, slack, shopify, standard_webhooks, hmac, hmac_sha256."
     )
     assert found["methods[2]"].step == "trigger"
 
@@ -319,7 +319,8 @@ def test_trigger_settings_are_checked_like_step_inputs(registry: Registry) -> No
     assert "whsec_not" not in found["signature.secret"].message  # a secret is never echoed
     assert found["signature.schem"].message == (
         "Trigger 'Receive' input 'signature.schem': there is no such setting; did you mean "
-        "'scheme'? Allowed: scheme, header, prefix, secret, tolerance_seconds."
+        "'scheme'? Allowed: scheme, header, prefix, algorithm, encoding, signed_content, "
+        "timestamp_header, secret, tolerance_seconds."
     )
     assert found["max_body_bytes"].message == (
         "Trigger 'Receive' input 'max_body_bytes': should be a whole number, not '1 MB'."
