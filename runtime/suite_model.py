@@ -23,8 +23,10 @@
       config: {base_url: http://127.0.0.1:8091}   # config values for every test run
       connections: {crm: {api_key: test-key}}     # credentials for test runs (defaults: dummies)
 
-Steps named in `ran`, `skipped`, `steps` and `pinned` must exist in the flow (checked when the
-file is read, with the test's name in the message).
+Steps named in `ran`, `skipped`, `steps` and `pinned` must exist in the flow: validation
+(`runtime.validation`, so `validate`, import and `flowyard test`) reports each one that does not
+with the test's name, as an error; the file still loads, so a step deleted in the designer does
+not make its flow unreadable.
 """
 
 from __future__ import annotations

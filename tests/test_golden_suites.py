@@ -26,7 +26,6 @@ import yaml
 
 from components.registry import Registry, default_registry
 from runtime.files import (
-    IntegrationFileError,
     dump_integration,
     load_integration,
     parse_integration,
@@ -35,6 +34,7 @@ from runtime.graph import flow_from_node_link, flow_to_node_link
 from runtime.matching import first_mismatch
 from runtime.model import Integration
 from runtime.suites import TestOutcome, run_suite
+from runtime.validation import validate_flow
 
 SUITES = Path(__file__).parent / "golden" / "suites"
 CASES = sorted(SUITES.glob("*.yaml"))
@@ -102,13 +102,19 @@ def test_suites_round_trip_through_export_and_the_stored_graph() -> None:
     assert "output" in expectation.model_fields_set
 
 
-def test_a_test_naming_an_unknown_step_is_refused_with_flow_test_and_field() -> None:
+def test_a_test_naming_an_unknown_step_is_a_validation_error_naming_flow_and_test(
+    registry: Registry,
+) -> None:
     case = yaml.safe_load((SUITES / "pinned.yaml").read_text())["integration"]
     case["flows"][0]["tests"][1]["pinned"]["fetc"] = {"output": 1}
-    with pytest.raises(IntegrationFileError) as caught:
-        parse_integration(yaml.safe_dump(case), "pins.yaml")
-    assert caught.value.errors == [
-        "pins.yaml: flows[0] (main): tests[1] (a pinned branch port is taken) > pinned: there is "
-        "no step 'fetc' in this flow (its steps: trigger, fetch, check, each, price, cheap) "
-        "(line 2)"
+    integration = parse_integration(yaml.safe_dump(case), "pins.yaml")  # still readable
+    issues = validate_flow(integration.flows[0], registry, integration)
+    assert [(i.code, i.severity, str(i)) for i in issues if i.severity == "error"] == [
+        (
+            "test_unknown_step",
+            "error",
+            "tests[1] (a pinned branch port is taken) > pinned: there is no step 'fetc' in flow "
+            "'main'. Its steps: trigger, fetch, check, each, price, cheap. Update or remove the "
+            "test.",
+        )
     ]
