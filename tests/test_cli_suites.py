@@ -8,8 +8,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-import app.cli_test  # registers `test` on the app
 from app.cli import app
+from app.cli_test import suite_command
+
+assert callable(suite_command)  # importing app.cli_test registers `test` on the app
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
