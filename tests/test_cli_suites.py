@@ -10,8 +10,10 @@ from typer.testing import CliRunner, Result
 
 from app.cli import app
 from app.cli_test import suite_command
+from tests.test_cli import Destination, destination
 
 assert callable(suite_command)  # importing app.cli_test registers `test` on the app
+__all__ = ["destination"]  # the fixture, used by name
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -141,3 +143,30 @@ def test_bad_input_exits_2_with_the_problem(tmp_path: Path) -> None:
     option = invoke(write(tmp_path, SUITE), "--config", "nope=1")
     assert option.exit_code == 2
     assert "--config nope: shop.yaml has no config variable 'nope'" in option.output
+
+
+def test_live_calls_the_real_service_instead_of_recordings(destination: Destination) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "test",
+            str(EXAMPLES / "warehouse-import.yaml"),
+            "--live",
+            "--config",
+            f"destination_url={destination.url}",
+            "--connection",
+            "warehouse_api.api_key=live-key-123",
+        ],
+        env={"FLOWYARD_HTTP_BLOCK_PRIVATE": None},
+    )
+    # The live service accepts the change the recording refuses: that test fails.
+    assert result.exit_code == 1, result.output
+    assert (
+        "  PASS  warehouse_update > an addition, a removal and an unknown action" in result.output
+    )
+    assert 'status: expected "failed", got "succeeded"' in result.output
+    assert [(r["path"], r["api_key"]) for r in destination.received] == [
+        ("/inventory/W-100", "live-key-123"),
+        ("/inventory/W 200", "live-key-123"),
+        ("/inventory/W-100", "live-key-123"),
+    ]
