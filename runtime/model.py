@@ -11,6 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from runtime.recorded import RecordedExchange
+from runtime.suite_model import FlowTest, TestingSettings
+
 __all__ = [
     "DEFAULT_PORT",
     "EXPRESSION_BUDGET",
@@ -136,6 +139,12 @@ class Flow(_Strict):
     steps: list[Step] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     settings: FlowSettings = Field(default_factory=FlowSettings)
+    tests: list[FlowTest] = Field(
+        default_factory=list, description="Payload suite: test requests and what they expect."
+    )
+    test_responses: list[RecordedExchange] = Field(
+        default_factory=list, description="Recorded answers shared by every test of the flow."
+    )
 
     @property
     def label(self) -> str:
@@ -152,7 +161,13 @@ class Flow(_Strict):
             if step.id in seen:
                 raise ValueError(f"step id '{step.id}' is used twice; step ids must be unique")
             seen.add(step.id)
-        return self
+        names: set[str] = set()
+        for index, test in enumerate(self.tests):
+            where = f"tests[{index}] ({test.name})"
+            if test.name in names:
+                raise ValueError(f"{where}: the test name is used twice; names must be unique")
+            names.add(test.name)
+        return self  # steps a test names are checked by `runtime.validation` (test_unknown_step)
 
 
 class ConfigVariable(_Strict):
@@ -208,6 +223,9 @@ class Integration(_Strict):
     connections: list[ConnectionSlot] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
     endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
+    testing: TestingSettings = Field(
+        default_factory=TestingSettings, description="Config and credentials for test runs."
+    )
     layout: dict[str, dict[str, Position]] = Field(
         default_factory=dict, description="Canvas positions: flow id -> step id -> position."
     )

@@ -92,12 +92,27 @@ class _Validator:
     def run(self) -> None:
         self.check_components()
         self.check_edges()
+        self.check_tests()
         if not self.check_cycles():
             return  # reachability and ancestry are meaningless in a cyclic graph
         self.check_reachability()
         self.check_loops()
         for step in self.flow.all_steps():
             self.check_inputs(step)
+
+    def check_tests(self) -> None:
+        # An error, not a file-shape error: deleting or renaming a step in the designer must
+        # not make the stored flow unreadable; the test is flagged until it is updated.
+        for index, test in enumerate(self.flow.tests):
+            for place, step_id in test.step_refs():
+                if step_id not in self.steps:
+                    self.add(
+                        "test_unknown_step",
+                        None,
+                        f"tests[{index}] ({test.name}) > {place}: there is no step '{step_id}' "
+                        f"in flow '{self.flow.label}'.",
+                        f"Its steps: {', '.join(self.steps)}. Update or remove the test.",
+                    )
 
     def check_components(self) -> None:
         trigger = self.flow.trigger
