@@ -23,6 +23,7 @@ from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 from nicegui.elements.mixins.value_element import ValueElement
 
+from app.pages.instance_alerts import alerts_section
 from app.pages.layout import frame, hub, show_error, status_badge, testid, when
 from app.services import instances, integrations
 from app.services.errors import NotFound, ServiceError
@@ -48,6 +49,7 @@ The field names are what the built-in components read (`components/builtin/http.
 _TRIGGER_WORDS = {
     "deploy": "runs when an instance is deployed",
     "delete": "runs when an instance is deleted",
+    "error": "runs when an execution fails",
     "schedule": "runs on its schedule",
     "manual": "runs when started by hand",
 }
@@ -101,6 +103,8 @@ def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
             _settings(view)
         if view.lifecycle:
             _deploy_runs(view)
+        if view.alerts:
+            alerts_section(view)
 
 
 def _enabled_switch(view: instances.InstanceView) -> None:

@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Route
 
-from app.services import editor, executions, instances, integrations, payloads, testruns
+from app.services import (
+    alerts,
+    editor,
+    executions,
+    instances,
+    integrations,
+    payloads,
+    testruns,
+)
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
 from runtime.model import Position
@@ -309,6 +317,13 @@ async def list_instances(
 @router.get("/instances/{instance_id}", tags=["instances"])
 async def get_instance(hub: HubDep, instance_id: str) -> instances.InstanceView:
     return await instances.get_instance(hub, instance_id)
+
+
+@router.get("/instances/{instance_id}/alerts", tags=["instances"])
+async def instance_alerts(hub: HubDep, instance_id: str) -> list[dict[str, Any]]:
+    """The instance's last failed executions escalated (its error flow run, its alert sent or
+    failed), newest first."""
+    return await alerts.recent_alerts(hub, instance_id)
 
 
 @router.post("/instances/{instance_id}/enable", tags=["instances"])

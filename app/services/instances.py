@@ -64,6 +64,7 @@ from app.persistence.models import (
     IntegrationRow,
     IntegrationVersionRow,
 )
+from app.services.alerts import alerts_in
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
 from app.services.environment import InstanceEnvironment, config_values
 from app.services.errors import Conflict, InvalidInput
@@ -166,6 +167,10 @@ class InstanceView(BaseModel):
     lifecycle: list[LifecycleRun] = Field(description="The deploy runs, in the order they ran.")
     failed_execution_id: str | None = None
     error: dict[str, Any] | None = Field(None, description="Why the deploy failed.")
+    alerts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The last failed executions escalated (error flow, alert), newest first.",
+    )
 
 
 class TeardownReport(BaseModel):
@@ -223,6 +228,7 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
         lifecycle=runs,
         failed_execution_id=failed.execution_id if failed else None,
         error=record.get("error"),
+        alerts=alerts_in(session, row.id),
     )
 
 
