@@ -65,6 +65,7 @@ class UsageProblem(Exception):
 def main() -> None:
     """Entry point of the `flowyard` script."""
     importlib.import_module("app.cli_server")  # registers serve, import and export on `app`
+    importlib.import_module("app.cli_test")  # registers test
     app(prog_name="flowyard")
 
 

@@ -11,6 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from runtime.recorded import RecordedExchange
+from runtime.suite_model import FlowTest, TestingSettings
+
 __all__ = [
     "DEFAULT_PORT",
     "ERROR_TRIGGER",
@@ -139,6 +142,12 @@ class Flow(_Strict):
     steps: list[Step] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     settings: FlowSettings = Field(default_factory=FlowSettings)
+    tests: list[FlowTest] = Field(
+        default_factory=list, description="Payload suite: test requests and what they expect."
+    )
+    test_responses: list[RecordedExchange] = Field(
+        default_factory=list, description="Recorded answers shared by every test of the flow."
+    )
 
     @property
     def label(self) -> str:
@@ -155,6 +164,18 @@ class Flow(_Strict):
             if step.id in seen:
                 raise ValueError(f"step id '{step.id}' is used twice; step ids must be unique")
             seen.add(step.id)
+        names: set[str] = set()
+        for index, test in enumerate(self.tests):
+            where = f"tests[{index}] ({test.name})"
+            if test.name in names:
+                raise ValueError(f"{where}: the test name is used twice; names must be unique")
+            names.add(test.name)
+            for place, step_id in test.step_refs():
+                if step_id not in seen:
+                    raise ValueError(
+                        f"{where} > {place}: there is no step '{step_id}' in this flow "
+                        f"(its steps: {', '.join(s.id for s in self.all_steps())})"
+                    )
         return self
 
 
@@ -244,6 +265,9 @@ class Integration(_Strict):
     flows: list[Flow] = Field(default_factory=list)
     endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
     errors: ErrorHandling = Field(default_factory=ErrorHandling)
+    testing: TestingSettings = Field(
+        default_factory=TestingSettings, description="Config and credentials for test runs."
+    )
     layout: dict[str, dict[str, Position]] = Field(
         default_factory=dict, description="Canvas positions: flow id -> step id -> position."
     )

@@ -53,7 +53,16 @@ def _execution_list_indexes(conn: Connection) -> None:
     conn.execute(text("DROP INDEX IF EXISTS ix_executions_parent_execution_id"))
 
 
-MIGRATIONS: list[Migration] = [_execution_list_indexes]
+def _step_exchanges(conn: Connection) -> None:
+    """2 -> 3: step records keep their HTTP exchanges and whether their output was pinned."""
+    have = {column["name"] for column in inspect(conn).get_columns("step_records")}
+    added = {"exchanges": "JSON NOT NULL DEFAULT '[]'", "pinned": "BOOLEAN NOT NULL DEFAULT '0'"}
+    for name, kind in added.items():
+        if name not in have:  # a database made from these models has them already
+            conn.execute(text(f"ALTER TABLE step_records ADD COLUMN {name} {kind}"))
+
+
+MIGRATIONS: list[Migration] = [_execution_list_indexes, _step_exchanges]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -246,6 +246,12 @@ class StepRecordRow(SQLModel, table=True):
     output: Any = _json()
     error: dict[str, Any] | None = _json()
     logs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    exchanges: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    """HTTP exchanges the step made (`runtime.recorded`), secrets masked."""
+    pinned: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    """The step did not run: its output was pinned (test runs)."""
 
 
 class InstanceStateRow(SQLModel, table=True):

@@ -103,7 +103,7 @@ def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(
             )
         with session_scope(engine) as session:
             save_integration(session, Integration(name="Kept", description="old data"))
-        assert migrate(engine) == SCHEMA_VERSION == 2
+        assert migrate(engine) == SCHEMA_VERSION == 3
         names = {index["name"] for index in inspect(engine).get_indexes("executions")}
         assert {"ix_executions_parent_status", "ix_executions_parent_started"} <= names
         assert "ix_executions_parent_execution_id" not in names
@@ -126,5 +126,35 @@ def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(
             )
         )
         assert "COVERING INDEX ix_executions_parent_status" in plan
+    finally:
+        engine.dispose()
+
+
+def test_version_2_step_records_get_exchanges_and_pinned_and_keep_their_rows(
+    data_dir: Path,
+) -> None:
+    engine = create_db_engine(data_dir)
+    try:
+        assert migrate(engine, MIGRATIONS[:1]) == 2
+        with engine.begin() as conn:  # the version-2 shape, with one execution and its step
+            conn.execute(text("ALTER TABLE step_records DROP COLUMN exchanges"))
+            conn.execute(text("ALTER TABLE step_records DROP COLUMN pinned"))
+            conn.execute(
+                text(
+                    "INSERT INTO executions (id, flow_id, status, started_at, instance_id, "
+                    "recovered, steps_run) VALUES ('e1', 'main', 'succeeded', 1.0, NULL, 0, 1)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO step_records (execution_id, step_id, step_name, action, "
+                    "iteration_path, status, attempt, started_at, duration_ms, logs) VALUES "
+                    "('e1', 'call', '', 'http.request', '[]', 'succeeded', 1, 1.0, 2.0, '[]')"
+                )
+            )
+        assert migrate(engine) == SCHEMA_VERSION == 3
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT step_id, exchanges, pinned FROM step_records")).one()
+        assert (row.step_id, row.exchanges, row.pinned) == ("call", "[]", 0)
     finally:
         engine.dispose()
