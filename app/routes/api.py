@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from app.services import (
     alerts,
+    dry_run,
     editor,
     executions,
     instances,
@@ -305,6 +306,24 @@ async def deploy_instance(hub: HubDep, request: instances.DeployRequest) -> inst
     `deploy_failed` and `error` / `failed_execution_id` say why (see the instances service).
     """
     return await instances.deploy(hub, request)
+
+
+@router.post("/instances/dry-run", tags=["instances"])
+async def dry_run_deploy(hub: HubDep, request: dry_run.DryRunRequest) -> dry_run.DryRunReport:
+    """What deploying would do: the deploy hooks and flows run with outbound calls answered by
+    `responses`, the flows' declared test_responses, or an echoing stub; nothing is sent or
+    stored. The request is checked as a deploy checks it."""
+    return await dry_run.dry_run_deploy(hub, request)
+
+
+@router.post("/instances/{instance_id}/teardown/dry-run", tags=["instances"])
+async def dry_run_teardown(
+    hub: HubDep, instance_id: str, request: dry_run.TeardownDryRun | None = None
+) -> dry_run.DryRunReport:
+    """What deleting the instance would do, from its config, connections and state; nothing is
+    sent, stored or removed."""
+    responses = request.responses if request is not None else []
+    return await dry_run.dry_run_teardown(hub, instance_id, responses)
 
 
 @router.get("/instances", tags=["instances"])

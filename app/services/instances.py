@@ -111,6 +111,7 @@ __all__ = [
     "deploy_plan",
     "get_instance",
     "list_instances",
+    "plan_deploy",
     "recover_interrupted",
     "set_enabled",
 ]
@@ -354,6 +355,12 @@ def _refuse_text_not_unicode(request: DeployRequest) -> None:
             details=wrong,
             hint="Fix each field listed and deploy again; nothing was stored.",
         )
+
+
+def plan_deploy(hub: Hub, request: DeployRequest) -> _Plan:
+    """Check `request` as `deploy` does and resolve its config and connections (blocking);
+    nothing is stored. InvalidInput or Conflict name what is wrong."""
+    return _plan(hub, request)
 
 
 def _plan(hub: Hub, request: DeployRequest) -> _Plan:

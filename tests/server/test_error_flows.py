@@ -33,6 +33,7 @@ from tests.server.test_dispatcher_support import (
     wait_until,
     webhook_flow,
 )
+from tests.server.test_dry_run import api_client
 
 FAIL = {
     "id": "boom",
@@ -345,3 +346,15 @@ def test_errors_flow_must_name_an_error_triggered_flow() -> None:
         {"name": "x", "flows": [error_flow()], "errors": {"flow": "on_error"}}
     )
     assert validate_integration(right, registry) == []
+
+
+async def test_the_api_lists_an_instances_alerts(tmp_path: Path) -> None:
+    async with make_hub(tmp_path) as hub, api_client(hub) as client:
+        flows = [webhook_flow("main", [FAIL]), error_flow()]
+        instance_id = deploy(hub.db, flows, errors={"flow": "on_error"})
+        assert (await client.get(f"/api/instances/{instance_id}/alerts")).json() == []
+        failed_id = enqueue(hub.db, instance_id, "main", {"n": 1})
+        await run_until(hub, lambda: len(error_rows(hub)) == 1)
+        answer = await client.get(f"/api/instances/{instance_id}/alerts")
+        assert [a["execution_id"] for a in answer.json()] == [failed_id]
+        assert (await client.get("/api/instances/nope/alerts")).status_code == 404
