@@ -66,6 +66,7 @@ def main() -> None:
     """Entry point of the `flowyard` script."""
     importlib.import_module("app.cli_server")  # registers serve, import and export on `app`
     importlib.import_module("app.cli_test")  # registers test
+    importlib.import_module("app.cli_deploy")  # registers deploy (--dry-run)
     app(prog_name="flowyard")
 
 
