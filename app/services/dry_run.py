@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from app.persistence.db import session_scope
 from app.persistence.models import INSTANCE_SCOPE, InstanceStateRow
@@ -71,6 +71,7 @@ __all__ = [
     "dry_run",
     "dry_run_deploy",
     "dry_run_teardown",
+    "instance_state",
 ]
 
 DRY_RUN_INSTANCE = "dry-run"
@@ -320,12 +321,16 @@ def _load_for_teardown(
 ) -> tuple[InstanceEnvironment, dict[StateKey, Any]]:
     env = load_environment(hub, instance_id)
     with session_scope(hub.db, write=False) as session:
-        rows = session.exec(
-            select(InstanceStateRow).where(col(InstanceStateRow.instance_id) == instance_id)
-        ).all()
-        state = {
-            (None if r.flow_id == INSTANCE_SCOPE else r.flow_id, r.key): r.value
-            for r in rows
-            if not r.flow_id.startswith("@")  # the host's own records (lifecycle, alerts)
-        }
-    return env, state
+        return env, instance_state(session, instance_id)
+
+
+def instance_state(session: Session, instance_id: str) -> dict[StateKey, Any]:
+    """The state an instance's flows can read, by (flow id or None, key)."""
+    rows = session.exec(
+        select(InstanceStateRow).where(col(InstanceStateRow.instance_id) == instance_id)
+    ).all()
+    return {
+        (None if r.flow_id == INSTANCE_SCOPE else r.flow_id, r.key): r.value
+        for r in rows
+        if not r.flow_id.startswith("@")  # the host's own records (lifecycle, alerts)
+    }
