@@ -67,6 +67,7 @@ def main() -> None:
     importlib.import_module("app.cli_server")  # registers serve, import and export on `app`
     importlib.import_module("app.cli_test")  # registers test
     importlib.import_module("app.cli_deploy")  # registers deploy (--dry-run)
+    importlib.import_module("app.cli_replay")  # registers replay (--draft)
     app(prog_name="flowyard")
 
 

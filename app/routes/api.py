@@ -20,6 +20,7 @@ from app.services import (
     instances,
     integrations,
     payloads,
+    replay,
     testruns,
 )
 from app.services.errors import InvalidInput
@@ -118,6 +119,26 @@ async def replay_execution(hub: HubDep, execution_id: str) -> dict[str, Any]:
     """Run the execution's original request again as a new execution."""
     new_id = await executions.replay_execution(hub, execution_id)
     return {"execution_id": new_id, "replay_of": execution_id}
+
+
+@router.post("/executions/{execution_id}/replay-on-draft", tags=["executions"])
+async def replay_on_draft(
+    hub: HubDep, execution_id: str, options: replay.ReplayOptions | None = None
+) -> replay.ReplayDiff:
+    """Run the execution's request on the current draft, answered by its recorded responses
+    (nothing is sent again, nothing is stored), and diff it step by step."""
+    config = options.config if options is not None else {}
+    return await replay.replay_on_draft(hub, execution_id, config)
+
+
+@router.post("/executions/{execution_id}/save-as-test", tags=["executions"])
+async def save_as_test(
+    hub: HubDep, execution_id: str, options: replay.SaveAsTest | None = None
+) -> replay.SavedTest:
+    """The execution as a suite payload of its flow (outputs as expectations); with `save`,
+    appended to the draft flow's tests."""
+    given = options or replay.SaveAsTest()
+    return await replay.execution_as_test(hub, execution_id, given.name, save=given.save)
 
 
 # --- integrations ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from app.persistence import repositories as repo
@@ -53,6 +53,8 @@ from runtime.suites import suite_config, suite_connections
 
 __all__ = [
     "ReplayDiff",
+    "ReplayOptions",
+    "SaveAsTest",
     "SavedTest",
     "SideBySide",
     "StepDiff",
@@ -65,6 +67,27 @@ _NOISE_HEADERS = frozenset(
     {"host", "content-length", "connection", "user-agent", "accept-encoding"}
 )
 """Request headers a saved test leaves out: the transport's, not the sender's."""
+
+
+class ReplayOptions(BaseModel):
+    """Options of a replay on the draft."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Config values over the instance's (or test) ones."
+    )
+
+
+class SaveAsTest(BaseModel):
+    """Options of Save as test."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        None, min_length=1, max_length=200, description="Default: `Execution <id>`."
+    )
+    save: bool = Field(False, description="Append it to the draft flow's tests.")
 
 
 class SideBySide(BaseModel):

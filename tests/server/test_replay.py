@@ -28,6 +28,7 @@ from tests.server.test_dispatcher_support import (
     run_all,
     webhook_flow,
 )
+from tests.server.test_dry_run import api_client
 
 FETCH = {
     "id": "fetch",
@@ -238,3 +239,26 @@ async def test_a_designer_test_run_is_replayed_from_its_trigger_record(tmp_path:
         total = next(s for s in diff.steps if s.step_id == "total")
         assert total.output.replay == {"sku": "A1", "total": 10}
         assert api.requests == ["/price/A1", "/price/A1"]
+
+
+async def test_the_api_replays_on_the_draft_and_saves_as_test(tmp_path: Path) -> None:
+    async with setup(tmp_path) as (hub, api, execution_id), api_client(hub) as client:
+        diff = await client.post(f"/api/executions/{execution_id}/replay-on-draft")
+        assert diff.status_code == 200, diff.text
+        assert diff.json()["identical"] is True
+        options = {"config": {"base_url": "http://127.0.0.1:9"}}
+        moved = await client.post(f"/api/executions/{execution_id}/replay-on-draft", json=options)
+        assert moved.json()["replay_status"] == "failed"  # no recording for the other host
+        wrong = await client.post(f"/api/executions/{execution_id}/replay-on-draft", json={"x": 1})
+        assert wrong.status_code == 422
+        saved = await client.post(
+            f"/api/executions/{execution_id}/save-as-test", json={"name": "api", "save": True}
+        )
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["test"]["name"] == "api" and saved.json()["saved"] is True
+        again = await client.post(
+            f"/api/executions/{execution_id}/save-as-test", json={"name": "api", "save": True}
+        )
+        assert again.status_code == 409
+        assert (await client.post("/api/executions/nope/replay-on-draft")).status_code == 404
+        assert api.requests == ["/price/A1"]
