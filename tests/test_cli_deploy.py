@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import app.cli_deploy  # noqa: F401  (registers `deploy` on the CLI app)
+from app.cli_deploy import deploy_command  # noqa: F401  (registers `deploy` on the app)
 from tests.test_cli import ROOT, Destination, destination, invoke
 
 __all__ = ["destination"]  # the fixture, imported for pytest

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-import app.cli_replay
 from app.cli import app
+from app.cli_replay import replay_command  # noqa: F401  (registers `replay`)
 from tests.server.test_dispatcher_support import KEY
 from tests.server.test_replay import TOTAL, edit_draft, setup, with_steps
 
