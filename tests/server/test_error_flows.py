@@ -90,10 +90,11 @@ async def run_until(hub: Hub, condition: Callable[[], bool]) -> None:
     pool.escalations.retry_delay = 0.01
     await pool.start()
     try:
+        # `condition` first: a row it waits for (an error flow's) must then be finished too.
         await wait_until(
             lambda: (
-                all(r.status in ("done", "failed", "dead") for r in inbox_rows(hub.db))
-                and condition()
+                condition()
+                and all(r.status in ("done", "failed", "dead") for r in inbox_rows(hub.db))
             )
         )
     finally:
