@@ -61,6 +61,7 @@ pytest: $(STAMP) $(BUNDLE) browser postgres
 	$(BIN)/pytest
 	FLOWYARD_TEST_DB=postgresql $(BIN)/pytest tests/persistence tests/server tests/e2e \
 		tests/test_bench_scale.py
+	$(BIN)/flowyard test examples/*.yaml --components-dir examples/components --min-coverage 100
 
 # The README's pictures (docs/screenshots/), taken by the browser tests from the product as it is.
 screenshots: $(STAMP) $(BUNDLE) browser

@@ -23,8 +23,10 @@
       config: {base_url: http://127.0.0.1:8091}   # config values for every test run
       connections: {crm: {api_key: test-key}}     # credentials for test runs (defaults: dummies)
 
-Steps named in `ran`, `skipped`, `steps` and `pinned` must exist in the flow (checked when the
-file is read, with the test's name in the message).
+Steps named in `ran`, `skipped`, `steps` and `pinned` must exist in the flow: validation
+(`runtime.validation`, so `validate`, import and `flowyard test`) reports each one that does not
+with the test's name, as an error; the file still loads, so a step deleted in the designer does
+not make its flow unreadable.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ _StepRef = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-    keep_set_fields: ClassVar[bool] = True
-    """`runtime.files` writes fields given in the file even when they hold the default
+    keep_set_fields: ClassVar[bool] = False
+    """True: `runtime.files` writes fields given in the file even when they hold the default
     (`output: null` is an expectation, not an absent one)."""
 
 
@@ -69,6 +71,8 @@ class TestRequest(_Strict):
 class StepExpectation(_Strict):
     """What one step must have done; only the fields given are checked."""
 
+    keep_set_fields: ClassVar[bool] = True
+
     status: Literal["succeeded", "failed", "skipped"] | None = None
     port: str | None = None
     output: Any = Field(None, description="Partial match: objects may hold more keys.")
@@ -77,6 +81,8 @@ class StepExpectation(_Strict):
 
 class ReplyExpectation(_Strict):
     """The synchronous reply (a respond step's); only the fields given are checked."""
+
+    keep_set_fields: ClassVar[bool] = True
 
     status: int | None = None
     headers: dict[str, str] = Field(default_factory=dict)

@@ -103,6 +103,7 @@ class _Validator:
         self.check_components()
         self.check_error_flow()
         self.check_edges()
+        self.check_tests()
         if not self.check_cycles():
             return  # reachability and ancestry are meaningless in a cyclic graph
         self.check_reachability()
@@ -121,6 +122,20 @@ class _Validator:
                 f"'{self.flow.trigger.action}'.",
                 f"Give it the trigger '{ERROR_TRIGGER}', or name another flow in errors.flow.",
             )
+
+    def check_tests(self) -> None:
+        # An error, not a file-shape error: deleting or renaming a step in the designer must
+        # not make the stored flow unreadable; the test is flagged until it is updated.
+        for index, test in enumerate(self.flow.tests):
+            for place, step_id in test.step_refs():
+                if step_id not in self.steps:
+                    self.add(
+                        "test_unknown_step",
+                        None,
+                        f"tests[{index}] ({test.name}) > {place}: there is no step '{step_id}' "
+                        f"in flow '{self.flow.label}'.",
+                        f"Its steps: {', '.join(self.steps)}. Update or remove the test.",
+                    )
 
     def check_components(self) -> None:
         trigger = self.flow.trigger

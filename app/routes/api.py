@@ -21,11 +21,13 @@ from app.services import (
     integrations,
     payloads,
     replay,
+    suites,
     testruns,
 )
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
 from runtime.model import Position
+from runtime.suite_model import PinnedOutput
 from runtime.text import NOT_UNICODE, escaped, lone_surrogate
 
 __all__ = ["router"]
@@ -299,6 +301,9 @@ class TestRunRequest(BaseModel):
     upto: str | None = None
     reuse_from: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+    pinned: dict[str, PinnedOutput] = Field(
+        default_factory=dict, description="Steps not run: their output (and port) stand in."
+    )
 
 
 @router.post("/integrations/{name}/flows/{flow_id}/test", tags=["editor"])
@@ -313,7 +318,32 @@ async def run_test(hub: HubDep, name: str, flow_id: str, run: TestRunRequest) ->
         upto=run.upto,
         reuse_from=run.reuse_from,
         config=run.config,
+        pinned=run.pinned,
     )
+
+
+class SuiteRunRequest(BaseModel):
+    """Which flows' suites to run (all when left out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flows: list[str] | None = None
+
+
+@router.post("/integrations/{name}/suites/run", tags=["test suites"])
+async def run_suites(hub: HubDep, name: str, run: SuiteRunRequest | None = None) -> dict[str, Any]:
+    """Run all: every test payload of the draft's suites, answered by recorded responses,
+    each with its first mismatch, and path coverage per flow (steps and ports, with the tests
+    covering each)."""
+    return await suites.run_suites(hub, name, run.flows if run else None)
+
+
+@router.get("/integrations/{name}/suites/payloads", tags=["test suites"])
+async def list_suite_payloads(
+    hub: HubDep, name: str, flow: str | None = None
+) -> list[payloads.SuitePayload]:
+    """The test payloads of the draft's suites (read-only; they change with the file)."""
+    return await payloads.list_suite_payloads(hub, name, flow)
 
 
 # --- instances ------------------------------------------------------------------------------
