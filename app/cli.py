@@ -92,6 +92,37 @@ payload or an option is invalid, or the flow fails validation.
 """
 
 
+ConfigOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="KEY=VALUE",
+        help="Config variable, typed as declared; repeatable.",
+    ),
+]
+ConnectionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--connection", metavar="SLOT.FIELD=VALUE", help="A connection's credential; repeatable."
+    ),
+]
+ConnectionEnvOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--connection-env",
+        metavar="SLOT.FIELD=VAR",
+        help="A connection's credential read from environment variable VAR (kept out of "
+        "shell history); repeatable.",
+    ),
+]
+ComponentsDirOption = Annotated[
+    Path | None,
+    typer.Option("--components-dir", metavar="DIR", help="Folder of custom components."),
+]
+"""Options `run` shares with other commands (`deploy --dry-run`, `replay`)."""
+
+
 @dataclass(slots=True)
 class RunRequest:
     """Everything `flowyard run` needs, parsed and checked."""
@@ -122,36 +153,10 @@ def run(
         list[str] | None,
         typer.Option("--query", "-q", metavar="KEY=VALUE", help="Query parameter; repeatable."),
     ] = None,
-    config: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--config",
-            "-c",
-            metavar="KEY=VALUE",
-            help="Config variable, typed as declared; repeatable.",
-        ),
-    ] = None,
-    connection: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--connection",
-            metavar="SLOT.FIELD=VALUE",
-            help="A connection's credential; repeatable.",
-        ),
-    ] = None,
-    connection_env: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--connection-env",
-            metavar="SLOT.FIELD=VAR",
-            help="A connection's credential read from environment variable VAR (kept out of "
-            "shell history); repeatable.",
-        ),
-    ] = None,
-    components_dir: Annotated[
-        Path | None,
-        typer.Option("--components-dir", metavar="DIR", help="Folder of custom components."),
-    ] = None,
+    config: ConfigOption = None,
+    connection: ConnectionOption = None,
+    connection_env: ConnectionEnvOption = None,
+    components_dir: ComponentsDirOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of text.")
     ] = False,

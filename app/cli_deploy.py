@@ -23,6 +23,10 @@ import yaml
 from app.cli import (
     EXIT_FAILED,
     EXIT_OK,
+    ComponentsDirOption,
+    ConfigOption,
+    ConnectionEnvOption,
+    ConnectionOption,
     UsageProblem,
     _exit_invalid,
     _load,
@@ -72,22 +76,9 @@ def deploy_command(
         bool, typer.Option("--teardown", help="Dry-run the tear-down instead of the deploy.")
     ] = False,
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="Instance name.")] = "dry-run",
-    config: Annotated[
-        list[str] | None,
-        typer.Option("--config", "-c", metavar="KEY=VALUE", help="Config variable; repeatable."),
-    ] = None,
-    connection: Annotated[
-        list[str] | None,
-        typer.Option("--connection", metavar="SLOT.FIELD=VALUE", help="A credential; repeatable."),
-    ] = None,
-    connection_env: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--connection-env",
-            metavar="SLOT.FIELD=VAR",
-            help="A credential read from environment variable VAR; repeatable.",
-        ),
-    ] = None,
+    config: ConfigOption = None,
+    connection: ConnectionOption = None,
+    connection_env: ConnectionEnvOption = None,
     responses: Annotated[
         Path | None,
         typer.Option("--responses", metavar="FILE", help="Recorded responses (JSON or YAML)."),
@@ -104,10 +95,7 @@ def deploy_command(
         str,
         typer.Option("--base-url", metavar="URL", help="Base of the placeholder webhook URLs."),
     ] = "http://127.0.0.1:8080",
-    components_dir: Annotated[
-        Path | None,
-        typer.Option("--components-dir", metavar="DIR", help="Folder of custom components."),
-    ] = None,
+    components_dir: ComponentsDirOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON document.")
     ] = False,

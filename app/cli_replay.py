@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from app.cli import EXIT_FAILED, EXIT_OK, _pairs, app, summarize
+from app.cli import EXIT_FAILED, EXIT_OK, ConfigOption, _pairs, app, summarize
 from app.cli_server import (
     DataDir,
     ServerUrl,
@@ -41,10 +41,7 @@ def replay_command(
     draft: Annotated[
         bool, typer.Option("--draft", help="Run it on the integration's draft (required).")
     ] = False,
-    config: Annotated[
-        list[str] | None,
-        typer.Option("--config", "-c", metavar="KEY=VALUE", help="Config override; repeatable."),
-    ] = None,
+    config: ConfigOption = None,
     server: ServerUrl = None,
     data_dir: DataDir = Path(".flowyard"),
     json_output: Annotated[

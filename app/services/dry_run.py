@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 from app.persistence.db import session_scope
 from app.persistence.models import INSTANCE_SCOPE, InstanceStateRow
 from app.services.environment import InstanceEnvironment, config_values, load_environment
-from app.services.errors import Conflict, InvalidInput
+from app.services.errors import Conflict
 from app.services.hub import Hub
 from app.services.instances import DeployRequest, plan_deploy
 from app.services.lifecycle import (
@@ -42,7 +42,6 @@ from app.services.lifecycle import (
     run_hook,
     teardown_sequence,
 )
-from app.services.trigger_settings import trigger_problems
 from components.api import Connection
 from components.registry import Registry
 from runtime.engine import run_flow
@@ -269,14 +268,7 @@ async def dry_run_deploy(hub: Hub, request: DryRunRequest) -> DryRunReport:
     """What deploying `request` would do; the request is checked as `deploy` checks it
     (InvalidInput / Conflict name what is wrong). Webhook URLs are placeholders: real ones are
     made when the instance is deployed."""
-    plan = await asyncio.to_thread(plan_deploy, hub, request)
-    if wrong := trigger_problems(hub.registry, plan.integration, plan.config, plan.name):
-        raise InvalidInput(
-            f"A deploy would be refused: with this config, {len(wrong)} trigger "
-            f"setting{'s' * (len(wrong) > 1)} would be invalid.",
-            details=wrong,
-            hint="Fix the config values (or the flows' trigger settings).",
-        )
+    plan = await plan_deploy(hub, request)
     config, secret = config_values(plan.integration.config, plan.config)
     connections = {
         slot: Connection(slot, type_, {k: SecretStr(str(v)) for k, v in values.items()})

@@ -289,16 +289,7 @@ class _Plan:
 async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
     """Deploy an instance and run its deploy hooks and flows; see the module docstring."""
     _ = hub.runner  # fail before storing anything when no dispatcher runs
-    plan = await asyncio.to_thread(_plan, hub, request)
-    # On the event loop, where trigger settings are rendered for webhooks too (shared templates).
-    if wrong := trigger_problems(hub.registry, plan.integration, plan.config, plan.name):
-        raise InvalidInput(
-            f"The instance was not deployed: with this config, {len(wrong)} trigger "
-            f"setting{'s' * (len(wrong) > 1)} would be invalid.",
-            details=wrong,
-            hint="Fix the config values (or the flows' trigger settings) and deploy again; "
-            "nothing was stored.",
-        )
+    plan = await plan_deploy(hub, request)
     instance_id = await asyncio.to_thread(_store, hub, plan)
     runs: list[LifecycleRun] = []
     try:
@@ -357,10 +348,20 @@ def _refuse_text_not_unicode(request: DeployRequest) -> None:
         )
 
 
-def plan_deploy(hub: Hub, request: DeployRequest) -> _Plan:
-    """Check `request` as `deploy` does and resolve its config and connections (blocking);
-    nothing is stored. InvalidInput or Conflict name what is wrong."""
-    return _plan(hub, request)
+async def plan_deploy(hub: Hub, request: DeployRequest) -> _Plan:
+    """Check `request` as `deploy` does, its trigger settings included, and resolve its config
+    and connections; nothing is stored. InvalidInput or Conflict name what is wrong."""
+    plan = await asyncio.to_thread(_plan, hub, request)
+    # On the event loop, where trigger settings are rendered for webhooks too (shared templates).
+    if wrong := trigger_problems(hub.registry, plan.integration, plan.config, plan.name):
+        raise InvalidInput(
+            f"The instance was not deployed: with this config, {len(wrong)} trigger "
+            f"setting{'s' * (len(wrong) > 1)} would be invalid.",
+            details=wrong,
+            hint="Fix the config values (or the flows' trigger settings) and deploy again; "
+            "nothing was stored.",
+        )
+    return plan
 
 
 def _plan(hub: Hub, request: DeployRequest) -> _Plan:

@@ -84,6 +84,16 @@ def request(api: SubscriptionApi, **extra: Any) -> DryRunRequest:
     )
 
 
+def subscribed(status: int, body: Any) -> RecordedExchange:
+    """A recorded answer to POST /subscriptions."""
+    return RecordedExchange.model_validate(
+        {
+            "request": {"method": "POST", "url": "/subscriptions"},
+            "response": {"status": status, "body": body},
+        }
+    )
+
+
 def stored(hub: Hub) -> tuple[int, int, int]:
     """(instances, executions, state rows) in the database."""
     with session_scope(hub.db, write=False) as session:
@@ -96,12 +106,7 @@ def stored(hub: Hub) -> tuple[int, int, int]:
 
 async def test_a_deploy_dry_run_lists_calls_and_state_and_sends_nothing(tmp_path: Path) -> None:
     async with setup(tmp_path) as (hub, api):
-        answer = RecordedExchange.model_validate(
-            {
-                "request": {"method": "POST", "url": "/subscriptions"},
-                "response": {"status": 201, "body": {"id": "sub-77"}},
-            }
-        )
+        answer = subscribed(201, {"id": "sub-77"})
         report = await dry_run_deploy(hub, request(api, responses=[answer]))
         assert report.ok and report.event == "deploy" and report.instance == "acme"
         assert [(r.flow_id, r.kind, r.status) for r in report.runs] == [
@@ -139,12 +144,7 @@ async def test_calls_without_a_recording_get_an_echo(tmp_path: Path) -> None:
 
 async def test_a_failing_recorded_answer_fails_the_run(tmp_path: Path) -> None:
     async with setup(tmp_path) as (hub, api):
-        refused = RecordedExchange.model_validate(
-            {
-                "request": {"method": "POST", "url": "/subscriptions"},
-                "response": {"status": 400, "body": {"error": "bad url"}},
-            }
-        )
+        refused = subscribed(400, {"error": "bad url"})
         report = await dry_run_deploy(hub, request(api, responses=[refused]))
         assert not report.ok
         (run,) = report.runs
