@@ -14,12 +14,13 @@ from sqlmodel import col, select
 
 from app.persistence.db import session_scope
 from app.persistence.models import InstanceStateRow
-from app.services import alerts
+from app.services import alerts, integrations
 from app.services.alerts import recent_alerts
 from app.services.dispatcher import WorkerPool
 from app.services.hub import Hub
 from components.registry import default_registry
 from runtime import engine
+from runtime.files import parse_integration
 from runtime.model import Integration
 from runtime.validation import validate_flow, validate_integration
 from tests.server.test_dispatcher_support import (
@@ -359,3 +360,21 @@ async def test_the_api_lists_an_instances_alerts(tmp_path: Path) -> None:
         answer = await client.get(f"/api/instances/{instance_id}/alerts")
         assert [a["execution_id"] for a in answer.json()] == [failed_id]
         assert (await client.get("/api/instances/nope/alerts")).status_code == 404
+
+
+async def test_error_handling_round_trips_through_import_and_export(tmp_path: Path) -> None:
+    text = (Path(__file__).parent.parent / "pages" / "fixtures" / "alerting.yaml").read_text()
+    text = text.replace(
+        "  flow: on_failure\n",
+        "  flow: on_failure\n  alert: {url: '{{ config.alert_url }}', headers: {X-Team: ops}}\n",
+    )
+    async with make_hub(tmp_path) as hub:
+        await integrations.import_integration(hub, text, source="alerting.yaml")
+        exported = await integrations.export_integration(hub, "Alerting")
+    back = parse_integration(exported)
+    assert back.errors.flow == "on_failure"
+    assert back.errors.alert is not None
+    assert (back.errors.alert.url, back.errors.alert.headers) == (
+        "{{ config.alert_url }}",
+        {"X-Team": "ops"},
+    )
