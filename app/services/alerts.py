@@ -78,7 +78,7 @@ def error_payload(
     """The error flow's trigger body: the failed execution's id, flow, step, error and request."""
     error = result.error
     step = error.step if error is not None else None
-    return {
+    payload = {
         "event": "error",
         "instance_id": env.instance_id,
         "instance_name": env.name,
@@ -93,8 +93,9 @@ def error_payload(
         else {"kind": error.kind, "message": error.message, "hint": error.hint, "step": step},
         "attempt": row.attempt,
         "source": row.source,
-        "request": redact(_request(row), env.secrets),
+        "request": _request(row),
     }
+    return dict(redact(payload, env.secrets))
 
 
 def alert_summary(payload: dict[str, Any], integration: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from sqlmodel import select
 
 from app.persistence.db import session_scope
@@ -20,9 +21,13 @@ from app.persistence.models import ExecutionRow, InstanceRow, InstanceStateRow
 from app.routes import api as api_routes
 from app.services import instances, integrations
 from app.services.dispatcher import WorkerPool
-from app.services.dry_run import DryRunRequest, dry_run_deploy, dry_run_teardown
+from app.services.dry_run import DryRunRequest, dry_run, dry_run_deploy, dry_run_teardown
+from app.services.environment import InstanceEnvironment
 from app.services.errors import InvalidInput, NotFound, ServiceError
 from app.services.hub import Hub
+from components.api import Component, Inputs, Trigger, TriggerContext
+from components.registry import Registry, default_registry
+from runtime.model import Integration
 from runtime.recorded import RecordedExchange
 from tests.server.conftest import FIXTURES
 from tests.server.test_dispatcher_support import make_hub
@@ -240,3 +245,84 @@ async def test_the_api_dry_runs_a_deploy_and_a_teardown(tmp_path: Path) -> None:
         missing = await client.post("/api/instances/nope/teardown/dry-run")
         assert missing.status_code == 404
         assert api.requests == [("POST", "/subscriptions")]  # the real deploy's call only
+
+
+# --- trigger hooks ------------------------------------------------------------------------------
+
+
+class HookInputs(Inputs):
+    url: str = Field(title="URL", description="Where to subscribe.")
+
+
+class Subscribed(Trigger[HookInputs]):
+    """A webhook trigger that subscribes itself when deployed and unsubscribes when deleted."""
+
+    key = "subscribed"
+    title = "Subscribed"
+    kind = "webhook"
+    Inputs = HookInputs
+
+    async def on_deploy(self, inputs: HookInputs, ctx: TriggerContext) -> None:
+        answer = await ctx.http.post(inputs.url, json={"callback": ctx.webhook_urls[ctx.flow_id]})
+        await ctx.state.set("hook_subscription", answer.json().get("id"), scope="flow")
+
+    async def on_delete(self, inputs: HookInputs, ctx: TriggerContext) -> None:
+        sub = await ctx.state.get("hook_subscription", scope="flow")
+        await ctx.http.delete(f"{inputs.url}/{sub}")
+
+
+def hook_environment(registry: Registry, base: str) -> InstanceEnvironment:
+    integration = Integration.model_validate(
+        {
+            "name": "Hooked",
+            "config": [{"key": "base", "type": "string"}],
+            "flows": [
+                {
+                    "id": "events",
+                    "trigger": {
+                        "id": "receive",
+                        "action": "hooks.subscribed",
+                        "inputs": {"url": "{{ config.base }}/subscriptions"},
+                    },
+                }
+            ],
+        }
+    )
+    assert registry.trigger("hooks.subscribed") is Subscribed
+    return InstanceEnvironment(
+        instance_id="i1",
+        name="hooked",
+        status="active",
+        enabled=True,
+        created_at=0.0,
+        integration=integration,
+        flows={f.id: f for f in integration.flows},
+        config={"base": base},
+        connections={},
+        webhook_urls={"events": "http://127.0.0.1:8080/webhooks/t-events"},
+    )
+
+
+async def test_trigger_hooks_are_dry_run_too() -> None:
+    registry = default_registry()
+    registry.add(Component(key="hooks", title="Hooks", triggers=[Subscribed]), source="test")
+    async with subscription_api() as api:
+        env = hook_environment(registry, api.url)
+        answer = subscribed(201, {"id": "sub-3"})
+        deploy = await dry_run(registry, env, "deploy", responses=[answer])
+        assert [(r.flow_id, r.kind, r.status) for r in deploy.runs] == [
+            ("events", "hook", "succeeded")
+        ]
+        assert [(c.step_id, c.method, c.body, c.answered_by) for c in deploy.calls] == [
+            ("receive", "POST", {"callback": env.webhook_urls["events"]}, "recording")
+        ]
+        assert [(s.scope, s.key, s.value) for s in deploy.state] == [
+            ("events", "hook_subscription", "sub-3")
+        ]
+        teardown = await dry_run(
+            registry, env, "delete", state={("events", "hook_subscription"): "sub-3"}
+        )
+        assert [(c.method, c.url, c.answered_by) for c in teardown.calls] == [
+            ("DELETE", f"{api.url}/subscriptions/sub-3", "echo")
+        ]
+        assert api.requests == []

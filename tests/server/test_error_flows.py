@@ -378,3 +378,23 @@ async def test_error_handling_round_trips_through_import_and_export(tmp_path: Pa
         "{{ config.alert_url }}",
         {"X-Team": "ops"},
     )
+
+
+async def test_secrets_are_masked_in_the_error_flows_payload(tmp_path: Path) -> None:
+    async with make_hub(tmp_path) as hub:
+        leaky = {**FAIL, "inputs": {"message": "refused key {{ config.token }}"}}
+        instance_id = deploy(
+            hub.db,
+            [webhook_flow("main", [leaky]), error_flow()],
+            config=[{"key": "token", "type": "secret"}],
+            values={"token": "s3cret-token"},
+            errors={"flow": "on_error"},
+        )
+        enqueue(hub.db, instance_id, "main", {"echo": "s3cret-token"})
+        await run_until(hub, lambda: len(error_rows(hub)) == 1)
+        (row,) = error_rows(hub)
+        assert b"s3cret-token" not in row.body
+        run = execution(hub.db, row.execution_id)
+        assert run is not None
+        assert run.output["error"]["message"].endswith("refused key ***")
+        assert run.output["request"]["body"] == {"echo": "***"}
