@@ -17,6 +17,7 @@ from app.persistence.models import InstanceStateRow
 from app.services import alerts, integrations
 from app.services.alerts import recent_alerts
 from app.services.dispatcher import WorkerPool
+from app.services.executions import ExecutionFilter, list_executions
 from app.services.hub import Hub
 from components.registry import default_registry
 from runtime import engine
@@ -149,6 +150,10 @@ async def test_a_failed_execution_runs_the_error_flow_with_its_details(tmp_path:
         assert body["request"]["body"] == {"n": 7}
         assert body["request"]["headers"]["authorization"] == "***"
         assert body["instance_id"] == instance_id
+        listed = await list_executions(hub, ExecutionFilter(source="error"))
+        assert [(e["id"], e["source"]) for e in listed["executions"]] == [
+            (row.execution_id, "error")
+        ]
         (entry,) = await recent_alerts(hub, instance_id)
         assert entry["execution_id"] == failed_id
         assert entry["error_flow"] == {
