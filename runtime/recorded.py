@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -164,11 +165,17 @@ def _body(content: bytes, content_type: str) -> dict[str, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=512)
+def _is_credential(name: str) -> bool:
+    # Every HTTP step's exchange passes its headers here; names repeat, so decide each once.
+    return _CREDENTIAL_HEADER.search(name) is not None
+
+
 def _headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     shown: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
-        text = _MASK if _CREDENTIAL_HEADER.search(key) else value
+        text = _MASK if _is_credential(key) else value
         shown[key] = f"{shown[key]}, {text}" if key in shown else text
     return shown
 
