@@ -44,7 +44,7 @@ from runtime.expressions import ExpressionLimits, render
 from runtime.ids import new_execution_id
 from runtime.model import AlertSettings, Flow
 from runtime.observer import ExecutionResult, Status
-from runtime.redaction import redact
+from runtime.redaction import MASK, credential_header, redact
 
 __all__ = [
     "ALERTS_SCOPE",
@@ -68,8 +68,6 @@ KEEP = 20
 ALERT_ATTEMPTS = 3
 _ALERT_TIMEOUT = 10.0
 _ESCALATED = frozenset({Status.FAILED, Status.CRASHED})
-_SENSITIVE_HEADERS = ("authorization", "cookie", "proxy-authorization", "signature", "token")
-"""Request headers whose values are masked in the payload (substrings of lower-case names)."""
 
 
 def error_payload(
@@ -119,7 +117,7 @@ def _request(row: Claimed) -> dict[str, Any]:
         body: Any = parse_body(headers, row.body)
     except Exception:
         body = row.body.decode("utf-8", errors="replace")
-    shown = {k: "***" if any(s in k for s in _SENSITIVE_HEADERS) else v for k, v in headers.items()}
+    shown = {k: MASK if credential_header(k) else v for k, v in headers.items()}
     return {"method": row.method, "headers": shown, "query": row.query, "body": body}
 
 

@@ -47,6 +47,7 @@ from runtime.errors import FlowValidationError
 from runtime.model import Flow, Integration
 from runtime.observer import MemoryRecorder, StepRecord
 from runtime.recorded import RecordedClient, Responder, exchanges_to_recordings
+from runtime.redaction import credential_header
 from runtime.state import MemoryState
 from runtime.suite_model import FlowTest
 from runtime.suites import suite_config, suite_connections
@@ -66,7 +67,8 @@ _FINISHED = ("succeeded", "failed", "crashed", "cancelled")
 _NOISE_HEADERS = frozenset(
     {"host", "content-length", "connection", "user-agent", "accept-encoding"}
 )
-"""Request headers a saved test leaves out: the transport's, not the sender's."""
+"""Request headers a saved test leaves out: the transport's, not the sender's (credentials are
+left out too, by `credential_header`: the test is written into the integration file)."""
 
 
 class ReplayOptions(BaseModel):
@@ -396,7 +398,11 @@ def _as_test(original: _Original, name: str, config: dict[str, Any]) -> FlowTest
     trigger = original.records[0].step_id if original.records else None
     ran = [r for r in records if r.status == "succeeded" and r.step_id != trigger]
     request = original.request
-    headers = {k: v for k, v in request["headers"].items() if k.lower() not in _NOISE_HEADERS}
+    headers = {
+        k: v
+        for k, v in request["headers"].items()
+        if k.lower() not in _NOISE_HEADERS and not credential_header(k)
+    }
     exchanges = [e for r in original.records for e in (r.exchanges or [])]
     expect: dict[str, Any] = {
         "status": "succeeded" if original.row.status == "succeeded" else "failed",

@@ -24,6 +24,7 @@ from tests.server.test_dispatcher_support import (
     deploy,
     enqueue,
     execution,
+    inbox_rows,
     make_hub,
     run_all,
     webhook_flow,
@@ -262,3 +263,21 @@ async def test_the_api_replays_on_the_draft_and_saves_as_test(tmp_path: Path) ->
         assert again.status_code == 409
         assert (await client.post("/api/executions/nope/replay-on-draft")).status_code == 404
         assert api.requests == ["/price/A1"]
+
+
+async def test_a_saved_test_keeps_no_credential_headers(tmp_path: Path) -> None:
+    async with setup(tmp_path) as (hub, _api, _):
+        (instance_id,) = [r.instance_id for r in inbox_rows(hub.db)]
+        headers = {
+            "content-type": "application/json",
+            "authorization": "Bearer tok-1234",
+            "x-hub-signature-256": "sha256=abcd",
+            "x-event": "order.paid",
+        }
+        signed = enqueue(hub.db, instance_id, "order", {"sku": "B2", "qty": 1}, headers=headers)
+        await run_all(hub)
+        saved = await execution_as_test(hub, signed)
+        assert saved.test["request"]["headers"] == {
+            "content-type": "application/json",
+            "x-event": "order.paid",
+        }
