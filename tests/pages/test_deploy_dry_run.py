@@ -25,7 +25,7 @@ async def test_dry_run_shows_calls_and_state_and_deploys_nothing(user: User, hub
         fill(user, "config-signing_secret", "sign-0f9e8d7c")
         fill(user, "connection-api-token", "tok-1a2b3c4d")
         user.find(marker="dry-run-button").click()
-        await user.should_see(marker="dry-run-report")
+        await user.should_see(marker="dry-run-report", retries=100)  # up to 10 s: a loaded box
         with user.scope(marker="dry-run-report"):
             await user.should_see("Dry run of the deploy: nothing was sent or stored.")
             await user.should_see(f"POST {api.url}/subscriptions → 200 (echo)")
