@@ -50,6 +50,7 @@ __all__ = [
     "capturing",
     "exchange_json",
     "exchanges_to_recordings",
+    "note_exchange",
     "note_response",
 ]
 

@@ -230,3 +230,22 @@ def test_a_recording_with_a_bad_method_or_url_is_refused_by_field() -> None:
         recording("FETCH", "/x")
     with pytest.raises(ValueError, match="neither an absolute http"):
         recording("GET", "ftp://files.test/x")
+
+
+def test_the_recorded_interface_is_pinned() -> None:
+    # Replay and dry runs build on these names: changing them is an interface change.
+    import runtime.recorded
+
+    assert sorted(runtime.recorded.__all__) == [
+        "NoRecording",
+        "RecordedClient",
+        "RecordedExchange",
+        "RecordedRequest",
+        "RecordedResponse",
+        "Responder",
+        "capturing",
+        "exchange_json",
+        "exchanges_to_recordings",
+        "note_exchange",
+        "note_response",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def test_version_2_step_records_get_exchanges_and_pinned_and_keep_their_rows(
             conn.execute(
                 text(
                     "INSERT INTO executions (id, flow_id, status, started_at, instance_id, "
-                    "recovered, steps_run) VALUES ('e1', 'main', 'succeeded', 1.0, NULL, 0, 1)"
+                    "recovered, steps_run) VALUES ('e1', 'main', 'succeeded', 1.0, NULL, false, 1)"
                 )
             )
             conn.execute(
@@ -155,6 +156,7 @@ def test_version_2_step_records_get_exchanges_and_pinned_and_keep_their_rows(
         assert migrate(engine) == SCHEMA_VERSION == 3
         with engine.connect() as conn:
             row = conn.execute(text("SELECT step_id, exchanges, pinned FROM step_records")).one()
-        assert (row.step_id, row.exchanges, row.pinned) == ("call", "[]", 0)
+        exchanges = json.loads(row.exchanges) if isinstance(row.exchanges, str) else row.exchanges
+        assert (row.step_id, exchanges, bool(row.pinned)) == ("call", [], False)
     finally:
         engine.dispose()
