@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime.recorded import RecordedExchange
 from runtime.suite_model import FlowTest, TestingSettings
@@ -227,6 +227,16 @@ class AlertSettings(_Strict):
         default_factory=dict,
         description="Extra request headers (templates allowed), e.g. an Authorization header.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if "{{" in value or value.startswith(("http://", "https://")):
+            return value
+        raise ValueError(
+            f"'{value}' is not an http(s) URL; write one like 'https://hooks.example.com/alerts', "
+            "or a template such as '{{ config.alert_url }}'"
+        )
 
 
 class ErrorHandling(_Strict):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import ValidationError
 from sqlmodel import col, select
 
 from app.persistence.db import session_scope
@@ -403,3 +404,11 @@ async def test_secrets_are_masked_in_the_error_flows_payload(tmp_path: Path) -> 
         assert run is not None
         assert run.output["error"]["message"].endswith("refused key ***")
         assert run.output["request"]["body"] == {"echo": "***"}
+
+
+def test_a_literal_alert_url_must_be_http() -> None:
+    with pytest.raises(ValidationError, match="'ftp://ops' is not an http\\(s\\) URL"):
+        Integration.model_validate({"name": "x", "errors": {"alert": {"url": "ftp://ops"}}})
+    for url in ("https://hooks.example.com/a", "{{ config.alert_url }}"):
+        integration = Integration.model_validate({"name": "x", "errors": {"alert": {"url": url}}})
+        assert integration.errors.alert is not None and integration.errors.alert.url == url
