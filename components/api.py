@@ -113,7 +113,7 @@ DEFAULT_PORT = "out"
 """The port an action takes when it has only one."""
 
 StateScope = Literal["instance", "flow"]
-TriggerKind = Literal["webhook", "schedule", "manual", "deploy", "delete"]
+TriggerKind = Literal["webhook", "schedule", "manual", "deploy", "delete", "error"]
 
 InputsT = TypeVar("InputsT", bound=BaseModel)
 

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime.recorded import RecordedExchange
 from runtime.suite_model import FlowTest, TestingSettings
 
 __all__ = [
     "DEFAULT_PORT",
+    "ERROR_TRIGGER",
     "EXPRESSION_BUDGET",
+    "AlertSettings",
     "ConfigVariable",
     "ConnectionSlot",
     "Edge",
     "EndpointSettings",
+    "ErrorHandling",
     "ErrorPolicy",
     "Flow",
     "FlowSettings",
@@ -208,6 +211,48 @@ class EndpointSettings(_Strict):
     )
 
 
+ERROR_TRIGGER = "instance.error"
+"""The trigger action of an integration's error flow (`ErrorHandling.flow`)."""
+
+
+class AlertSettings(_Strict):
+    """Where a failed execution's JSON summary is POSTed, without writing a flow."""
+
+    url: str = Field(
+        min_length=1,
+        description="HTTP(S) URL, or a template over `config` and `instance`, e.g. "
+        "`{{ config.alert_url }}`.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra request headers (templates allowed), e.g. an Authorization header.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if "{{" in value or value.startswith(("http://", "https://")):
+            return value
+        raise ValueError(
+            f"'{value}' is not an http(s) URL; write one like 'https://hooks.example.com/alerts', "
+            "or a template such as '{{ config.alert_url }}'"
+        )
+
+
+class ErrorHandling(_Strict):
+    """What happens when an execution of the integration ends failed or crashed (after its
+    retries): its error flow runs, and an alert is sent."""
+
+    flow: StepId | None = Field(
+        None,
+        description=f"Id of the error flow (trigger `{ERROR_TRIGGER}`): it runs with the failed "
+        "execution's id, flow, step, error and request. Its own failures never run it again.",
+    )
+    alert: AlertSettings | None = Field(
+        None, description="Send a JSON summary of each failed execution to a URL."
+    )
+
+
 class Position(_Strict):
     x: float
     y: float
@@ -223,6 +268,7 @@ class Integration(_Strict):
     connections: list[ConnectionSlot] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
     endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
+    errors: ErrorHandling = Field(default_factory=ErrorHandling)
     testing: TestingSettings = Field(
         default_factory=TestingSettings, description="Config and credentials for test runs."
     )

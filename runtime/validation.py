@@ -17,7 +17,7 @@ from runtime.errors import ExpressionError, Issue
 from runtime.expressions import compile_value, step_references
 from runtime.graph import LOOP_PORTS, loop_bodies, to_graph
 from runtime.input_problems import input_problems
-from runtime.model import Flow, Integration, Step
+from runtime.model import ERROR_TRIGGER, Flow, Integration, Step
 
 __all__ = ["errors_only", "validate_flow", "validate_integration"]
 
@@ -43,6 +43,16 @@ def validate_integration(integration: Integration, registry: Registry) -> list[I
                     severity=issue.severity,
                 )
             )
+    flow_ids = {f.id for f in integration.flows}
+    if integration.errors.flow is not None and integration.errors.flow not in flow_ids:
+        issues.append(
+            Issue(
+                code="unknown_error_flow",
+                message=f"The integration's errors.flow names flow '{integration.errors.flow}', "
+                "which does not exist.",
+                hint=f"Name an existing flow whose trigger is '{ERROR_TRIGGER}', or remove it.",
+            )
+        )
     return issues
 
 
@@ -91,6 +101,7 @@ class _Validator:
 
     def run(self) -> None:
         self.check_components()
+        self.check_error_flow()
         self.check_edges()
         self.check_tests()
         if not self.check_cycles():
@@ -99,6 +110,18 @@ class _Validator:
         self.check_loops()
         for step in self.flow.all_steps():
             self.check_inputs(step)
+
+    def check_error_flow(self) -> None:
+        if self.integration is None or self.integration.errors.flow != self.flow.id:
+            return
+        if self.flow.trigger.action != ERROR_TRIGGER:
+            self.add(
+                "error_flow_trigger",
+                self.flow.trigger.id,
+                f"This flow is the integration's errors.flow but its trigger is "
+                f"'{self.flow.trigger.action}'.",
+                f"Give it the trigger '{ERROR_TRIGGER}', or name another flow in errors.flow.",
+            )
 
     def check_tests(self) -> None:
         # An error, not a file-shape error: deleting or renaming a step in the designer must

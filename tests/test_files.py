@@ -80,7 +80,7 @@ layout:
     allowed_step_keys = "id, name, action, inputs, on_error, retry, timeout, notes"
     assert errors == [
         "w.yaml: colour: unknown key; allowed here: name, description, version, config, "
-        "connections, flows, endpoint, testing, layout (line 2)",
+        "connections, flows, endpoint, errors, testing, layout (line 2)",
         "w.yaml: flows[0] (warehouse_update) > stesp: unknown key; did you mean 'steps'? "
         "allowed here: id, name, description, trigger, steps, edges, settings, tests, "
         "test_responses (line 6)",
@@ -454,6 +454,7 @@ def test_schema_is_json_schema_of_the_integration() -> None:
         "connections",
         "flows",
         "endpoint",
+        "errors",
         "testing",
         "layout",
     ]

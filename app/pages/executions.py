@@ -26,7 +26,7 @@ from app.services.errors import ServiceError
 __all__ = ["PERIODS", "execution_page", "executions_page", "step_statuses"]
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "crashed")
-SOURCES = ("webhook", "replay", "retry", "schedule", "manual", "test")
+SOURCES = ("webhook", "replay", "retry", "schedule", "manual", "error", "test")
 """Where executions come from (`test`: the designer's test runs)."""
 PAGE_SIZE = 25
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400

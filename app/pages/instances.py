@@ -23,8 +23,10 @@ from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 from nicegui.elements.mixins.value_element import ValueElement
 
+from app.pages.dry_run_view import dry_run_report
+from app.pages.instance_alerts import alerts_section
 from app.pages.layout import frame, hub, show_error, status_badge, testid, when
-from app.services import instances, integrations
+from app.services import dry_run, instances, integrations
 from app.services.errors import NotFound, ServiceError
 from runtime.model import ConfigVariable, ConnectionSlot, Integration
 
@@ -48,6 +50,7 @@ The field names are what the built-in components read (`components/builtin/http.
 _TRIGGER_WORDS = {
     "deploy": "runs when an instance is deployed",
     "delete": "runs when an instance is deleted",
+    "error": "runs when an execution fails",
     "schedule": "runs on its schedule",
     "manual": "runs when started by hand",
 }
@@ -101,6 +104,8 @@ def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
             _settings(view)
         if view.lifecycle:
             _deploy_runs(view)
+        if view.alerts:
+            alerts_section(view)
 
 
 def _enabled_switch(view: instances.InstanceView) -> None:
@@ -290,8 +295,11 @@ class _DeployForm:
         with ui.card().classes("w-full").mark("deploy-plan"):
             ui.label("What deploying runs").classes("text-subtitle1")
             self.plan = ui.column().classes("w-full gap-1")
-        self.button = ui.button("Deploy", icon="rocket_launch", on_click=self.deploy)
-        self.button.props('data-testid="deploy-button"').mark("deploy-button")
+        with ui.row():
+            self.button = ui.button("Deploy", icon="rocket_launch", on_click=self.deploy)
+            self.button.props('data-testid="deploy-button"').mark("deploy-button")
+            dry = ui.button("Dry run", icon="science", on_click=self.dry_run).props("outline")
+            dry.props('data-testid="dry-run-button"').mark("dry-run-button")
         self.result = ui.column().classes("w-full").mark("deploy-result")
 
     def _note(self, key: str) -> None:
@@ -452,6 +460,19 @@ class _DeployForm:
 
     async def _deleted(self) -> None:
         self.result.clear()
+
+    async def dry_run(self) -> None:
+        """Run the deploy flows with nothing sent or stored, and show what they would do."""
+        self._clear()
+        self.result.clear()
+        request = dry_run.DryRunRequest(**self.request().model_dump())
+        try:
+            report = await dry_run.dry_run_deploy(hub(), request)
+        except ServiceError as exc:
+            self._problems(exc)
+            return
+        with self.result:
+            dry_run_report(report)
 
 
 def _config_widget(variable: ConfigVariable) -> tuple[ValueElement[Any], Callable[[], Any]]:

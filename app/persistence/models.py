@@ -171,7 +171,7 @@ class InboxRow(SQLModel, table=True):
     lease_until: float | None = None
     """Set by the worker that claimed the row; an expired lease may be claimed again."""
     source: str = Field(default="webhook", max_length=32)
-    """webhook | replay | manual | schedule | test."""
+    """webhook | replay | retry | manual | schedule | error (an error flow's run) | test."""
     attempt: int = 1
     not_before: float | None = None
     """An automatic retry waits until then."""

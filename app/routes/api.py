@@ -13,11 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Route
 
 from app.services import (
+    alerts,
+    dry_run,
     editor,
     executions,
     instances,
     integrations,
     payloads,
+    replay,
     suites,
     testruns,
 )
@@ -118,6 +121,26 @@ async def replay_execution(hub: HubDep, execution_id: str) -> dict[str, Any]:
     """Run the execution's original request again as a new execution."""
     new_id = await executions.replay_execution(hub, execution_id)
     return {"execution_id": new_id, "replay_of": execution_id}
+
+
+@router.post("/executions/{execution_id}/replay-on-draft", tags=["executions"])
+async def replay_on_draft(
+    hub: HubDep, execution_id: str, options: replay.ReplayOptions | None = None
+) -> replay.ReplayDiff:
+    """Run the execution's request on the current draft, answered by its recorded responses
+    (nothing is sent again, nothing is stored), and diff it step by step."""
+    config = options.config if options is not None else {}
+    return await replay.replay_on_draft(hub, execution_id, config)
+
+
+@router.post("/executions/{execution_id}/save-as-test", tags=["executions"])
+async def save_as_test(
+    hub: HubDep, execution_id: str, options: replay.SaveAsTest | None = None
+) -> replay.SavedTest:
+    """The execution as a suite payload of its flow (outputs as expectations); with `save`,
+    appended to the draft flow's tests."""
+    given = options or replay.SaveAsTest()
+    return await replay.execution_as_test(hub, execution_id, given.name, save=given.save)
 
 
 # --- integrations ---------------------------------------------------------------------------
@@ -336,6 +359,24 @@ async def deploy_instance(hub: HubDep, request: instances.DeployRequest) -> inst
     return await instances.deploy(hub, request)
 
 
+@router.post("/instances/dry-run", tags=["instances"])
+async def dry_run_deploy(hub: HubDep, request: dry_run.DryRunRequest) -> dry_run.DryRunReport:
+    """What deploying would do: the deploy hooks and flows run with outbound calls answered by
+    `responses`, the flows' declared test_responses, or an echoing stub; nothing is sent or
+    stored. The request is checked as a deploy checks it."""
+    return await dry_run.dry_run_deploy(hub, request)
+
+
+@router.post("/instances/{instance_id}/teardown/dry-run", tags=["instances"])
+async def dry_run_teardown(
+    hub: HubDep, instance_id: str, request: dry_run.TeardownDryRun | None = None
+) -> dry_run.DryRunReport:
+    """What deleting the instance would do, from its config, connections and state; nothing is
+    sent, stored or removed."""
+    responses = request.responses if request is not None else []
+    return await dry_run.dry_run_teardown(hub, instance_id, responses)
+
+
 @router.get("/instances", tags=["instances"])
 async def list_instances(
     hub: HubDep, integration: str | None = None
@@ -346,6 +387,13 @@ async def list_instances(
 @router.get("/instances/{instance_id}", tags=["instances"])
 async def get_instance(hub: HubDep, instance_id: str) -> instances.InstanceView:
     return await instances.get_instance(hub, instance_id)
+
+
+@router.get("/instances/{instance_id}/alerts", tags=["instances"])
+async def instance_alerts(hub: HubDep, instance_id: str) -> list[dict[str, Any]]:
+    """The instance's last failed executions escalated (its error flow run, its alert sent or
+    failed), newest first."""
+    return await alerts.recent_alerts(hub, instance_id)
 
 
 @router.post("/instances/{instance_id}/enable", tags=["instances"])

@@ -34,6 +34,7 @@ from app.persistence import inbox
 from app.persistence.db import WRITE_OPTION, shared
 from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry
 from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
+from app.services.alerts import Escalations
 from app.services.bodies import BodyOptions, parse_body
 from app.services.environment import EnvironmentCache, InstanceEnvironment
 from app.services.errors import NotFound
@@ -184,6 +185,7 @@ class WorkerPool:
         self.recorder = SqlRecorder(hub.db, on_write=self._claim_in)
         self.state = SqlStateBackend(hub.db)
         self.schedules = ScheduleTicker(hub, self.environments, clock=clock, on_fire=self.notify)
+        self.escalations = Escalations(hub, self.environments, self.notify)  # error flows, alerts
         self._replies = _Replies()
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -259,6 +261,7 @@ class WorkerPool:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        await self.escalations.stop(grace)
         try:
             await self.recorder.flush()
         except Exception:
@@ -457,6 +460,7 @@ class WorkerPool:
             finally:
                 self._committing -= 1
             self._replies.publish(row.execution_id, SyncOutcome(result.response, result))
+            self.escalations.finished(row, result, retried=retry is not None)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -64,6 +64,7 @@ from app.persistence.models import (
     IntegrationRow,
     IntegrationVersionRow,
 )
+from app.services.alerts import alerts_in
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
 from app.services.environment import InstanceEnvironment, config_values
 from app.services.errors import Conflict, InvalidInput
@@ -110,6 +111,7 @@ __all__ = [
     "deploy_plan",
     "get_instance",
     "list_instances",
+    "plan_deploy",
     "recover_interrupted",
     "set_enabled",
 ]
@@ -166,6 +168,10 @@ class InstanceView(BaseModel):
     lifecycle: list[LifecycleRun] = Field(description="The deploy runs, in the order they ran.")
     failed_execution_id: str | None = None
     error: dict[str, Any] | None = Field(None, description="Why the deploy failed.")
+    alerts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The last failed executions escalated (error flow, alert), newest first.",
+    )
 
 
 class TeardownReport(BaseModel):
@@ -223,6 +229,7 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
         lifecycle=runs,
         failed_execution_id=failed.execution_id if failed else None,
         error=record.get("error"),
+        alerts=alerts_in(session, row.id),
     )
 
 
@@ -282,16 +289,7 @@ class _Plan:
 async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
     """Deploy an instance and run its deploy hooks and flows; see the module docstring."""
     _ = hub.runner  # fail before storing anything when no dispatcher runs
-    plan = await asyncio.to_thread(_plan, hub, request)
-    # On the event loop, where trigger settings are rendered for webhooks too (shared templates).
-    if wrong := trigger_problems(hub.registry, plan.integration, plan.config, plan.name):
-        raise InvalidInput(
-            f"The instance was not deployed: with this config, {len(wrong)} trigger "
-            f"setting{'s' * (len(wrong) > 1)} would be invalid.",
-            details=wrong,
-            hint="Fix the config values (or the flows' trigger settings) and deploy again; "
-            "nothing was stored.",
-        )
+    plan = await plan_deploy(hub, request)
     instance_id = await asyncio.to_thread(_store, hub, plan)
     runs: list[LifecycleRun] = []
     try:
@@ -348,6 +346,22 @@ def _refuse_text_not_unicode(request: DeployRequest) -> None:
             details=wrong,
             hint="Fix each field listed and deploy again; nothing was stored.",
         )
+
+
+async def plan_deploy(hub: Hub, request: DeployRequest) -> _Plan:
+    """Check `request` as `deploy` does, its trigger settings included, and resolve its config
+    and connections; nothing is stored. InvalidInput or Conflict name what is wrong."""
+    plan = await asyncio.to_thread(_plan, hub, request)
+    # On the event loop, where trigger settings are rendered for webhooks too (shared templates).
+    if wrong := trigger_problems(hub.registry, plan.integration, plan.config, plan.name):
+        raise InvalidInput(
+            f"The instance was not deployed: with this config, {len(wrong)} trigger "
+            f"setting{'s' * (len(wrong) > 1)} would be invalid.",
+            details=wrong,
+            hint="Fix the config values (or the flows' trigger settings) and deploy again; "
+            "nothing was stored.",
+        )
+    return plan
 
 
 def _plan(hub: Hub, request: DeployRequest) -> _Plan:
