@@ -56,15 +56,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.persistence import repositories as repo
+from app.persistence.credentials import link_slot
 from app.persistence.db import session_scope
 from app.persistence.models import (
     ConfigValueRow,
     ConnectionRow,
+    CredentialRow,
     InstanceRow,
     IntegrationRow,
     IntegrationVersionRow,
 )
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
+from app.services.credentials import (
+    choose_credentials,
+    credential_view,
+    remove_own_credentials,
+)
 from app.services.environment import InstanceEnvironment, config_values
 from app.services.errors import Conflict, InvalidInput
 from app.services.hub import Hub
@@ -131,7 +138,9 @@ class DeployRequest(BaseModel):
     )
     config: dict[str, Any] = Field(default_factory=dict)
     connections: dict[str, Any] = Field(
-        default_factory=dict, description="slot -> {field: value}, e.g. {api: {api_key: ...}}."
+        default_factory=dict,
+        description="slot -> {field: value}, e.g. {api: {api_key: ...}}, or "
+        "{credential: <name>} to choose a connection from the store.",
     )
 
 
@@ -148,6 +157,11 @@ class ConnectionView(BaseModel):
 
     slot: str
     type: str
+    credential_id: str | None = None
+    credential: str | None = Field(None, description="The stored connection it uses.")
+    status: str = Field("ok", description="ok, not_connected or needs_reconnect.")
+    problem: str | None = None
+    connect_url: str | None = Field(None, description="Opens the provider's consent page.")
 
 
 class InstanceView(BaseModel):
@@ -188,11 +202,7 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
         key: MASK if key in hidden or _is_sealed(value) else value
         for key, value in _raw_config(session, row.id).items()
     }
-    connections = session.exec(
-        select(ConnectionRow)
-        .where(ConnectionRow.instance_id == row.id)
-        .order_by(col(ConnectionRow.slot))
-    )
+    connections = slot_views(session, hub, row.id)
     record = lifecycle_record(session, row.id)
     runs = [LifecycleRun.model_validate(r) for r in record.get("runs", [])]
     failed = next((r for r in runs if r.status not in ("succeeded", "skipped")), None)
@@ -219,11 +229,39 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
             for f in integration.flows
         ],
         config=config,
-        connections=[ConnectionView(slot=c.slot, type=c.type) for c in connections],
+        connections=connections,
         lifecycle=runs,
         failed_execution_id=failed.execution_id if failed else None,
         error=record.get("error"),
     )
+
+
+def slot_views(session: Session, hub: Hub, instance_id: str) -> list[ConnectionView]:
+    """The instance's connection slots with the stored connection each uses and its status."""
+    rows = session.exec(
+        select(ConnectionRow, CredentialRow)
+        .join(CredentialRow, col(CredentialRow.id) == ConnectionRow.credential_id, isouter=True)
+        .where(ConnectionRow.instance_id == instance_id)
+        .order_by(col(ConnectionRow.slot))
+    )
+    views = []
+    for slot, cred in rows:
+        if cred is None:
+            views.append(ConnectionView(slot=slot.slot, type=slot.type))
+            continue
+        shown = credential_view(session, hub, cred)
+        views.append(
+            ConnectionView(
+                slot=slot.slot,
+                type=slot.type,
+                credential_id=cred.id,
+                credential=cred.name,
+                status=cred.status,
+                problem=cred.problem,
+                connect_url=shown.connect_url,
+            )
+        )
+    return views
 
 
 def _is_sealed(value: Any) -> bool:
@@ -277,6 +315,8 @@ class _Plan:
     version: int
     config: dict[str, Any]
     connections: dict[str, tuple[str, dict[str, str]]]
+    chosen: dict[str, str]
+    """slot -> id of the stored connection chosen for it."""
 
 
 async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
@@ -377,6 +417,9 @@ def _plan(hub: Hub, request: DeployRequest) -> _Plan:
         problems.update({f"config.{k}": m for k, m in exc.by_key().items()})
     connections, wrong = check_connections(integration.connections, request.connections)
     problems.update(wrong)
+    chosen, wrong = choose_credentials(hub, integration.connections, request.connections)
+    problems.update(wrong)
+    connections = {k: v for k, v in connections.items() if k not in chosen}
     if problems:
         count = f"{len(problems)} problem{'s' * (len(problems) > 1)}"
         raise InvalidInput(
@@ -390,7 +433,7 @@ def _plan(hub: Hub, request: DeployRequest) -> _Plan:
             details={"name": "already in use"},
             hint="Choose another name, or delete that instance first.",
         )
-    return _Plan(name, integration, version, config, connections)
+    return _Plan(name, integration, version, config, connections, chosen)
 
 
 def _store(hub: Hub, plan: _Plan) -> str:
@@ -405,6 +448,9 @@ def _store(hub: Hub, plan: _Plan) -> str:
             )
             for slot, (type_, values) in plan.connections.items():
                 repo.set_connection(session, hub.box, instance_id, slot, type_, values)
+            types = {s.key: s.type for s in plan.integration.connections}
+            for slot, credential_id in plan.chosen.items():
+                link_slot(session, instance_id, slot, types[slot], credential_id)
             repo.create_webhook_tokens(session, instance_id, [f.id for f in plan.integration.flows])
     except IntegrityError:
         raise Conflict(
@@ -563,6 +609,8 @@ def _remove(hub: Hub, instance_id: str) -> None:
         row = session.get(InstanceRow, instance_id)
         if row is not None:  # config, connections, tokens, state and inbox rows cascade
             session.delete(row)
+            session.flush()
+            remove_own_credentials(session, instance_id)
 
 
 async def recover_interrupted(hub: Hub) -> list[str]:
