@@ -242,6 +242,7 @@ def _mount_ui(app: FastAPI, settings: Settings, storage_secret: str) -> None:
 
     importlib.import_module("app.pages.home")  # registers the pages
     importlib.import_module("app.pages.executions")
+    importlib.import_module("app.pages.connections")
     importlib.import_module("app.pages.instances")
     importlib.import_module("app.pages.editor")
 
