@@ -36,7 +36,8 @@ def _hub(request: Request) -> Hub:
 
 HubDep = Annotated[Hub, Depends(_hub)]
 
-_PAGE = """<!doctype html><html><head><title>Flowyard · {title}</title></head>
+_PAGE = """<!doctype html><html><head><title>Flowyard · {title}</title>
+<link rel="icon" href="data:,"></head>
 <body style="font-family:sans-serif;max-width:40em;margin:4em auto">
 <h1 data-testid="oauth-result">{title}</h1><p data-testid="oauth-message">{message}</p>
 <p>{hint}</p><p><a href="/connections">Connections</a> · <a href="/instances">Instances</a></p>

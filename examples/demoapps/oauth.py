@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS oauth_grants (
 """
 
 _PAGE = """<!doctype html><html><head><title>{app} · Allow access?</title>
+<link rel="icon" href="data:,">
 <style>body{{font-family:sans-serif;max-width:32em;margin:4em auto}}
 button{{font-size:1.1em;margin-right:1em}}</style></head><body>
 <h1>Allow access to {app}?</h1>
