@@ -120,10 +120,20 @@ def credential_view(session: Session, hub: Hub, row: CredentialRow) -> Credentia
     )
 
 
+def _storable(text: str) -> bool:
+    """Text a query can carry on both databases (PostgreSQL refuses NUL characters)."""
+    return 0 < len(text) <= 200 and "\x00" not in text and not lone_surrogate(text)
+
+
+def _find(session: Session, credential: str) -> CredentialRow | None:
+    """A stored connection by id or name; None for text no connection can be named."""
+    if not _storable(credential):
+        return None
+    return session.get(CredentialRow, credential) or store.credential_by_name(session, credential)
+
+
 def _row(session: Session, credential_id: str) -> CredentialRow:
-    row = session.get(CredentialRow, credential_id) or store.credential_by_name(
-        session, credential_id
-    )
+    row = _find(session, credential_id)
     if row is None:
         raise NotFound(f"There is no connection '{credential_id}' in the store.")
     return row
@@ -181,7 +191,7 @@ async def create_credential(hub: Hub, request: CredentialRequest) -> CredentialV
     """Store a new connection. An authorization-code OAuth connection starts `not_connected`
     (Connect gives it tokens); a client-credentials one gets its first token now."""
     name = request.name.strip()
-    if not name or len(name) > 200 or lone_surrogate(name):
+    if not _storable(name):
         raise InvalidInput(
             "The connection was not saved: give it a name of 1 to 200 characters.",
             details={"name": "1 to 200 characters of text"},
@@ -279,11 +289,7 @@ def choose_credentials(
                 continue
             where = f"connections.{key}"
             wanted = value[CHOOSE_KEY]
-            row = None
-            if isinstance(wanted, str) and not lone_surrogate(wanted):
-                row = session.get(CredentialRow, wanted) or store.credential_by_name(
-                    session, wanted
-                )
+            row = _find(session, wanted) if isinstance(wanted, str) else None
             if key not in declared:
                 continue  # check_connections names the unknown slot
             if row is None:

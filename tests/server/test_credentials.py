@@ -25,7 +25,7 @@ from app.routes import oauth as oauth_routes
 from app.services import credentials, instances, integrations
 from app.services.credentials import CredentialRequest
 from app.services.environment import load_environment
-from app.services.errors import Conflict, InvalidInput
+from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.hub import Hub
 from app.services.instances import DeployRequest
 from app.settings import Settings
@@ -178,6 +178,12 @@ async def test_bad_choices_and_values_are_refused_by_field_and_store_nothing(hub
         await credentials.create_credential(
             hub, CredentialRequest(name="erp", type="api_key", values={"api_key": "k"})
         )
+    with pytest.raises(InvalidInput, match="give it a name"):  # PostgreSQL cannot store NUL
+        await credentials.create_credential(
+            hub, CredentialRequest(name="a\x00b", type="api_key", values={"api_key": "k"})
+        )
+    with pytest.raises(NotFound):
+        await credentials.get_credential(hub, "a\x00b")
     assert await instances.list_instances(hub) == []
     assert [c.name for c in await credentials.list_credentials(hub)] == ["erp"]
 
