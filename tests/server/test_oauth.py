@@ -61,6 +61,15 @@ INTEGRATION = textwrap.dedent("""\
             inputs: {base_url: '{{ config.crm_url }}'}
         edges:
           - {from: start, to: who}
+      - id: me_http
+        trigger: {id: start, action: manual.manual}
+        steps:
+          - id: get
+            name: GET /api/me
+            action: http.request
+            inputs: {url: '{{ config.crm_url }}/api/me', connection: crm}
+        edges:
+          - {from: start, to: get}
     """)
 
 
@@ -182,9 +191,9 @@ async def deploy(hub: Hub, crm: DemoApp, name: str = "acme-corp") -> instances.I
     )
 
 
-async def run(hub: Hub, instance_id: str) -> ExecutionResult:
+async def run(hub: Hub, instance_id: str, flow: str = "me") -> ExecutionResult:
     hub.instance_changed(instance_id)
-    return await hub.runner.run_lifecycle(instance_id, "me", TriggerEvent())
+    return await hub.runner.run_lifecycle(instance_id, flow, TriggerEvent())
 
 
 def grants(crm: DemoApp) -> list[str]:
@@ -319,8 +328,9 @@ async def test_an_expired_token_is_refreshed_before_the_call_and_the_new_one_sto
     assert second.values["refresh_token"] != first.values["refresh_token"]  # rotated
 
 
+@pytest.mark.parametrize("flow", ["me", "me_http"], ids=["crm-component", "http-request"])
 async def test_a_401_refreshes_once_and_the_call_is_sent_again(
-    hub: Hub, web: httpx.AsyncClient, crm: DemoApp
+    hub: Hub, web: httpx.AsyncClient, crm: DemoApp, flow: str
 ) -> None:
     credential_id = await connected(hub, web, crm)
     view = await deploy(hub, crm)
@@ -335,9 +345,11 @@ async def test_a_401_refreshes_once_and_the_call_is_sent_again(
             },
         )
     assert revoked.status_code == 200
-    result = await run(hub, view.id)
+    result = await run(hub, view.id, flow)
     assert result.status.value == "succeeded", result.error
     assert grants(crm) == ["authorization_code", "refresh_token"]
+    answer = result.output if flow == "me" else result.output["body"]
+    assert answer["email"] == "ada.admin@crm.example"
 
 
 async def test_concurrent_runs_refresh_once(hub: Hub, web: httpx.AsyncClient, crm: DemoApp) -> None:
