@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -209,13 +210,13 @@ def stored(hub: Hub, credential_id: str) -> store.StoredCredential:
     return found
 
 
-def expire(hub: Hub, credential_id: str) -> None:
-    """Make the stored access token look expired (as if its lifetime had passed)."""
+def expire(hub: Hub, credential_id: str, at: float = 1) -> None:
+    """Make the stored access token look as if it expired (or expires) at `at`."""
     with session_scope(hub.db) as session:
         row = session.get(CredentialRow, credential_id)
         assert row is not None
         values = hub.box.decrypt(row.encrypted)
-        store.write_values(session, hub.box, row, {**values, "expires_at": 1}, row.status)
+        store.write_values(session, hub.box, row, {**values, "expires_at": int(at)}, row.status)
     oauth.forget_tokens(hub, credential_id)
 
 
@@ -326,6 +327,20 @@ async def test_an_expired_token_is_refreshed_before_the_call_and_the_new_one_sto
     assert second.version > first.version
     assert second.values["access_token"] != first.values["access_token"]
     assert second.values["refresh_token"] != first.values["refresh_token"]  # rotated
+
+
+async def test_a_token_about_to_expire_is_refreshed_before_it_does(
+    hub: Hub, web: httpx.AsyncClient, crm: DemoApp
+) -> None:
+    credential_id = await connected(hub, web, crm)
+    view = await deploy(hub, crm)
+    first = stored(hub, credential_id).values["access_token"]
+    expire(hub, credential_id, time.time() + 10)  # 300 s tokens: refreshed 30 s ahead
+    result = await run(hub, view.id)
+    assert result.status.value == "succeeded", result.error
+    assert grants(crm) == ["authorization_code", "refresh_token"]
+    assert stored(hub, credential_id).values["access_token"] != first
+    assert crm.oauth is not None and crm.oauth.check_access_token(first) is None  # still valid
 
 
 @pytest.mark.parametrize("flow", ["me", "me_http"], ids=["crm-component", "http-request"])
