@@ -41,6 +41,7 @@ from runtime.text import NOT_UNICODE, lone_surrogate
 
 __all__ = [
     "CHOOSE_KEY",
+    "ConnectionView",
     "CredentialRequest",
     "CredentialUse",
     "CredentialView",
@@ -51,6 +52,7 @@ __all__ = [
     "get_credential",
     "list_credentials",
     "remove_own_credentials",
+    "slot_views",
     "update_credential",
 ]
 
@@ -122,6 +124,46 @@ def credential_view(session: Session, hub: Hub, row: CredentialRow) -> Credentia
         ],
         updated_at=row.updated_at,
     )
+
+
+class ConnectionView(BaseModel):
+    """A connection slot as shown: never its values."""
+
+    slot: str
+    type: str
+    credential_id: str | None = None
+    credential: str | None = Field(None, description="The stored connection it uses.")
+    status: str = Field("ok", description="ok, not_connected or needs_reconnect.")
+    problem: str | None = None
+    connect_url: str | None = Field(None, description="Opens the provider's consent page.")
+
+
+def slot_views(session: Session, hub: Hub, instance_id: str) -> list[ConnectionView]:
+    """The instance's connection slots with the stored connection each uses and its status."""
+    rows = session.exec(
+        select(ConnectionRow, CredentialRow)
+        .join(CredentialRow, col(CredentialRow.id) == ConnectionRow.credential_id, isouter=True)
+        .where(ConnectionRow.instance_id == instance_id)
+        .order_by(col(ConnectionRow.slot))
+    )
+    views = []
+    for slot, cred in rows:
+        if cred is None:
+            views.append(ConnectionView(slot=slot.slot, type=slot.type))
+            continue
+        shown = credential_view(session, hub, cred)
+        views.append(
+            ConnectionView(
+                slot=slot.slot,
+                type=slot.type,
+                credential_id=cred.id,
+                credential=cred.name,
+                status=cred.status,
+                problem=cred.problem,
+                connect_url=shown.connect_url,
+            )
+        )
+    return views
 
 
 def _storable(text: str) -> bool:

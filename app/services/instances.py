@@ -60,17 +60,16 @@ from app.persistence.credentials import link_slot
 from app.persistence.db import session_scope
 from app.persistence.models import (
     ConfigValueRow,
-    ConnectionRow,
-    CredentialRow,
     InstanceRow,
     IntegrationRow,
     IntegrationVersionRow,
 )
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
 from app.services.credentials import (
+    ConnectionView,
     choose_credentials,
-    credential_view,
     remove_own_credentials,
+    slot_views,
 )
 from app.services.environment import InstanceEnvironment, config_values
 from app.services.errors import Conflict, InvalidInput
@@ -152,18 +151,6 @@ class FlowEndpoint(BaseModel):
     webhook_url: str
 
 
-class ConnectionView(BaseModel):
-    """A connection slot as shown: never its values."""
-
-    slot: str
-    type: str
-    credential_id: str | None = None
-    credential: str | None = Field(None, description="The stored connection it uses.")
-    status: str = Field("ok", description="ok, not_connected or needs_reconnect.")
-    problem: str | None = None
-    connect_url: str | None = Field(None, description="Opens the provider's consent page.")
-
-
 class InstanceView(BaseModel):
     id: str
     name: str
@@ -234,34 +221,6 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
         failed_execution_id=failed.execution_id if failed else None,
         error=record.get("error"),
     )
-
-
-def slot_views(session: Session, hub: Hub, instance_id: str) -> list[ConnectionView]:
-    """The instance's connection slots with the stored connection each uses and its status."""
-    rows = session.exec(
-        select(ConnectionRow, CredentialRow)
-        .join(CredentialRow, col(CredentialRow.id) == ConnectionRow.credential_id, isouter=True)
-        .where(ConnectionRow.instance_id == instance_id)
-        .order_by(col(ConnectionRow.slot))
-    )
-    views = []
-    for slot, cred in rows:
-        if cred is None:
-            views.append(ConnectionView(slot=slot.slot, type=slot.type))
-            continue
-        shown = credential_view(session, hub, cred)
-        views.append(
-            ConnectionView(
-                slot=slot.slot,
-                type=slot.type,
-                credential_id=cred.id,
-                credential=cred.name,
-                status=cred.status,
-                problem=cred.problem,
-                connect_url=shown.connect_url,
-            )
-        )
-    return views
 
 
 def _is_sealed(value: Any) -> bool:
