@@ -23,13 +23,14 @@ import hashlib
 import html
 import json
 import secrets
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
+
+from examples.demoapps.store import open_sqlite
 
 __all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_CLIENT_SECRET", "UNKNOWN_TOKEN", "OAuthProvider"]
 
@@ -104,10 +105,7 @@ class OAuthProvider:
         """Seconds the token endpoint takes to answer (a slow provider, for tests)."""
         default = {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
         self.clients = clients if clients is not None else default
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from examples.oauth_connect import crm_oauth_settings
 from tests.browser.conftest import ROOT, keep, shot
-from tests.e2e.conftest import ACME_KEY, DemoApps, demo_apps_child, flowyard_child, wait_until
+from tests.e2e.conftest import DemoApps, deploy_example, import_file, running_stack, wait_until
 
 EXAMPLE = ROOT / "examples" / "crm-acme.yaml"
 
@@ -23,30 +23,14 @@ EXAMPLE = ROOT / "examples" / "crm-acme.yaml"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoApps, str]]:
     """The demo apps and a Flowyard server with the example imported and an unconnected
     OAuth connection `crm` to the CRM."""
-    tmp = tmp_path_factory.mktemp("oauth-consent")
-    apps = demo_apps_child(tmp)
-    server, url = flowyard_child(tmp)
-    apps.child.launch()
-    server.launch()
-    try:
-        apps.child.wait_ready([f"{apps.crm_url}/health", f"{apps.acme_url}/health"])
-        server.wait_ready([f"{url}/api/health"])
-        imported = httpx.post(
-            f"{url}/api/integrations",
-            content=EXAMPLE.read_bytes(),
-            headers={"Content-Type": "application/yaml"},
-            timeout=30,
-        )
-        assert imported.status_code == 201, imported.text
+    with running_stack(tmp_path_factory.mktemp("oauth-consent")) as (apps, url):
+        import_file(url, EXAMPLE)
         made = httpx.post(
             f"{url}/api/credentials",
             json={"name": "crm", "type": "oauth2", "values": crm_oauth_settings(apps.crm_url)},
         )
         assert made.status_code == 201 and made.json()["status"] == "not_connected", made.text
         yield apps, url
-    finally:
-        server.stop()
-        apps.child.stop()
 
 
 def test_connect_opens_the_crm_consent_page_and_the_example_syncs_with_oauth(
@@ -68,22 +52,7 @@ def test_connect_opens_the_crm_consent_page_and_the_example_syncs_with_oauth(
     stored = httpx.get(f"{flowyard}/api/credentials/crm").json()
     assert stored["status"] == "ok"
 
-    deployed = httpx.post(
-        f"{flowyard}/api/instances",
-        json={
-            "name": "oauth-demo",
-            "integration": "CRM and Acme",
-            "config": {
-                "crm_url": apps.crm_url,
-                "acme_url": apps.acme_url,
-                "webhook_secret": "browser-test-secret",
-            },
-            "connections": {"crm": {"credential": "crm"}, "acme": {"api_key": ACME_KEY}},
-        },
-        timeout=30,
-    )
-    assert deployed.status_code == 201, deployed.text
-    assert deployed.json()["status"] == "active", deployed.json()
+    deploy_example(flowyard, apps, "oauth-demo", "browser-test-secret")
     with apps.crm() as crm, apps.acme() as acme:
         created = crm.post("/api/accounts", json={"name": "Initech"})
         assert created.status_code == 201

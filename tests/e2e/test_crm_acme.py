@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from examples.oauth_connect import connect_crm
-from tests.e2e.conftest import ACME_KEY, DemoApps, wait_until
+from tests.e2e.conftest import DemoApps, deploy_example, wait_until
 from tests.server.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(120)
@@ -55,24 +55,7 @@ def server(flowyard: str, demo_apps: DemoApps) -> str:
 
 
 def deploy(server: str, apps: DemoApps, name: str) -> dict[str, Any]:
-    response = httpx.post(
-        f"{server}/api/instances",
-        json={
-            "name": name,
-            "integration": INTEGRATION,
-            "config": {
-                "crm_url": apps.crm_url,
-                "acme_url": apps.acme_url,
-                "webhook_secret": SECRET,
-            },
-            "connections": {"crm": {"credential": "crm"}, "acme": {"api_key": ACME_KEY}},
-        },
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    view: dict[str, Any] = response.json()
-    assert view["status"] == "active", view
-    return view
+    return deploy_example(server, apps, name, SECRET)
 
 
 def urls(view: dict[str, Any]) -> dict[str, str]:

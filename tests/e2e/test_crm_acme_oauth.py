@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from examples.oauth_connect import connect_crm
-from tests.e2e.conftest import ACME_KEY, DemoApps, demo_apps_child, flowyard_child, wait_until
+from tests.e2e.conftest import DemoApps, deploy_example, import_file, running_stack, wait_until
 from tests.server.conftest import ROOT
 
 TOKEN_TTL = 2.0
@@ -23,25 +23,9 @@ INTEGRATION_FILE = ROOT / "examples" / "crm-acme.yaml"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoApps, str]]:
     tmp = tmp_path_factory.mktemp("oauth-stack")
-    apps = demo_apps_child(tmp)
-    apps.child.command += ["--crm-token-ttl", str(TOKEN_TTL)]
-    server, url = flowyard_child(tmp)
-    apps.child.launch()
-    server.launch()
-    try:
-        apps.child.wait_ready([f"{apps.crm_url}/health", f"{apps.acme_url}/health"])
-        server.wait_ready([f"{url}/api/health"])
-        imported = httpx.post(
-            f"{url}/api/integrations",
-            content=INTEGRATION_FILE.read_bytes(),
-            headers={"Content-Type": "application/yaml"},
-            timeout=30,
-        )
-        assert imported.status_code == 201, imported.text
+    with running_stack(tmp, "--crm-token-ttl", str(TOKEN_TTL)) as (apps, url):
+        import_file(url, INTEGRATION_FILE)
         yield apps, url
-    finally:
-        server.stop()
-        apps.child.stop()
 
 
 def grants(apps: DemoApps) -> list[str]:
@@ -75,21 +59,7 @@ def test_expired_tokens_are_refreshed_and_a_revoked_grant_asks_for_reconnect(
     apps, server = stack
     with httpx.Client(timeout=10) as browser:
         connect_crm(browser, server, apps.crm_url, "crm")
-    deployed = httpx.post(
-        f"{server}/api/instances",
-        json={
-            "name": "oauth-e2e",
-            "integration": "CRM and Acme",
-            "config": {
-                "crm_url": apps.crm_url,
-                "acme_url": apps.acme_url,
-                "webhook_secret": "e2e-oauth-secret",
-            },
-            "connections": {"crm": {"credential": "crm"}, "acme": {"api_key": ACME_KEY}},
-        },
-        timeout=30,
-    ).json()
-    assert deployed["status"] == "active", deployed
+    deployed = deploy_example(server, apps, "oauth-e2e", "e2e-oauth-secret")
     assert grants(apps) == ["authorization_code"]  # the deploy's calls used the first token
     with apps.crm() as crm, apps.acme() as acme:
         crm_id = crm.post("/api/opportunities", json={"name": "Initech", "amount": 10}).json()["id"]

@@ -16,23 +16,21 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlmodel import select
 
-from app.persistence import SecretBox, load_secret_key, open_database, session_scope
+from app.persistence import SecretBox, load_secret_key, session_scope
 from app.persistence import repositories as repo
 from app.persistence.db import create_db_engine
 from app.persistence.migrations import MIGRATIONS, migrate
 from app.persistence.models import CredentialRow
 from app.routes import oauth as oauth_routes
-from app.services import credentials, instances, integrations
+from app.services import credentials, instances
 from app.services.credentials import CredentialRequest
 from app.services.environment import load_environment
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.hub import Hub
 from app.services.instances import DeployRequest
-from app.settings import Settings
 from components.registry import default_registry
-from runtime.http import make_http_client
 from runtime.model import Integration
-from tests.server.test_oauth import Runner
+from tests.server.test_oauth import open_hub
 
 INTEGRATION = textwrap.dedent("""\
     name: Shop
@@ -47,21 +45,8 @@ INTEGRATION = textwrap.dedent("""\
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    runner = Runner()
-    engine = open_database(tmp_path)
-    async with make_http_client() as http:
-        hub = Hub(
-            settings=Settings(data_dir=tmp_path),
-            db=engine,
-            registry=default_registry(),
-            http=http,
-            box=SecretBox(load_secret_key(tmp_path)),
-            dispatcher=runner,
-        )
-        runner.hub = hub
-        await integrations.import_integration(hub, INTEGRATION, "shop.yaml")
+    async with open_hub(tmp_path, default_registry(), INTEGRATION) as hub:
         yield hub
-    engine.dispose()
 
 
 async def deploy(hub: Hub, name: str, crm: Any) -> instances.InstanceView:

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +26,6 @@ from sqlmodel import select
 
 from app.persistence import SecretBox, load_secret_key, open_database, session_scope
 from app.persistence import credentials as store
-from app.persistence.inbox import Claimed
 from app.persistence.models import CredentialRow, OAuthStateRow
 from app.persistence.recording import SqlRecorder, SqlStateBackend
 from app.routes import oauth as oauth_routes
@@ -33,16 +33,17 @@ from app.services import credentials, instances, integrations, oauth
 from app.services.credentials import CredentialRequest
 from app.services.environment import load_environment
 from app.services.errors import InvalidInput
-from app.services.hub import Hub, SyncOutcome
+from app.services.hub import Hub
 from app.services.instances import DeployRequest
 from app.settings import Settings
 from components.api import TriggerEvent
-from components.registry import default_registry
+from components.registry import Registry, default_registry
 from examples.demoapps import CRM, DemoApp
 from examples.demoapps.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from runtime.engine import run_flow
 from runtime.http import make_http_client
 from runtime.observer import ExecutionResult
+from tests.server.test_instances_service import FakeDispatcher
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -74,23 +75,8 @@ INTEGRATION = textwrap.dedent("""\
     """)
 
 
-class Runner:
+class Runner(FakeDispatcher):
     """Runs a flow of an instance as the dispatcher does: from `load_environment`."""
-
-    def __init__(self) -> None:
-        self.hub: Hub | None = None
-
-    def notify(self) -> None:
-        pass
-
-    def start_now(self, row: Claimed) -> None:
-        raise AssertionError("no synchronous webhook here")
-
-    async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
-        return None
-
-    def invalidate(self, instance_id: str) -> None:
-        pass
 
     async def run_lifecycle(
         self, instance_id: str, flow_id: str, event: TriggerEvent
@@ -103,6 +89,26 @@ class Runner:
         return await run_flow(env.flows[flow_id], event, context, SqlRecorder(hub.db))
 
 
+@asynccontextmanager
+async def open_hub(tmp_path: Path, registry: Registry, integration: str) -> AsyncIterator[Hub]:
+    """A hub over a fresh database with `integration` imported, running flows with `Runner`."""
+    runner = Runner()
+    engine = open_database(tmp_path)
+    async with make_http_client() as http:
+        hub = Hub(
+            settings=Settings(data_dir=tmp_path, public_url="http://127.0.0.1:9"),
+            db=engine,
+            registry=registry,
+            http=http,
+            box=SecretBox(load_secret_key(tmp_path)),
+            dispatcher=runner,
+        )
+        runner.hub = hub
+        await integrations.import_integration(hub, integration, "test.yaml")
+        yield hub
+    engine.dispose()
+
+
 @pytest.fixture
 async def crm(tmp_path: Path) -> AsyncIterator[DemoApp]:
     app = DemoApp(CRM, tmp_path / "crm", "crm-key")
@@ -113,21 +119,9 @@ async def crm(tmp_path: Path) -> AsyncIterator[DemoApp]:
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    runner = Runner()
-    engine = open_database(tmp_path)
-    async with make_http_client() as http:
-        hub = Hub(
-            settings=Settings(data_dir=tmp_path, public_url="http://127.0.0.1:9"),
-            db=engine,
-            registry=default_registry(ROOT / "examples" / "components"),
-            http=http,
-            box=SecretBox(load_secret_key(tmp_path)),
-            dispatcher=runner,
-        )
-        runner.hub = hub
-        await integrations.import_integration(hub, INTEGRATION, "crm.yaml")
+    registry = default_registry(ROOT / "examples" / "components")
+    async with open_hub(tmp_path, registry, INTEGRATION) as hub:
         yield hub
-    engine.dispose()
 
 
 @pytest.fixture
@@ -170,10 +164,15 @@ async def consent(web: httpx.AsyncClient, crm: DemoApp, credential_id: str) -> h
     return await web.get(f"{back.path}?{back.query}")
 
 
-async def connected(hub: Hub, web: httpx.AsyncClient, crm: DemoApp) -> str:
-    view = await credentials.create_credential(
+async def new_credential(hub: Hub, crm: DemoApp) -> credentials.CredentialView:
+    """A stored authorization-code OAuth connection `crm-oauth` to the CRM, not connected."""
+    return await credentials.create_credential(
         hub, CredentialRequest(name="crm-oauth", type="oauth2", values=settings(crm))
     )
+
+
+async def connected(hub: Hub, web: httpx.AsyncClient, crm: DemoApp) -> str:
+    view = await new_credential(hub, crm)
     assert view.status == "not_connected" and view.connect_url == f"/oauth/connect/{view.id}"
     answer = await consent(web, crm, view.id)
     assert answer.status_code == 200, answer.text
@@ -255,9 +254,7 @@ async def test_consent_with_pkce_stores_the_tokens_encrypted(
 async def test_a_callback_without_a_matching_state_is_a_400_page_and_stores_nothing(
     hub: Hub, web: httpx.AsyncClient, crm: DemoApp, query: str
 ) -> None:
-    view = await credentials.create_credential(
-        hub, CredentialRequest(name="crm-oauth", type="oauth2", values=settings(crm))
-    )
+    view = await new_credential(hub, crm)
     web.cookies.set(oauth_routes.STATE_COOKIE, "forged", path="/oauth")
     answer = await web.get(f"/oauth/callback{query}")
     assert answer.status_code == 400
@@ -271,9 +268,7 @@ async def test_a_callback_without_a_matching_state_is_a_400_page_and_stores_noth
 async def test_a_state_from_another_browser_or_used_twice_is_refused(
     hub: Hub, web: httpx.AsyncClient, crm: DemoApp
 ) -> None:
-    view = await credentials.create_credential(
-        hub, CredentialRequest(name="crm-oauth", type="oauth2", values=settings(crm))
-    )
+    view = await new_credential(hub, crm)
     started = await web.get(f"/oauth/connect/{view.id}")
     state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
     web.cookies.clear()  # the callback arrives in a browser that did not press Connect
@@ -293,9 +288,7 @@ async def test_a_state_from_another_browser_or_used_twice_is_refused(
 async def test_a_denied_consent_stores_nothing(
     hub: Hub, web: httpx.AsyncClient, crm: DemoApp
 ) -> None:
-    view = await credentials.create_credential(
-        hub, CredentialRequest(name="crm-oauth", type="oauth2", values=settings(crm))
-    )
+    view = await new_credential(hub, crm)
     started = await web.get(f"/oauth/connect/{view.id}")
     query = {k: v[0] for k, v in parse_qs(urlsplit(started.headers["location"]).query).items()}
     async with httpx.AsyncClient() as browser:
