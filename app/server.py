@@ -136,7 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         telemetry=NO_TELEMETRY,
     )
-    from app.routes import api, webhooks
+    from app.routes import api, oauth, webhooks
 
     webhooks.install(app)  # first: the host and token checks below wrap its fast path
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=_allowed_hosts(settings))
@@ -168,7 +168,9 @@ def create_app(settings: Settings) -> FastAPI:
         ]
         return _ErrorResponse({"error": "Invalid request.", "details": details}, status_code=422)
 
+    app.include_router(oauth.api_router)  # before `api`: its catch-all answers unknown paths
     app.include_router(api.router)
+    app.include_router(oauth.router)
     if settings.ui:
         ui_secret = _install_secret(settings.data_dir, "ui-storage-secret")
         if not settings.loopback_only:
@@ -240,6 +242,7 @@ def _mount_ui(app: FastAPI, settings: Settings, storage_secret: str) -> None:
 
     importlib.import_module("app.pages.home")  # registers the pages
     importlib.import_module("app.pages.executions")
+    importlib.import_module("app.pages.connections")
     importlib.import_module("app.pages.instances")
     importlib.import_module("app.pages.editor")
 

@@ -96,6 +96,7 @@ __all__ = [
     "StepError",
     "StepLogger",
     "StopFlow",
+    "TokenSource",
     "Trigger",
     "TriggerContext",
     "TriggerEvent",
@@ -202,13 +203,34 @@ class StepLogger:
         self._add(logging.getLevelName(level).lower(), message, args)
 
 
+class TokenSource(Protocol):
+    """Access tokens of an OAuth 2.0 connection, kept fresh by the host.
+
+    Implementations refresh at most once at a time per connection, store what they get, and raise
+    `StepConfigError` naming the connection when it needs a new consent ("reconnect ...").
+    """
+
+    async def access_token(self) -> str:
+        """A current access token, refreshed first when it is about to expire."""
+        ...
+
+    async def refreshed(self, rejected: str) -> str:
+        """A new access token after the API refused `rejected` (a 401); if another run has
+        refreshed meanwhile, its token, without a second refresh."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """Credentials from a connection slot. `values` are secrets; `secret(name)` reveals one."""
+    """Credentials from a connection slot. `values` are secrets; `secret(name)` reveals one.
+
+    An `oauth2` connection the host keeps fresh has `tokens`; `auth()` signs requests with it.
+    """
 
     key: str
     type: str
     values: Mapping[str, SecretStr] = field(default_factory=dict)
+    tokens: TokenSource | None = None
 
     def secret(self, name: str) -> str:
         """The plain value of one credential field; `StepConfigError` if it is unset."""
@@ -219,6 +241,36 @@ class Connection:
                 hint=f"Set '{name}' on the '{self.key}' connection of this instance.",
             )
         return value.get_secret_value()
+
+    async def bearer_token(self) -> str:
+        """The token to send as `Authorization: Bearer`: a fresh OAuth access token, else the
+        stored `access_token` (oauth2) or `token` (bearer)."""
+        if self.tokens is not None:
+            return await self.tokens.access_token()
+        return self.secret("token" if self.type == "bearer" else "access_token")
+
+    def auth(self) -> httpx.Auth:
+        """httpx auth sending the bearer token; after a 401 it gets a refreshed OAuth token and
+        sends the request once more. Pass it to `ctx.http.send(request, auth=...)`."""
+        return _BearerAuth(self)
+
+
+class _BearerAuth(httpx.Auth):
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def sync_auth_flow(self, request: httpx.Request) -> Any:
+        raise RuntimeError("Connection.auth() works with the async client (ctx.http) only.")
+
+    async def async_auth_flow(self, request: httpx.Request) -> Any:
+        token = await self._connection.bearer_token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        tokens = self._connection.tokens
+        if response.status_code == 401 and tokens is not None:
+            await response.aread()
+            request.headers["Authorization"] = f"Bearer {await tokens.refreshed(token)}"
+            yield request
 
 
 class StateStore(Protocol):

@@ -34,6 +34,7 @@ def test_component_api_exports_are_pinned() -> None:
         "StepLogger",
         "StopFlow",
         "Trigger",
+        "TokenSource",
         "TriggerContext",
         "TriggerEvent",
         "TriggerKind",

@@ -1,15 +1,17 @@
 """The instances pages, over `app.services.instances` (the same calls as `/api/instances`).
 
 `/instances`: every instance with its status, an enabled switch, its integration version, each
-flow's webhook URL with a copy button, its deploy runs, and Delete (confirmed first; the tear-down
-runs are shown after). Each integration has a Deploy button.
+flow's webhook URL with a copy button, its connections (status, Connect/Reconnect for OAuth), its
+deploy runs, and Delete (confirmed first; the tear-down runs are shown after). Each integration
+has a Deploy button.
 
 `/instances/deploy?integration=NAME[&version=N]`: the deploy form, drawn from the integration's
 config variables (string, number, integer, boolean, JSON, secret: masked with a show toggle) and
 connection slots (api_key, basic, bearer, oauth2: their credential fields; custom: a JSON object),
-a preview of the deploy runs in the order they will run with the config values they will see
-(secrets masked), and Deploy. The service checks everything; each problem it names is shown on
-its field. A successful deploy shows the new instance with its webhook URLs.
+or a stored connection chosen per slot (`/connections`), a preview of the deploy runs in the
+order they will run with the config values they will see (secrets masked), and Deploy. The
+service checks everything; each problem it names is shown on its field. A successful deploy
+shows the new instance with its webhook URLs.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 from nicegui.elements.mixins.value_element import ValueElement
 
+from app.pages.connections import connection_rows, stored_choice
 from app.pages.dry_run_view import dry_run_report
 from app.pages.instance_alerts import alerts_section
 from app.pages.layout import frame, hub, show_error, status_badge, testid, when
-from app.services import dry_run, instances, integrations
+from app.services import credentials, dry_run, instances, integrations
+from app.services.credentials import CredentialView
 from app.services.errors import NotFound, ServiceError
 from runtime.model import ConfigVariable, ConnectionSlot, Integration
 
@@ -100,7 +104,8 @@ def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
                 if view.failed_execution_id:
                     ui.link("Open the failed run", f"/executions/{view.failed_execution_id}")
         _flows(view)
-        if view.config or view.connections:
+        connection_rows(view)
+        if view.config:
             _settings(view)
         if view.lifecycle:
             _deploy_runs(view)
@@ -156,12 +161,10 @@ def _flows(view: instances.InstanceView) -> None:
 
 
 def _settings(view: instances.InstanceView) -> None:
-    with ui.expansion("Config and connections").classes("w-full"):
+    with ui.expansion("Config").classes("w-full"):
         for key, value in view.config.items():
             text = value if isinstance(value, str) else json.dumps(value)
             ui.label(f"{key} = {text}").classes("font-mono text-sm").mark(f"setting-{key}")
-        for connection in view.connections:
-            ui.label(f"connection {connection.slot} ({connection.type})").classes("text-sm")
 
 
 def _runs(runs: list[instances.LifecycleRun]) -> None:
@@ -263,7 +266,10 @@ async def instances_page() -> None:
 class _DeployForm:
     """The deploy form of one integration version, its plan preview and its result."""
 
-    def __init__(self, integration: Integration, version: int | None) -> None:
+    def __init__(
+        self, integration: Integration, version: int | None, stored: list[CredentialView]
+    ) -> None:
+        self.stored = stored
         self.integration = integration
         self.version = version
         self.fields: dict[str, ui.element] = {}
@@ -334,6 +340,7 @@ class _DeployForm:
                 self.fields[where] = area
                 self.connections[slot.key] = lambda: _custom(area.value, slot.required)
                 return
+            chosen = stored_choice(slot, self.stored, lambda: self._edited(where))
             inputs: dict[str, ui.input] = {}
             for name, label, secret in CONNECTION_FIELDS.get(slot.type, ()):
                 field_key = f"{where}.{name}"
@@ -344,7 +351,7 @@ class _DeployForm:
                 self.fields[field_key] = box
                 inputs[name] = box
             self._note(where)
-            self.connections[slot.key] = lambda: _credentials(inputs, slot.required)
+            self.connections[slot.key] = lambda: chosen() or _credentials(inputs, slot.required)
 
     async def draw_plan(self) -> None:
         """Redraw the preview of the deploy runs from the config typed so far."""
@@ -577,5 +584,6 @@ async def deploy_page(integration: str = "", version: str = "") -> None:
         ).classes("w-80").props('data-testid="deploy-version"').mark("deploy-version")
         if detail.integration.description:
             ui.label(detail.integration.description).classes("text-grey-8")
-        form = _DeployForm(detail.integration, int(version) if version.isdigit() else None)
+        stored = await credentials.list_credentials(hub())
+        form = _DeployForm(detail.integration, int(version) if version.isdigit() else None, stored)
         await form.draw_plan()

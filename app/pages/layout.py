@@ -47,7 +47,12 @@ __all__ = [
 
 E = TypeVar("E", bound=ui.element)
 
-NAV = (("Integrations", "/"), ("Executions", "/executions"), ("Instances", "/instances"))
+NAV = (
+    ("Integrations", "/"),
+    ("Executions", "/executions"),
+    ("Instances", "/instances"),
+    ("Connections", "/connections"),
+)
 """(label, path) of the header's navigation links."""
 
 _DARK_KEY = "flowyard.dark"

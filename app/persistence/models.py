@@ -22,6 +22,7 @@ __all__ = [
     "INSTANCE_SCOPE",
     "ConfigValueRow",
     "ConnectionRow",
+    "CredentialRow",
     "ExecutionRow",
     "FlowRow",
     "InboxRow",
@@ -29,6 +30,7 @@ __all__ = [
     "InstanceStateRow",
     "IntegrationRow",
     "IntegrationVersionRow",
+    "OAuthStateRow",
     "StepRecordRow",
     "TestPayloadRow",
     "WebhookTokenRow",
@@ -109,8 +111,36 @@ class ConfigValueRow(SQLModel, table=True):
     value: Any = _json()
 
 
+class CredentialRow(SQLModel, table=True):
+    """A connection in the workspace's store, chosen by any number of instance slots.
+
+    `encrypted` is Fernet-encrypted JSON of its fields (for `oauth2`: the client settings and the
+    tokens). `version` grows on every change; `refreshing_until` is the lease of the one process
+    refreshing its OAuth tokens (`app.persistence.credentials.claim_refresh`). `status` is `ok`,
+    `not_connected` (OAuth consent not given yet) or `needs_reconnect` (a refresh was refused).
+    """
+
+    __tablename__ = "credentials"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200, unique=True)
+    type: str = Field(max_length=32)
+    encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="ok", max_length=32)
+    problem: str | None = Field(default=None, max_length=2000)
+    version: int = 1
+    refreshing_until: float | None = None
+    created_for: str | None = Field(default=None, max_length=64)
+    """The instance whose deploy created it from typed-in values (removed with it when unused)."""
+    created_at: float
+    updated_at: float
+
+
 class ConnectionRow(SQLModel, table=True):
-    """Credentials for one connection slot of one instance: Fernet-encrypted JSON, never clear."""
+    """One connection slot of one instance: the stored credential it uses.
+
+    `encrypted` is what held the values before the store (schema 3); it is empty now.
+    """
 
     __tablename__ = "connections"
     __table_args__ = (UniqueConstraint("instance_id", "slot"),)
@@ -119,8 +149,22 @@ class ConnectionRow(SQLModel, table=True):
     instance_id: str = Field(foreign_key="instances.id", ondelete="CASCADE", max_length=64)
     slot: str = Field(max_length=64)
     type: str = Field(max_length=32)
-    encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    encrypted: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    credential_id: str | None = Field(
+        default=None, foreign_key="credentials.id", ondelete="RESTRICT", max_length=64, index=True
+    )
     updated_at: float
+
+
+class OAuthStateRow(SQLModel, table=True):
+    """An OAuth consent under way: its `state` and PKCE verifier (encrypted) until the callback."""
+
+    __tablename__ = "oauth_states"
+
+    state: str = Field(primary_key=True, max_length=128)
+    credential_id: str = Field(foreign_key="credentials.id", ondelete="CASCADE", max_length=64)
+    encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: float
 
 
 class TestPayloadRow(SQLModel, table=True):

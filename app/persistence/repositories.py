@@ -20,10 +20,12 @@ from typing import Any
 from sqlalchemy import Table, func, update
 from sqlmodel import Session, col, select
 
+from app.persistence import credentials as store
 from app.persistence.crypto import SecretBox
 from app.persistence.models import (
     ConfigValueRow,
     ConnectionRow,
+    CredentialRow,
     FlowRow,
     InstanceRow,
     IntegrationRow,
@@ -368,42 +370,36 @@ def set_connection(
     slot: str,
     type_: str,
     values: dict[str, Any],
-) -> None:
-    """Store the credentials of one connection slot, encrypted."""
-    _instance(session, instance_id)
-    encrypted = box.encrypt(values)
+) -> str:
+    """Store typed-in credentials for one slot, encrypted, as the instance's own connection in
+    the store (named `<instance>.<slot>`, replaced in place when it has one); return its id."""
+    instance = _instance(session, instance_id)
     row = session.exec(
         select(ConnectionRow).where(
             ConnectionRow.instance_id == instance_id, ConnectionRow.slot == slot
         )
     ).first()
-    if row is None:
-        row = ConnectionRow(
-            instance_id=instance_id,
-            slot=slot,
-            type=type_,
-            encrypted=encrypted,
-            updated_at=time.time(),
-        )
-        session.add(row)
+    own = session.get(CredentialRow, row.credential_id) if row and row.credential_id else None
+    if own is not None and own.created_for == instance_id and own.type == type_:
+        store.write_values(session, box, own, values, store.OK)
+        credential_id = own.id
     else:
-        row.type, row.encrypted, row.updated_at = type_, encrypted, time.time()
-    session.flush()
+        name = store.unique_name(session, f"{instance.name}.{slot}")
+        credential_id = store.create_credential(
+            session, box, name, type_, values, created_for=instance_id
+        )
+    store.link_slot(session, instance_id, slot, type_, credential_id)
+    return credential_id
 
 
 def load_connection(
     session: Session, box: SecretBox, instance_id: str, slot: str
 ) -> tuple[str, dict[str, Any]]:
     """(type, values) of one connection; `SecretKeyError` if the key changed since it was saved."""
-    row = session.exec(
-        select(ConnectionRow).where(
-            ConnectionRow.instance_id == instance_id, ConnectionRow.slot == slot
-        )
-    ).first()
-    if row is None:
+    found = load_connections(session, box, instance_id)
+    if slot not in found:
         raise NotFound(f"Instance '{instance_id}' has no connection '{slot}'.")
-    values: dict[str, Any] = box.decrypt(row.encrypted, what=f"Connection '{slot}'")
-    return row.type, values
+    return found[slot]
 
 
 def load_config_values(session: Session, box: SecretBox, instance_id: str) -> dict[str, Any]:
@@ -423,11 +419,15 @@ def reveal_config_value(box: SecretBox, key: str, value: Any) -> Any:
 def load_connections(
     session: Session, box: SecretBox, instance_id: str
 ) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Every connection of the instance: slot -> (type, values), decrypted."""
-    rows = session.exec(select(ConnectionRow).where(ConnectionRow.instance_id == instance_id))
+    """Every connection of the instance: slot -> (type, values of its credential), decrypted."""
+    rows = session.exec(
+        select(ConnectionRow.slot, CredentialRow)
+        .join(CredentialRow, col(CredentialRow.id) == ConnectionRow.credential_id)
+        .where(ConnectionRow.instance_id == instance_id)
+    )
     return {
-        row.slot: (row.type, box.decrypt(row.encrypted, what=f"Connection '{row.slot}'"))
-        for row in rows
+        slot: (cred.type, box.decrypt(cred.encrypted, what=f"Connection '{slot}'"))
+        for slot, cred in rows
     }
 
 

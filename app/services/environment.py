@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.persistence.crypto import SecretKeyError
 from app.persistence.models import (
     ConnectionRow,
+    CredentialRow,
     InstanceRow,
     IntegrationRow,
     IntegrationVersionRow,
@@ -29,6 +30,7 @@ from app.persistence.models import (
 from app.persistence.repositories import load_config_values, load_integration
 from app.services.errors import NotFound
 from app.services.hub import Hub
+from app.services.oauth import tokens_for
 from components.api import Connection
 from components.registry import Registry
 from runtime.context import RunContext
@@ -117,7 +119,11 @@ def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
         except SecretKeyError as exc:
             stored, problem = {}, str(exc)
         connection_rows = list(
-            session.exec(select(ConnectionRow).where(ConnectionRow.instance_id == instance_id))
+            session.exec(
+                select(ConnectionRow.slot, CredentialRow)
+                .join(CredentialRow, col(CredentialRow.id) == ConnectionRow.credential_id)
+                .where(ConnectionRow.instance_id == instance_id)
+            )
         )
         tokens = {
             row.flow_id: row.token
@@ -127,15 +133,18 @@ def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
         }
     config, secrets = config_values(integration.config, stored)
     connections: dict[str, Connection] = {}
-    for row in connection_rows:
+    for slot, row in connection_rows:
         try:
-            values = hub.box.decrypt(row.encrypted, what=f"Connection '{row.slot}'")
+            values = hub.box.decrypt(row.encrypted, what=f"Connection '{slot}'")
         except SecretKeyError as exc:
             problem = str(exc)
             connections = {}
             break
         fields = {name: SecretStr(str(value)) for name, value in dict(values).items()}
-        connections[row.slot] = Connection(key=row.slot, type=row.type, values=fields)
+        source = None
+        if row.type == "oauth2" and values.get("token_url"):
+            source = tokens_for(hub, row.id, row.name, values)
+        connections[slot] = Connection(key=slot, type=row.type, values=fields, tokens=source)
         secrets.update(v.get_secret_value() for v in fields.values())
     return InstanceEnvironment(
         instance_id=instance_id,

@@ -56,16 +56,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.persistence import repositories as repo
+from app.persistence.credentials import link_slot
 from app.persistence.db import session_scope
 from app.persistence.models import (
     ConfigValueRow,
-    ConnectionRow,
     InstanceRow,
     IntegrationRow,
     IntegrationVersionRow,
 )
 from app.services.alerts import alerts_in
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
+from app.services.credentials import (
+    ConnectionView,
+    choose_credentials,
+    remove_own_credentials,
+    slot_views,
+)
 from app.services.environment import InstanceEnvironment, config_values
 from app.services.errors import Conflict, InvalidInput
 from app.services.hub import Hub
@@ -133,7 +139,9 @@ class DeployRequest(BaseModel):
     )
     config: dict[str, Any] = Field(default_factory=dict)
     connections: dict[str, Any] = Field(
-        default_factory=dict, description="slot -> {field: value}, e.g. {api: {api_key: ...}}."
+        default_factory=dict,
+        description="slot -> {field: value}, e.g. {api: {api_key: ...}}, or "
+        "{credential: <name>} to choose a connection from the store.",
     )
 
 
@@ -143,13 +151,6 @@ class FlowEndpoint(BaseModel):
     trigger: str
     kind: str | None = Field(None, description="webhook, schedule, manual, deploy or delete.")
     webhook_url: str
-
-
-class ConnectionView(BaseModel):
-    """A connection slot as shown: never its values."""
-
-    slot: str
-    type: str
 
 
 class InstanceView(BaseModel):
@@ -194,11 +195,7 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
         key: MASK if key in hidden or _is_sealed(value) else value
         for key, value in _raw_config(session, row.id).items()
     }
-    connections = session.exec(
-        select(ConnectionRow)
-        .where(ConnectionRow.instance_id == row.id)
-        .order_by(col(ConnectionRow.slot))
-    )
+    connections = slot_views(session, hub, row.id)
     record = lifecycle_record(session, row.id)
     runs = [LifecycleRun.model_validate(r) for r in record.get("runs", [])]
     failed = next((r for r in runs if r.status not in ("succeeded", "skipped")), None)
@@ -225,7 +222,7 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
             for f in integration.flows
         ],
         config=config,
-        connections=[ConnectionView(slot=c.slot, type=c.type) for c in connections],
+        connections=connections,
         lifecycle=runs,
         failed_execution_id=failed.execution_id if failed else None,
         error=record.get("error"),
@@ -284,6 +281,8 @@ class _Plan:
     version: int
     config: dict[str, Any]
     connections: dict[str, tuple[str, dict[str, str]]]
+    chosen: dict[str, str]
+    """slot -> id of the stored connection chosen for it."""
 
 
 async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
@@ -391,6 +390,9 @@ def _plan(hub: Hub, request: DeployRequest) -> _Plan:
         problems.update({f"config.{k}": m for k, m in exc.by_key().items()})
     connections, wrong = check_connections(integration.connections, request.connections)
     problems.update(wrong)
+    chosen, wrong = choose_credentials(hub, integration.connections, request.connections)
+    problems.update(wrong)
+    connections = {k: v for k, v in connections.items() if k not in chosen}
     if problems:
         count = f"{len(problems)} problem{'s' * (len(problems) > 1)}"
         raise InvalidInput(
@@ -404,7 +406,7 @@ def _plan(hub: Hub, request: DeployRequest) -> _Plan:
             details={"name": "already in use"},
             hint="Choose another name, or delete that instance first.",
         )
-    return _Plan(name, integration, version, config, connections)
+    return _Plan(name, integration, version, config, connections, chosen)
 
 
 def _store(hub: Hub, plan: _Plan) -> str:
@@ -419,6 +421,9 @@ def _store(hub: Hub, plan: _Plan) -> str:
             )
             for slot, (type_, values) in plan.connections.items():
                 repo.set_connection(session, hub.box, instance_id, slot, type_, values)
+            types = {s.key: s.type for s in plan.integration.connections}
+            for slot, credential_id in plan.chosen.items():
+                link_slot(session, instance_id, slot, types[slot], credential_id)
             repo.create_webhook_tokens(session, instance_id, [f.id for f in plan.integration.flows])
     except IntegrityError:
         raise Conflict(
@@ -577,6 +582,8 @@ def _remove(hub: Hub, instance_id: str) -> None:
         row = session.get(InstanceRow, instance_id)
         if row is not None:  # config, connections, tokens, state and inbox rows cascade
             session.delete(row)
+            session.flush()
+            remove_own_credentials(session, instance_id)
 
 
 async def recover_interrupted(hub: Hub) -> list[str]:

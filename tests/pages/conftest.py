@@ -48,6 +48,7 @@ FIXTURE_DIRS = (
 PAGE_MODULES: list[str] = [
     "app.pages.home",
     "app.pages.executions",
+    "app.pages.connections",
     "app.pages.instances",
     "app.pages.editor",
 ]

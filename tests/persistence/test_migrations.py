@@ -104,7 +104,7 @@ def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(
             )
         with session_scope(engine) as session:
             save_integration(session, Integration(name="Kept", description="old data"))
-        assert migrate(engine) == SCHEMA_VERSION == 3
+        assert migrate(engine, MIGRATIONS[:1]) == 2
         names = {index["name"] for index in inspect(engine).get_indexes("executions")}
         assert {"ix_executions_parent_status", "ix_executions_parent_started"} <= names
         assert "ix_executions_parent_execution_id" not in names
@@ -153,7 +153,7 @@ def test_version_2_step_records_get_exchanges_and_pinned_and_keep_their_rows(
                     "('e1', 'call', '', 'http.request', '[]', 'succeeded', 1, 1.0, 2.0, '[]')"
                 )
             )
-        assert migrate(engine) == SCHEMA_VERSION == 3
+        assert migrate(engine) == SCHEMA_VERSION
         with engine.connect() as conn:
             row = conn.execute(text("SELECT step_id, exchanges, pinned FROM step_records")).one()
         exchanges = json.loads(row.exchanges) if isinstance(row.exchanges, str) else row.exchanges
