@@ -120,7 +120,7 @@ def test_the_crm_acme_deploy_dry_run_lists_its_four_registrations() -> None:
         "--config",
         "webhook_secret=whsec-12345678",
         "--connection",
-        "crm.api_key=crm-key-1",
+        "crm.access_token=crm-token-1",
         "--connection",
         "acme.api_key=acme-key-1",
         "--json",
