@@ -19,6 +19,7 @@ from nicegui import ui
 
 from app.pages.layout import frame, hub, show_error
 from app.pages.testpanel import TestPanel
+from app.pages.versions import VersionBar
 from app.services import editor as editor_service
 from app.services.errors import Conflict, NotFound, ServiceError
 from app.services.hub import Hub
@@ -96,6 +97,7 @@ class EditorPage:
             ui.button(icon="fit_screen", on_click=lambda: self.canvas.fit()).props(
                 "flat dense"
             ).tooltip("Fit view (F)")
+            VersionBar(self.hub, self.name)
             ui.button("Config", icon="tune", on_click=self._config_dialog).props(
                 'flat dense no-caps data-testid="config-button"'
             ).mark("config-button")

@@ -86,9 +86,15 @@ def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
             )
             delete.props("flat color=negative").mark(f"delete-{view.name}")
             testid(delete, f"delete-{view.name}")
-        ui.label(
-            f"{view.integration} · version {view.version} · deployed {when(view.created_at)}"
-        ).classes("text-grey-8")
+        runs = (
+            f"test instance: follows the draft (now version {view.version})"
+            if view.test
+            else f"version {view.version}"
+            + (f" · {view.version_note}" if view.version_note else "")
+        )
+        about = ui.label(f"{view.integration} · {runs} · deployed {when(view.created_at)}")
+        testid(about.classes("text-grey-8"), f"instance-version-{view.name}")
+        about.mark(f"instance-version-{view.name}")
         if view.error:
             with ui.card().classes("w-full bg-red-1 text-negative").mark(f"error-{view.name}"):
                 ui.label(view.error.get("message", "The deploy failed.")).classes("text-bold")
@@ -539,22 +545,45 @@ async def deploy_page(integration: str = "", version: str = "") -> None:
         except NotFound as exc:
             ui.label(exc.message).classes("text-negative").mark("not-found")
             return
-        published = [v.version for v in detail.versions if v.published]
-        default = published[-1] if published else detail.versions[-1].version
-        chosen = int(version) if version.isdigit() else default
-        if not version.isdigit() and chosen != detail.version:
+        published = [v for v in detail.versions if v.published]
+        if not published:
+            _unpublished(integration)
+            return
+        chosen = int(version) if version.isdigit() else published[-1].version
+        if all(v.version != chosen for v in published):
+            chosen = published[-1].version
+        if chosen != detail.version:
             detail = await integrations.get_integration(hub(), integration, chosen)
-        options = {
-            v.version: f"version {v.version} ({'published' if v.published else 'draft'})"
-            for v in reversed(detail.versions)
-        }
         ui.select(
-            options,
+            {v.version: v.label for v in reversed(published)},
             label="Version",
             value=chosen,
             on_change=lambda e: ui.navigate.to(f"{_deploy_url(integration)}&version={e.value}"),
         ).classes("w-80").props('data-testid="deploy-version"').mark("deploy-version")
         if detail.integration.description:
             ui.label(detail.integration.description).classes("text-grey-8")
-        form = _DeployForm(detail.integration, int(version) if version.isdigit() else None)
+        form = _DeployForm(detail.integration, chosen)
         await form.draw_plan()
+
+
+def _unpublished(integration: str) -> None:
+    """Instances run published versions: say so, and offer to publish the draft."""
+    with testid(ui.card().classes("w-full bg-orange-1"), "deploy-unpublished"):
+        ui.label(
+            f"'{integration}' has no published version yet. Instances run published versions "
+            "only, so later edits in the designer never reach them unannounced. Publish the "
+            "draft (in the designer, or here) to deploy it."
+        )
+
+        async def publish() -> None:
+            try:
+                number = await integrations.publish(hub(), integration)
+            except ServiceError as exc:
+                show_error(exc)
+                return
+            ui.navigate.to(f"{_deploy_url(integration)}&version={number}")
+
+        with ui.row():
+            button = ui.button("Publish the draft", icon="publish", on_click=publish)
+            testid(button, "deploy-publish").mark("deploy-publish")
+            ui.link("Open the designer", f"/integrations/{quote(integration, safe='')}")

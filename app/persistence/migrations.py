@@ -53,7 +53,24 @@ def _execution_list_indexes(conn: Connection) -> None:
     conn.execute(text("DROP INDEX IF EXISTS ix_executions_parent_execution_id"))
 
 
-MIGRATIONS: list[Migration] = [_execution_list_indexes]
+def _versions_and_test_instances(conn: Connection) -> None:
+    """2 -> 3: a note per published version and the test-instance flag. Instances used to be
+    deployable from the draft, which they then ran from a stale cache: the drafts they pin are
+    published here, so each keeps running exactly what it runs and the next edit starts a draft."""
+    conn.execute(text("ALTER TABLE integration_versions ADD COLUMN note VARCHAR(500)"))
+    conn.execute(
+        text("ALTER TABLE instances ADD COLUMN follows_draft BOOLEAN NOT NULL DEFAULT FALSE")
+    )
+    conn.execute(
+        text(
+            "UPDATE integration_versions SET published = TRUE, published_at = :now "
+            "WHERE published = FALSE AND id IN (SELECT version_id FROM instances)"
+        ),
+        {"now": time.time()},
+    )
+
+
+MIGRATIONS: list[Migration] = [_execution_list_indexes, _versions_and_test_instances]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -174,10 +174,20 @@ async def export_integration(hub: HubDep, name: str, version: SqlInt | None = No
     )
 
 
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, description="What changed, shown in the version history.")
+
+
 @router.post("/integrations/{name}/publish", tags=["integrations"])
-async def publish_integration(hub: HubDep, name: str) -> dict[str, Any]:
-    """Freeze the draft as a published version; instances can pin it."""
-    return {"name": name, "version": await integrations.publish(hub, name)}
+async def publish_integration(
+    hub: HubDep, name: str, request: PublishRequest | None = None
+) -> dict[str, Any]:
+    """Freeze the draft as a published version (optionally with a note); instances run
+    published versions. Without a draft, the newest version is returned unchanged."""
+    note = request.note if request else None
+    return {"name": name, "version": await integrations.publish(hub, name, note)}
 
 
 @router.delete("/integrations/{name}", status_code=204, tags=["integrations"])

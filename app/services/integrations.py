@@ -31,6 +31,7 @@ from runtime.model import Flow, Integration
 from runtime.validation import validate_flow
 
 __all__ = [
+    "NOTE_MAX",
     "FlowInfo",
     "IntegrationDetail",
     "IntegrationSummary",
@@ -74,6 +75,14 @@ class VersionInfo(BaseModel):
     published: bool
     created_at: float
     published_at: float | None = None
+    note: str | None = Field(None, description="What the publisher wrote about this version.")
+
+    @property
+    def label(self) -> str:
+        """How lists name it: "version 2 · fixes the body", or "version 3 (draft)"."""
+        if not self.published:
+            return f"version {self.version} (draft)"
+        return f"version {self.version}" + (f" · {self.note}" if self.note else "")
 
 
 class FlowInfo(BaseModel):
@@ -241,6 +250,7 @@ def _get(hub: Hub, name: str, version: int | None) -> IntegrationDetail:
                 published=v.published,
                 created_at=v.created_at,
                 published_at=v.published_at,
+                note=v.note,
             )
             for v in versions
         ],
@@ -261,21 +271,33 @@ async def export_integration(hub: Hub, name: str, version: int | None = None) ->
 # --- change -------------------------------------------------------------------------------------
 
 
-async def publish(hub: Hub, name: str) -> int:
-    """Freeze the draft as a published version and return its number.
+NOTE_MAX = 500
 
-    Idempotent: without a draft, the newest (already published) version is returned. A draft
-    whose flows have validation errors is refused with InvalidInput listing them.
+
+async def publish(hub: Hub, name: str, note: str | None = None) -> int:
+    """Freeze the draft as a published version, with an optional `note`, and return its number.
+
+    Instances run published versions only (a test instance follows the draft). Idempotent:
+    without a draft, the newest (already published) version is returned and keeps its note. A
+    draft whose flows have validation errors is refused with InvalidInput listing them; a note
+    over `NOTE_MAX` characters with InvalidInput by `note`. Nothing is changed then.
     """
+    note = (note or "").strip() or None
+    if note is not None and len(note) > NOTE_MAX:
+        raise InvalidInput(
+            f"The note is {len(note)} characters long; at most {NOTE_MAX} are kept.",
+            details={"note": f"at most {NOTE_MAX} characters"},
+            hint="Shorten the note and publish again; nothing was published.",
+        )
     integration = await _load(hub, name)
     _refuse_errors(name, check_integration(integration, hub.registry), "cannot be published")
-    return await asyncio.to_thread(_publish, hub, name, integration.version)
+    return await asyncio.to_thread(_publish, hub, name, integration.version, note)
 
 
-def _publish(hub: Hub, name: str, version: int) -> int:
+def _publish(hub: Hub, name: str, version: int, note: str | None) -> int:
     with session_scope(hub.db) as session:
         try:
-            return repo.publish_version(session, name, version)
+            return repo.publish_version(session, name, version, note)
         except repo.NotFound as exc:
             raise _not_found(exc) from None
 

@@ -1,0 +1,140 @@
+"""Versions in a real browser: what an instance runs is a published version, never the draft.
+
+Bug 1 of issue 23: an instance deployed from the only version offered ("version 1 (draft)") ran a
+cached copy of the draft; an edit in the designer was not sent, until a disable/enable reloaded the
+draft, half-finished edits included. Here the integration is published from the designer, the
+deploy form offers published versions only, and an edit in the designer never reaches the
+instance, not even after a disable/enable, until it is published and the instance is upgraded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import shot
+from tests.server.conftest import ServerProcess
+from tests.server.fakeapps import FakeApp
+
+INTEGRATION = """
+name: Hooks
+flows:
+  - id: orders
+    name: Orders
+    trigger: {{id: trigger, action: webhook.webhook}}
+    steps:
+      - id: send
+        action: http.request
+        inputs:
+          method: POST
+          url: {url}/subscriptions
+          body_type: json
+          body: {{url: first}}
+    edges:
+      - {{from: trigger, to: send}}
+"""
+
+
+@pytest.fixture(scope="module")
+def destination() -> Iterator[FakeApp]:
+    app = FakeApp("dest").start()
+    yield app
+    app.stop()
+
+
+def sent_bodies(destination: FakeApp, count: int) -> list[str]:
+    """The `url` field of every body the destination received, once it received `count`."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        urls = [s["url"] for s in destination.subscriptions.values()]
+        if len(urls) >= count:
+            return urls
+        time.sleep(0.1)
+    raise AssertionError(f"the destination received {destination.subscriptions}")
+
+
+def send(webhook: str) -> None:
+    answer = httpx.post(webhook, json={"n": 1}, timeout=10)
+    assert answer.status_code == 202, answer.text
+
+
+def edit_body(page: Page, server: ServerProcess, body: str) -> None:
+    """Edit the HTTP step's body in the designer and wait until the draft holds it."""
+    page.goto(server.url + "/integrations/Hooks")
+    page.get_by_test_id("node-send").click()
+    box = page.get_by_test_id("inspector-input-body")
+    box.fill(body)
+    box.blur()
+    expect(page.get_by_test_id("save-status")).to_contain_text("Saved")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        draft = httpx.get(f"{server.url}/api/integrations/Hooks", timeout=5).json()
+        step = draft["integration"]["flows"][0]["steps"][0]
+        if step["inputs"]["body"] == json.loads(body):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the draft holds {draft}")
+
+
+def test_an_instance_runs_its_published_version_not_the_draft(
+    page: Page, app_server: ServerProcess, destination: FakeApp
+) -> None:
+    imported = httpx.post(
+        f"{app_server.url}/api/integrations",
+        content=INTEGRATION.format(url=destination.url),
+        headers={"Content-Type": "application/yaml"},
+        timeout=10,
+    )
+    assert imported.status_code in (200, 201), imported.text
+
+    # Nothing is published yet: the deploy form offers no draft and sends the user to publish.
+    page.goto(app_server.url + "/instances/deploy?integration=Hooks")
+    expect(page.get_by_test_id("deploy-unpublished")).to_contain_text("Publish")
+    expect(page.get_by_test_id("deploy-button")).to_have_count(0)
+
+    # Publish from the designer, with a note.
+    page.goto(app_server.url + "/integrations/Hooks")
+    page.get_by_test_id("publish").click()
+    page.get_by_test_id("publish-note").fill("first body")
+    page.get_by_test_id("publish-confirm").click()
+    expect(page.get_by_test_id("version-label")).to_contain_text("version 1")
+
+    # Deploy: the versions offered are published ones.
+    page.goto(app_server.url + "/instances/deploy?integration=Hooks")
+    page.get_by_test_id("deploy-version").click()
+    options = page.get_by_role("option")
+    expect(options).to_have_count(1)
+    expect(options.first).to_have_text("version 1 · first body")
+    page.keyboard.press("Escape")
+    page.get_by_test_id("deploy-name").fill("hooks-live")
+    page.get_by_test_id("deploy-button").click()
+    url = page.get_by_test_id("webhook-url-orders")
+    expect(url).to_contain_text("/webhooks/")
+    webhook = url.inner_text().strip()
+    send(webhook)
+    assert sent_bodies(destination, 1) == ["first"]
+
+    # Edit the body in the designer: the draft changes, the instance does not.
+    edit_body(page, app_server, '{"url": "second"}')
+    send(webhook)
+    assert sent_bodies(destination, 2) == ["first", "first"]
+
+    # Disable and enable the instance: still the published body, no draft leaks in.
+    page.goto(app_server.url + "/instances")
+    switch = page.get_by_test_id("enabled-hooks-live")
+    switch.click()
+    expect(switch).to_have_attribute("aria-checked", "false")
+    switch.click()
+    expect(switch).to_have_attribute("aria-checked", "true")
+    send(webhook)
+    assert sent_bodies(destination, 3) == ["first", "first", "first"]
+    shot(page, "versions-instance")
+    expect(page.get_by_test_id("instance-version-hooks-live")).to_contain_text(
+        re.compile(r"version 1\b")
+    )
