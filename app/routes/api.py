@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Route
 
-from app.services import editor, executions, instances, integrations, payloads, testruns
+from app.services import (
+    editor,
+    executions,
+    instances,
+    integrations,
+    payloads,
+    testruns,
+    upgrades,
+)
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
 from runtime.model import Position
@@ -319,6 +327,24 @@ async def list_instances(
 @router.get("/instances/{instance_id}", tags=["instances"])
 async def get_instance(hub: HubDep, instance_id: str) -> instances.InstanceView:
     return await instances.get_instance(hub, instance_id)
+
+
+@router.patch("/instances/{instance_id}", tags=["instances"])
+async def update_instance(
+    hub: HubDep, instance_id: str, change: upgrades.InstanceChange
+) -> instances.InstanceView:
+    """Change config values and connection credentials in place; what is not named is kept.
+    422 names each wrong field (`config.<key>`, `connections.<slot>.<field>`); nothing changes."""
+    return await upgrades.update_instance(hub, instance_id, change)
+
+
+@router.post("/instances/{instance_id}/upgrade", tags=["instances"])
+async def upgrade_instance(
+    hub: HubDep, instance_id: str, request: upgrades.UpgradeRequest
+) -> upgrades.UpgradeReport:
+    """Run another published version in place: same webhook URLs, config, connections and
+    state; deploy hooks and flows that changed run again. 422 names each wrong field."""
+    return await upgrades.upgrade(hub, instance_id, request)
 
 
 @router.post("/instances/{instance_id}/enable", tags=["instances"])

@@ -145,10 +145,20 @@ def deploy_sequence(
     return steps
 
 
-async def run_deploy(hub: Hub, loaded: InstanceEnvironment, runs: list[LifecycleRun]) -> None:
-    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure."""
+async def run_deploy(
+    hub: Hub,
+    loaded: InstanceEnvironment,
+    runs: list[LifecycleRun],
+    only: set[tuple[str, bool]] | None = None,
+) -> None:
+    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure.
+
+    `only` limits the sequence to these `(flow id, is a hook)` (an upgrade's changed ones).
+    """
     failed = False
     for flow, hook_class in deploy_sequence(hub, loaded.integration):
+        if only is not None and (flow.id, hook_class is not None) not in only:
+            continue
         if failed:
             kind: Literal["flow", "hook"] = "flow" if hook_class is None else "hook"
             runs.append(LifecycleRun(flow_id=flow.id, kind=kind, status="skipped"))
