@@ -23,6 +23,7 @@ from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 from nicegui.elements.mixins.value_element import ValueElement
 
+from app.pages.instance_edit import change_buttons
 from app.pages.layout import frame, hub, show_error, status_badge, testid, when
 from app.services import instances, integrations
 from app.services.errors import NotFound, ServiceError
@@ -76,7 +77,11 @@ def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
         with ui.row().classes("w-full items-center gap-3"):
             ui.label(view.name).classes("text-h6")
             status_badge(view.status).mark(f"status-{view.name}")
+            if view.test:
+                badge = ui.badge("test instance: follows the draft", color="orange-8")
+                testid(badge, f"test-badge-{view.name}").mark(f"test-badge-{view.name}")
             ui.space()
+            change_buttons(view, CONNECTION_FIELDS, on_changed)
             _enabled_switch(view)
             ui.link("Executions", f"/executions?instance={view.id}&period=all").mark(
                 f"executions-{view.name}"
@@ -264,9 +269,12 @@ async def instances_page() -> None:
 class _DeployForm:
     """The deploy form of one integration version, its plan preview and its result."""
 
-    def __init__(self, integration: Integration, version: int | None) -> None:
+    def __init__(
+        self, integration: Integration, version: int | None, *, test: bool = False
+    ) -> None:
         self.integration = integration
         self.version = version
+        self.test = test
         self.fields: dict[str, ui.element] = {}
         """Problem key as the service names it (`name`, `config.x`, ...) -> its input."""
         self.notes: dict[str, ui.label] = {}
@@ -426,6 +434,7 @@ class _DeployForm:
             name=self.name_input.value or "",
             integration=self.integration.name,
             version=self.version,
+            test=self.test,
             config={k: v for k, read in self.config.items() if (v := read()) is not None},
             connections={k: v for k, read in self.connections.items() if (v := read()) is not None},
         )
@@ -524,8 +533,9 @@ def _custom(text: str | None, required: bool) -> Any:
 
 
 @ui.page("/instances/deploy", title="Deploy · Flowyard")
-async def deploy_page(integration: str = "", version: str = "") -> None:
-    """The deploy form of one integration (`?integration=NAME&version=N`)."""
+async def deploy_page(integration: str = "", version: str = "", test: str = "") -> None:
+    """The deploy form of one integration (`?integration=NAME&version=N`; `&test=1`: a test
+    instance, which follows the draft)."""
     with frame("Deploy an instance"):
         known = await integrations.list_integrations(hub())
         choose = ui.select(
@@ -545,6 +555,12 @@ async def deploy_page(integration: str = "", version: str = "") -> None:
         except NotFound as exc:
             ui.label(exc.message).classes("text-negative").mark("not-found")
             return
+        if test == "1":
+            note = "Test instance: it runs the draft, and each saved edit is live at once."
+            testid(ui.label(note).classes("text-orange-9 text-bold"), "deploy-test-note")
+            form = _DeployForm(detail.integration, None, test=True)
+            await form.draw_plan()
+            return
         published = [v for v in detail.versions if v.published]
         if not published:
             _unpublished(integration)
@@ -560,6 +576,7 @@ async def deploy_page(integration: str = "", version: str = "") -> None:
             value=chosen,
             on_change=lambda e: ui.navigate.to(f"{_deploy_url(integration)}&version={e.value}"),
         ).classes("w-80").props('data-testid="deploy-version"').mark("deploy-version")
+        _test_link(integration)
         if detail.integration.description:
             ui.label(detail.integration.description).classes("text-grey-8")
         form = _DeployForm(detail.integration, chosen)
@@ -583,7 +600,16 @@ def _unpublished(integration: str) -> None:
                 return
             ui.navigate.to(f"{_deploy_url(integration)}&version={number}")
 
-        with ui.row():
+        with ui.row().classes("items-center"):
             button = ui.button("Publish the draft", icon="publish", on_click=publish)
             testid(button, "deploy-publish").mark("deploy-publish")
             ui.link("Open the designer", f"/integrations/{quote(integration, safe='')}")
+    _test_link(integration)
+
+
+def _test_link(integration: str) -> None:
+    link = ui.link(
+        "Or deploy a test instance that follows the draft",
+        f"{_deploy_url(integration)}&test=1",
+    )
+    testid(link, "deploy-test-link").mark("deploy-test-link")

@@ -1,0 +1,92 @@
+"""The instance card's Edit and Upgrade dialogs, and test instances on the instances pages."""
+
+from __future__ import annotations
+
+from nicegui import ui
+from nicegui.testing import User
+
+from app.services import instances, integrations
+from app.services.environment import load_environment
+from app.services.hub import Hub
+from tests.pages.conftest import FIXTURE_DIRS, import_yaml
+from tests.pages.test_instances_page import deploy_shop, fill
+
+
+def error_of(user: User, marker: str) -> str | None:
+    element = user.find(marker=marker).elements.pop()
+    assert isinstance(element, ui.input), element
+    return element.error
+
+
+async def test_edit_values_checks_each_field_and_saves_in_place(user: User, hub: Hub) -> None:
+    view = await deploy_shop(hub)
+    await user.open("/instances")
+    user.find(marker="edit-shop").click()
+    await user.should_see(marker="edit-dialog")
+    fill(user, "config-limit", "many")
+    user.find(marker="edit-save").click()
+    await user.should_see(marker="change-error")
+    assert (
+        error_of(user, "config-limit")
+        == "'limit' is of type integer; expected an integer such as 3"
+    )
+    assert load_environment(hub, view.id).config["limit"] == 10  # nothing changed
+
+    fill(user, "config-limit", "5")
+    fill(user, "connections-crm-api_key", "key-456-new")
+    user.find(marker="edit-save").click()
+    await user.should_see("the next run uses the new values")
+    env = load_environment(hub, view.id)
+    assert env.config["limit"] == 5
+    assert env.config["api_secret"] == "s3cret"  # shown as ***, kept
+    assert env.connections["crm"].secret("api_key") == "key-456-new"
+
+
+async def test_upgrade_asks_for_new_values_and_keeps_the_webhook_urls(user: User, hub: Hub) -> None:
+    view = await deploy_shop(hub)
+    text = (FIXTURE_DIRS[0] / "orders.yaml").read_text()
+    v2 = text.replace("config:\n", "config:\n  - {key: region, type: string, required: true}\n")
+    await integrations.import_integration(hub, v2)
+    assert await integrations.publish(hub, "Orders", "asks for a region") == 2
+    await user.open("/instances")
+    user.find(marker="upgrade-shop").click()
+    await user.should_see(marker="upgrade-dialog")
+    await user.should_see("version 2 · asks for a region")
+    user.find(marker="upgrade-confirm").click()
+    await user.should_see(marker="change-error")
+    assert error_of(user, "config-region") == "'region' is required"
+    assert (await instances.get_instance(hub, view.id)).version == 1
+
+    fill(user, "config-region", "eu")
+    user.find(marker="upgrade-confirm").click()
+    await user.should_see("runs version 2")
+    upgraded = await instances.get_instance(hub, view.id)
+    assert (upgraded.version, upgraded.config["region"]) == (2, "eu")
+    assert [f.webhook_url for f in upgraded.flows] == [f.webhook_url for f in view.flows]
+    await user.should_not_see(marker="upgrade-shop")  # redrawn: it runs the newest
+
+
+async def test_a_test_instance_is_deployed_from_the_draft_and_labelled(
+    user: User, hub: Hub
+) -> None:
+    await import_yaml(hub, "orders.yaml")
+    await user.open("/instances/deploy?integration=Orders")
+    user.find(marker="deploy-test-link").click()
+    await user.should_see("Test instance: it runs the draft")
+    fill(user, "deploy-name", "try-it")
+    fill(user, "config-base_url", "http://shop.test")
+    fill(user, "config-api_secret", "s3cret")
+    fill(user, "connection-crm-api_key", "key-123")
+    user.find(marker="deploy-button").click()
+    await user.should_see(marker="test-badge-try-it", retries=20)
+    await user.should_see("test instance: follows the draft (now version 1)")
+    (view,) = await instances.list_instances(hub)
+    assert view.test
+    detail = await integrations.get_integration(hub, "Orders")
+    assert not detail.published  # deploying a test instance published nothing
+    await user.open("/instances")
+    await user.should_see(marker="test-badge-try-it")
+    await user.should_see(marker="edit-try-it")  # its values can be edited
+    await integrations.publish(hub, "Orders")
+    await user.open("/instances")
+    await user.should_not_see(marker="upgrade-try-it")  # it follows the draft: no upgrade
