@@ -18,7 +18,6 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import shot
 from tests.server.conftest import ServerProcess
 from tests.server.fakeapps import FakeApp
 
@@ -82,6 +81,13 @@ def edit_body(page: Page, server: ServerProcess, body: str) -> None:
     raise AssertionError(f"the draft holds {draft}")
 
 
+def publish(page: Page, server: ServerProcess, note: str) -> None:
+    page.goto(server.url + "/integrations/Hooks")
+    page.get_by_test_id("publish").click()
+    page.get_by_test_id("publish-note").fill(note)
+    page.get_by_test_id("publish-confirm").click()
+
+
 def test_an_instance_runs_its_published_version_not_the_draft(
     page: Page, app_server: ServerProcess, destination: FakeApp
 ) -> None:
@@ -99,11 +105,8 @@ def test_an_instance_runs_its_published_version_not_the_draft(
     expect(page.get_by_test_id("deploy-button")).to_have_count(0)
 
     # Publish from the designer, with a note.
-    page.goto(app_server.url + "/integrations/Hooks")
-    page.get_by_test_id("publish").click()
-    page.get_by_test_id("publish-note").fill("first body")
-    page.get_by_test_id("publish-confirm").click()
-    expect(page.get_by_test_id("version-label")).to_contain_text("version 1")
+    publish(page, app_server, "first body")
+    expect(page.get_by_test_id("version-label")).to_contain_text("version 1 · first body")
 
     # Deploy: the versions offered are published ones.
     page.goto(app_server.url + "/instances/deploy?integration=Hooks")
@@ -134,7 +137,42 @@ def test_an_instance_runs_its_published_version_not_the_draft(
     expect(switch).to_have_attribute("aria-checked", "true")
     send(webhook)
     assert sent_bodies(destination, 3) == ["first", "first", "first"]
-    shot(page, "versions-instance")
     expect(page.get_by_test_id("instance-version-hooks-live")).to_contain_text(
         re.compile(r"version 1\b")
     )
+
+    # Publish the edit as version 2 and upgrade the instance in place: same URL, new body.
+    publish(page, app_server, "second body")
+    expect(page.get_by_test_id("version-label")).to_contain_text("version 2 · second body")
+    page.goto(app_server.url + "/instances")
+    page.get_by_test_id("upgrade-hooks-live").click()
+    page.get_by_test_id("upgrade-confirm").click()
+    expect(page.get_by_test_id("instance-version-hooks-live")).to_contain_text("version 2")
+    expect(page.get_by_test_id("webhook-url-orders")).to_have_text(webhook)
+    send(webhook)
+    assert sent_bodies(destination, 4)[3] == "second"
+
+
+def test_a_test_instance_runs_each_saved_edit_at_once(
+    page: Page, app_server: ServerProcess, destination: FakeApp
+) -> None:
+    """Trying the draft against real traffic is explicit: a test instance, labelled so."""
+    page.goto(app_server.url + "/instances/deploy?integration=Hooks&test=1")
+    expect(page.get_by_test_id("deploy-test-note")).to_contain_text("Test instance")
+    page.get_by_test_id("deploy-name").fill("hooks-test")
+    page.get_by_test_id("deploy-button").click()
+    expect(page.get_by_test_id("test-badge-hooks-test")).to_be_visible()
+    webhook = page.get_by_test_id("webhook-url-orders").inner_text().strip()
+    seen = len(destination.subscriptions)
+    edit_body(page, app_server, '{"url": "third"}')
+    send(webhook)  # no disable/enable, no publish: the saved edit is live
+    assert sent_bodies(destination, seen + 1)[seen] == "third"
+    edit_body(page, app_server, '{"url": "fourth"}')
+    send(webhook)
+    assert sent_bodies(destination, seen + 2)[seen + 1] == "fourth"
+    page.goto(app_server.url + "/instances")
+    expect(page.get_by_test_id("test-badge-hooks-test")).to_be_visible()
+    expect(page.get_by_test_id("instance-version-hooks-test")).to_contain_text(
+        "test instance: follows the draft"
+    )
+    expect(page.get_by_test_id("upgrade-hooks-test")).to_have_count(0)
