@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import keep
 from tests.server.conftest import ServerProcess
 from tests.server.fakeapps import FakeApp
 
@@ -151,6 +152,14 @@ def test_an_instance_runs_its_published_version_not_the_draft(
     expect(page.get_by_test_id("webhook-url-orders")).to_have_text(webhook)
     send(webhook)
     assert sent_bodies(destination, 4)[3] == "second"
+
+    # The history shows both notes and what changed, before and after.
+    page.goto(app_server.url + "/integrations/Hooks")
+    page.get_by_test_id("versions").click()
+    expect(page.get_by_test_id("version-row-2")).to_contain_text("second body")
+    expect(page.get_by_test_id("diff-before-send-inputs.body")).to_contain_text('"first"')
+    expect(page.get_by_test_id("diff-after-send-inputs.body")).to_contain_text('"second"')
+    keep(page, "version-diff.png")
 
 
 def test_a_test_instance_runs_each_saved_edit_at_once(

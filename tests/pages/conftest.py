@@ -50,6 +50,7 @@ PAGE_MODULES: list[str] = [
     "app.pages.executions",
     "app.pages.instances",
     "app.pages.editor",
+    "app.pages.versions",
 ]
 """Modules whose `@ui.page` functions the `user` fixture registers; add yours here."""
 
