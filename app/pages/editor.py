@@ -27,9 +27,10 @@ from app.services.integrations import IssueView
 from components.api import Component
 from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
+from designer.flow_settings import open_flow_settings
 from designer.inspector import Inspector
 from designer.references import source_for_step
-from runtime.model import Position, Step
+from runtime.model import FlowSettings, Position, Step
 
 __all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
 
@@ -98,6 +99,9 @@ class EditorPage:
                 "flat dense"
             ).tooltip("Fit view (F)")
             VersionBar(self.hub, self.name)
+            ui.button(icon="settings", on_click=self._flow_settings).props(
+                'flat dense data-testid="flow-settings-button"'
+            ).mark("flow-settings-button").tooltip("Flow settings")
             ui.button("Config", icon="tune", on_click=self._config_dialog).props(
                 'flat dense no-caps data-testid="config-button"'
             ).mark("config-button")
@@ -597,6 +601,15 @@ class EditorPage:
                 )
                 ui.button("Cancel", on_click=dialog.close).props("flat")
         dialog.open()
+
+    def _flow_settings(self) -> None:
+        editor = self.editor
+        if editor is not None:
+
+            async def saved(settings: FlowSettings) -> None:
+                await self._apply(lambda e: e.set_settings(settings), push=False)
+
+            open_flow_settings(editor.flow, saved)
 
     async def _config_dialog(self) -> None:
         from app.pages.config_editor import ConfigEditor
