@@ -19,7 +19,7 @@ from designer.schema_fields import UNSET, FieldSpec, field_specs
 from runtime.input_problems import problems_of
 from runtime.model import Flow, FlowSettings
 
-__all__ = ["FlowSettingsForm", "open_flow_settings", "settings_problems"]
+__all__ = ["FlowSettingsForm", "settings_problems"]
 
 Reader = Callable[[], Any]
 
@@ -129,26 +129,3 @@ def _read(spec: FieldSpec, value: Any) -> Any:
         text = (value or "").strip()
         return text if text else (None if spec.nullable else UNSET)
     return value
-
-
-def open_flow_settings(flow: Flow, on_save: Callable[[FlowSettings], Awaitable[None]]) -> None:
-    """A dialog holding the form of `flow`'s settings; it closes once `on_save` has run."""
-    with ui.dialog() as dialog, ui.card().classes("w-[40rem] max-w-full").mark("flow-settings"):
-        ui.label(f"Settings of flow '{flow.label}'").classes("text-h6")
-        ui.label(
-            "How executions of this flow run: bounds, concurrency, order, deduplication and "
-            "retry. A saved change is part of the draft; publish it for instances to run it."
-        ).classes("text-grey-8")
-        form = FlowSettingsForm(flow, on_save)
-
-        async def save() -> None:
-            if await form.save():
-                dialog.close()
-
-        with ui.row().classes("w-full justify-end"):
-            ui.button("Cancel", on_click=dialog.close).props("flat")
-            ui.button("Save", on_click=save).props('data-testid="flow-settings-save"').mark(
-                "flow-settings-save"
-            )
-    dialog.on_value_change(lambda e: None if e.value else dialog.delete())
-    dialog.open()

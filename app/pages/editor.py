@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from nicegui import ui
 
+from app.pages.flow_settings import open_flow_settings
 from app.pages.layout import frame, hub, show_error
 from app.pages.testpanel import TestPanel
 from app.pages.versions import VersionBar
@@ -27,7 +28,6 @@ from app.services.integrations import IssueView
 from components.api import Component
 from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
-from designer.flow_settings import open_flow_settings
 from designer.inspector import Inspector
 from designer.references import source_for_step
 from runtime.model import FlowSettings, Position, Step

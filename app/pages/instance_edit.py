@@ -13,6 +13,7 @@ from typing import Any
 
 from nicegui import ui
 
+from app.pages.dialogs import titled_dialog
 from app.pages.layout import hub, testid
 from app.services import integrations, upgrades
 from app.services.errors import ServiceError
@@ -108,12 +109,11 @@ def _slot_inputs(
 
 async def _edit_dialog(view: InstanceView, fields: dict[str, Any], on_changed: Changed) -> None:
     detail = await integrations.get_integration(hub(), view.integration, view.version)
-    with ui.dialog() as dialog, ui.card().classes("w-[36rem] max-w-full").mark("edit-dialog"):
-        ui.label(f"Edit instance '{view.name}'").classes("text-h6")
-        ui.label(
-            "The next run uses the new values; webhook URLs and state stay. Empty clears a "
-            "value; a secret shown as *** is kept unless you type a new one."
-        ).classes("text-grey-8")
+    explanation = (
+        "The next run uses the new values; webhook URLs and state stay. Empty clears a value; "
+        "a secret shown as *** is kept unless you type a new one."
+    )
+    with titled_dialog(f"Edit instance '{view.name}'", explanation, "edit-dialog") as dialog:
         form = _Fields()
         for variable in detail.integration.config:
             value = _text(view.config[variable.key]) if variable.key in view.config else ""
@@ -135,19 +135,17 @@ async def _edit_dialog(view: InstanceView, fields: dict[str, Any], on_changed: C
             await on_changed()
 
         _actions(dialog, "Save", save, "edit-save")
-    dialog.open()
 
 
 async def _upgrade_dialog(view: InstanceView, fields: dict[str, Any], on_changed: Changed) -> None:
     detail = await integrations.get_integration(hub(), view.integration)
     newer = [v for v in detail.versions if v.published and v.version != view.version]
-    with ui.dialog() as dialog, ui.card().classes("w-[36rem] max-w-full").mark("upgrade-dialog"):
-        ui.label(f"Upgrade instance '{view.name}'").classes("text-h6")
-        ui.label(
-            f"It runs version {view.version}. Upgrading keeps its webhook URLs, config, "
-            "connections and state; deploy flows that changed run again; runs in progress "
-            "finish on the version they started with."
-        ).classes("text-grey-8")
+    explanation = (
+        f"It runs version {view.version}. Upgrading keeps its webhook URLs, config, connections "
+        "and state; deploy flows that changed run again; runs in progress finish on the version "
+        "they started with."
+    )
+    with titled_dialog(f"Upgrade instance '{view.name}'", explanation, "upgrade-dialog") as dialog:
         choose = ui.select({v.version: v.label for v in reversed(newer)}, label="Version")
         choose.value = newer[-1].version
         testid(choose.classes("w-full"), "upgrade-version").mark("upgrade-version")
@@ -190,7 +188,6 @@ async def _upgrade_dialog(view: InstanceView, fields: dict[str, Any], on_changed
             await on_changed()
 
         _actions(dialog, "Upgrade", upgrade, "upgrade-confirm")
-    dialog.open()
 
 
 def _actions(
@@ -199,4 +196,3 @@ def _actions(
     with ui.row().classes("w-full justify-end"):
         ui.button("Cancel", on_click=dialog.close).props("flat")
         testid(ui.button(label, on_click=action), marker).mark(marker)
-    dialog.on_value_change(lambda e: None if e.value else dialog.delete())

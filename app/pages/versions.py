@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from nicegui import ui
 
+from app.pages.dialogs import titled_dialog
 from app.pages.layout import frame, hub, testid, when
 from app.services import integrations
 from app.services.errors import NotFound, ServiceError
@@ -49,12 +50,11 @@ class VersionBar:
         self.label.text = f"Last published: {published[-1].label}"
 
     async def open_dialog(self) -> None:
-        with ui.dialog() as dialog, ui.card().classes("w-[32rem] max-w-full"):
-            ui.label("Publish the draft").classes("text-h6")
-            ui.label(
-                "It becomes a new version: instances can be deployed from it or upgraded to it. "
-                "Later edits go to a new draft and reach no instance until published."
-            ).classes("text-grey-8")
+        explanation = (
+            "It becomes a new version: instances can be deployed from it or upgraded to it. "
+            "Later edits go to a new draft and reach no instance until published."
+        )
+        with titled_dialog("Publish the draft", explanation, "publish-dialog") as dialog:
             note = testid(ui.input("Note (optional): what changed"), "publish-note")
             note.classes("w-full").mark("publish-note")
             problems = ui.column().classes("w-full text-negative gap-1").mark("publish-problems")
@@ -80,8 +80,6 @@ class VersionBar:
                 ui.button("Cancel", on_click=dialog.close).props("flat")
                 confirm = ui.button("Publish", icon="publish", on_click=publish)
                 testid(confirm, "publish-confirm").mark("publish-confirm")
-        dialog.on_value_change(lambda e: None if e.value else dialog.delete())
-        dialog.open()
 
 
 # --- the version history ----------------------------------------------------------------------

@@ -76,6 +76,7 @@ from app.services.lifecycle import (
     DEPLOYING,
     MASK,
     LifecycleRun,
+    deploy_and_finish,
     deploy_sequence,
     finish_deploy,
     instance_row,
@@ -83,7 +84,6 @@ from app.services.lifecycle import (
     interrupted,
     lifecycle_record,
     load_for_runs,
-    run_deploy,
     run_teardown,
     trigger_kind,
 )
@@ -321,15 +321,7 @@ async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
             "nothing was stored.",
         )
     instance_id = await asyncio.to_thread(_store, hub, plan)
-    runs: list[LifecycleRun] = []
-    try:
-        loaded = await asyncio.to_thread(load_for_runs, hub, instance_id)
-        await run_deploy(hub, loaded, runs)
-    except asyncio.CancelledError:
-        runs.append(interrupted("The deploy was interrupted."))
-        await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
-        raise
-    await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
+    await deploy_and_finish(hub, instance_id)
     hub.instance_changed(instance_id)
     return await get_instance(hub, instance_id)
 

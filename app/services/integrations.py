@@ -44,6 +44,7 @@ __all__ = [
     "import_integration",
     "list_integrations",
     "publish",
+    "refuse_errors",
 ]
 
 
@@ -128,7 +129,9 @@ def check_integration(integration: Integration, registry: Registry) -> list[Issu
     ]
 
 
-def _refuse_errors(name: str, issues: list[IssueView], what: str) -> None:
+def refuse_errors(name: str, issues: list[IssueView], what: str) -> None:
+    """InvalidInput listing the errors among `issues` (`details={"issues": [...]}`), if any:
+    "Integration '<name>' <what>: its flows have N problems."."""
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         count = f"{len(errors)} problem{'s' * (len(errors) > 1)}"
@@ -192,7 +195,7 @@ async def import_integration(hub: Hub, text: str, source: str = "<upload>") -> I
             hint=exc.hint,
         ) from None
     issues = check_integration(integration, hub.registry)
-    _refuse_errors(integration.name, issues, "was not imported")
+    refuse_errors(integration.name, issues, "was not imported")
     return await asyncio.to_thread(_save, hub, integration, issues)
 
 
@@ -290,7 +293,7 @@ async def publish(hub: Hub, name: str, note: str | None = None) -> int:
             hint="Shorten the note and publish again; nothing was published.",
         )
     integration = await _load(hub, name)
-    _refuse_errors(name, check_integration(integration, hub.registry), "cannot be published")
+    refuse_errors(name, check_integration(integration, hub.registry), "cannot be published")
     return await asyncio.to_thread(_publish, hub, name, integration.version, note)
 
 

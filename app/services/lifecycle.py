@@ -57,6 +57,7 @@ __all__ = [
     "LIFECYCLE_SCOPE",
     "MASK",
     "LifecycleRun",
+    "deploy_and_finish",
     "deploy_sequence",
     "finish_deploy",
     "instance_row",
@@ -169,6 +170,24 @@ async def run_deploy(
             run = await _run_flow(hub, loaded, flow, _event("deploy", loaded))
         runs.append(run)
         failed = run.status != "succeeded"
+
+
+async def deploy_and_finish(
+    hub: Hub, instance_id: str, only: set[tuple[str, bool]] | None = None, what: str = "deploy"
+) -> list[LifecycleRun]:
+    """Run the deploy sequence (or `only` part of it, see `run_deploy`) of a `deploying`
+    instance and record the outcome (`finish_deploy`), also when cancelled (`what` names the
+    operation in the record of an interruption)."""
+    runs: list[LifecycleRun] = []
+    try:
+        loaded = await asyncio.to_thread(load_for_runs, hub, instance_id)
+        await run_deploy(hub, loaded, runs, only)
+    except asyncio.CancelledError:
+        runs.append(interrupted(f"The {what} was interrupted."))
+        await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
+        raise
+    await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
+    return runs
 
 
 async def run_teardown(hub: Hub, loaded: InstanceEnvironment) -> list[LifecycleRun]:

@@ -41,19 +41,16 @@ from app.services.config_values import ConfigErrors, check_connections, resolve_
 from app.services.errors import Conflict, InvalidInput
 from app.services.hub import Hub
 from app.services.instances import InstanceView, get_instance
-from app.services.integrations import check_integration
+from app.services.integrations import check_integration, refuse_errors
 from app.services.lifecycle import (
     DELETING,
     DEPLOYING,
     MASK,
     LifecycleRun,
+    deploy_and_finish,
     deploy_sequence,
-    finish_deploy,
     instance_row,
     integration_of,
-    interrupted,
-    load_for_runs,
-    run_deploy,
 )
 from app.services.trigger_settings import trigger_problems
 from runtime.model import Flow, Integration
@@ -270,14 +267,7 @@ async def upgrade(hub: Hub, instance_id: str, request: UpgradeRequest) -> Upgrad
     hub.instance_changed(instance_id)
     runs: list[LifecycleRun] = []
     if rerun:
-        try:
-            loaded = await asyncio.to_thread(load_for_runs, hub, instance_id)
-            await run_deploy(hub, loaded, runs, only=rerun)
-        except asyncio.CancelledError:
-            runs.append(interrupted("The upgrade was interrupted."))
-            await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
-            raise
-        await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
+        runs = await deploy_and_finish(hub, instance_id, rerun, "upgrade")
         hub.instance_changed(instance_id)
     return UpgradeReport(
         instance=await get_instance(hub, instance_id),
@@ -319,13 +309,8 @@ def _plan(
                 details={"version": f"already runs version {chosen.version}"},
             )
         target = repo.load_integration(session, current.integration_name, chosen.version)
-    errors = [i for i in check_integration(target, hub.registry) if i.severity == "error"]
-    if errors:
-        raise InvalidInput(
-            f"Version {chosen.version} cannot be run: its flows have {len(errors)} problem"
-            f"{'s' * (len(errors) > 1)}.",
-            details={"issues": [i.model_dump() for i in errors]},
-        )
+    issues = check_integration(target, hub.registry)
+    refuse_errors(target.name, issues, f"version {chosen.version} cannot be run")
     return current, target, chosen.id
 
 

@@ -16,7 +16,9 @@ from tests.pages.test_instances_page import fill
 
 async def stored_settings(hub: Hub) -> FlowSettings:
     detail = await integrations.get_integration(hub, "Orders")
-    return detail.integration.flow("order").settings
+    flow = detail.integration.flow("order")
+    assert flow is not None
+    return flow.settings
 
 
 def test_problems_name_the_flow_and_the_field() -> None:
