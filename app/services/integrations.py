@@ -28,6 +28,7 @@ from components.registry import Registry
 from runtime.errors import Issue
 from runtime.files import IntegrationFileError, dump_integration, parse_integration
 from runtime.model import Flow, Integration
+from runtime.text import NOT_UNICODE, lone_surrogate
 from runtime.validation import validate_flow
 
 __all__ = [
@@ -283,14 +284,20 @@ async def publish(hub: Hub, name: str, note: str | None = None) -> int:
     Instances run published versions only (a test instance follows the draft). Idempotent:
     without a draft, the newest (already published) version is returned and keeps its note. A
     draft whose flows have validation errors is refused with InvalidInput listing them; a note
-    over `NOTE_MAX` characters with InvalidInput by `note`. Nothing is changed then.
+    over `NOTE_MAX` characters (or not Unicode) with InvalidInput by `note`. Nothing is changed
+    then.
     """
     note = (note or "").strip() or None
+    wrong = ""
     if note is not None and len(note) > NOTE_MAX:
+        wrong = f"at most {NOTE_MAX} characters (it has {len(note)})"
+    elif found := lone_surrogate(note):
+        wrong = f"holds {found[1]}, {NOT_UNICODE}"
+    if wrong:
         raise InvalidInput(
-            f"The note is {len(note)} characters long; at most {NOTE_MAX} are kept.",
-            details={"note": f"at most {NOTE_MAX} characters"},
-            hint="Shorten the note and publish again; nothing was published.",
+            f"The note cannot be kept: {wrong}.",
+            details={"note": wrong},
+            hint="Fix the note and publish again; nothing was published.",
         )
     integration = await _load(hub, name)
     refuse_errors(name, check_integration(integration, hub.registry), "cannot be published")
