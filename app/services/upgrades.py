@@ -19,7 +19,8 @@ already executing keep the flows they started with (each holds its environment),
 run uses the new version. Then the deploy hooks and deploy flows whose definition changed (or
 that are new) run again, in deploy order, while the instance is `deploying`; it ends `active`,
 or `deploy_failed` with the failing run, exactly as a deploy does. Unchanged ones do not run:
-webhooks they registered elsewhere stay registered.
+webhooks they registered elsewhere stay registered. An instance whose deploy failed runs the
+whole deploy sequence of the new version (upgrading is how a fixed version gets deployed).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from app.services.instances import InstanceView, get_instance
 from app.services.integrations import check_integration, refuse_errors
 from app.services.lifecycle import (
     DELETING,
+    DEPLOY_FAILED,
     DEPLOYING,
     MASK,
     LifecycleRun,
@@ -98,6 +100,8 @@ class _Current:
     integration: Integration
     version: int
     test: bool
+    failed: bool
+    """Its deploy failed (`deploy_failed`)."""
     config: dict[str, Any]
     connections: dict[str, tuple[str, dict[str, Any]]]
 
@@ -138,6 +142,7 @@ def _current(hub: Hub, session: Session, instance_id: str) -> _Current:
         integration=repo.load_integration(session, name, version.version),
         version=version.version,
         test=row.follows_draft,
+        failed=row.status == DEPLOY_FAILED,
         config=config,
         connections=connections,
     )
@@ -261,12 +266,14 @@ async def upgrade(hub: Hub, instance_id: str, request: UpgradeRequest) -> Upgrad
     current, target, version_id = await asyncio.to_thread(_plan, hub, instance_id, request)
     config, connections = _settle(current, target, request, "upgraded")
     _refuse_trigger_problems(hub, target, config, current.name, "upgraded")
-    rerun = _changed_lifecycle(hub, current.integration, target)
+    # After a failed deploy nothing can be trusted to be registered: the whole sequence runs.
+    rerun = None if current.failed else _changed_lifecycle(hub, current.integration, target)
     settled = _Settled(target, version_id, config, connections)
-    await asyncio.to_thread(_store, hub, current, settled, deploying=bool(rerun))
+    deploying = rerun is None or bool(rerun)
+    await asyncio.to_thread(_store, hub, current, settled, deploying=deploying)
     hub.instance_changed(instance_id)
     runs: list[LifecycleRun] = []
-    if rerun:
+    if deploying:
         runs = await deploy_and_finish(hub, instance_id, rerun, "upgrade")
         hub.instance_changed(instance_id)
     return UpgradeReport(

@@ -106,6 +106,25 @@ async def test_upgrade_keeps_urls_values_and_state_and_reruns_changed_deploy_flo
     assert view.id in hub.dispatcher.invalidated  # type: ignore[union-attr]
 
 
+async def test_upgrading_a_failed_deploy_runs_the_whole_deploy_sequence(hub: Hub) -> None:
+    ACME.fail.add("register:accounts")
+    view = await instances.deploy(hub, request())
+    assert view.status == "deploy_failed"
+    ACME.fail.clear()
+    ACME.events.clear()
+    await publish_v2(hub)
+    report = await upgrades.upgrade(
+        hub, view.id, UpgradeRequest(version=2, config={"tier": "gold"})
+    )
+    assert [(r.flow_id, r.status) for r in report.runs] == [
+        ("orders", "succeeded"),
+        ("register_orders", "succeeded"),
+        ("register_accounts", "succeeded"),
+    ]
+    assert ACME.events == ["subscribe eu-orders", "register orders", "register accounts_v2"]
+    assert (report.instance.status, report.instance.error) == ("active", None)
+
+
 async def test_edit_config_and_connections_in_place_checks_each_field(hub: Hub) -> None:
     view = await instances.deploy(hub, request())
     before = load_environment(hub, view.id)
