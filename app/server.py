@@ -241,6 +241,7 @@ def _mount_ui(app: FastAPI, settings: Settings, storage_secret: str) -> None:
     importlib.import_module("app.pages.home")  # registers the pages
     importlib.import_module("app.pages.executions")
     importlib.import_module("app.pages.instances")
+    importlib.import_module("app.pages.deploy")
     importlib.import_module("app.pages.editor")
     importlib.import_module("app.pages.versions")
 

@@ -49,6 +49,7 @@ PAGE_MODULES: list[str] = [
     "app.pages.home",
     "app.pages.executions",
     "app.pages.instances",
+    "app.pages.deploy",
     "app.pages.editor",
     "app.pages.versions",
 ]
