@@ -38,22 +38,12 @@ from app.persistence import repositories as repo
 from app.persistence.crypto import SecretKeyError
 from app.persistence.db import session_scope
 from app.persistence.models import IntegrationVersionRow, WebhookTokenRow
+from app.services import lifecycle
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
 from app.services.errors import Conflict, InvalidInput
 from app.services.hub import Hub
 from app.services.instances import InstanceView, get_instance
 from app.services.integrations import check_integration, refuse_errors
-from app.services.lifecycle import (
-    DELETING,
-    DEPLOY_FAILED,
-    DEPLOYING,
-    MASK,
-    LifecycleRun,
-    deploy_and_finish,
-    deploy_sequence,
-    instance_row,
-    integration_of,
-)
 from app.services.trigger_settings import trigger_problems
 from runtime.model import Flow, Integration
 
@@ -85,7 +75,7 @@ class UpgradeReport(BaseModel):
     instance: InstanceView
     previous_version: int
     version: int
-    runs: list[LifecycleRun] = Field(
+    runs: list[lifecycle.LifecycleRun] = Field(
         description="The deploy hooks and flows that changed and ran again, in order."
     )
 
@@ -117,13 +107,13 @@ class _Settled:
 
 
 def _current(hub: Hub, session: Session, instance_id: str) -> _Current:
-    row = instance_row(session, instance_id)
-    if row.status in (DEPLOYING, DELETING):
+    row = lifecycle.instance_row(session, instance_id)
+    if row.status in (lifecycle.DEPLOYING, lifecycle.DELETING):
         raise Conflict(
             f"Instance '{row.name}' is {row.status}: it cannot be changed now.",
             hint="Wait until it is done, then try again.",
         )
-    name, version = integration_of(session, row.version_id)
+    name, version = lifecycle.integration_of(session, row.version_id)
     if row.follows_draft:
         version = _versions(session, version.integration_id)[-1]
     try:
@@ -142,7 +132,7 @@ def _current(hub: Hub, session: Session, instance_id: str) -> _Current:
         integration=repo.load_integration(session, name, version.version),
         version=version.version,
         test=row.follows_draft,
-        failed=row.status == DEPLOY_FAILED,
+        failed=row.status == lifecycle.DEPLOY_FAILED,
         config=config,
         connections=connections,
     )
@@ -163,7 +153,7 @@ def _settle(
     declared = {v.key for v in integration.config}
     given = {k: v for k, v in current.config.items() if k in declared}
     for key, value in change.config.items():
-        if value == MASK and key in current.config:
+        if value == lifecycle.MASK and key in current.config:
             continue  # the masked secret a page shows: keep the stored one
         if (value is None or value == "") and key in declared:
             given.pop(key, None)
@@ -212,13 +202,13 @@ def _refuse_trigger_problems(
 def _store(hub: Hub, current: _Current, settled: _Settled, *, deploying: bool) -> None:
     secret = [v.key for v in settled.integration.config if v.type == "secret"]
     with session_scope(hub.db) as session:
-        row = instance_row(session, current.instance_id)
-        if row.status in (DEPLOYING, DELETING):  # changed since it was read
+        row = lifecycle.instance_row(session, current.instance_id)
+        if row.status in (lifecycle.DEPLOYING, lifecycle.DELETING):  # changed since it was read
             raise Conflict(f"Instance '{row.name}' is {row.status}: it cannot be changed now.")
         if settled.version_id is not None:
             row.version_id = settled.version_id
         if deploying:
-            row.status = DEPLOYING
+            row.status = lifecycle.DEPLOYING
         row.updated_at = time.time()
         repo.set_config_values(session, row.id, settled.config, box=hub.box, secret_keys=secret)
         for slot, (type_, values) in settled.connections.items():
@@ -272,9 +262,9 @@ async def upgrade(hub: Hub, instance_id: str, request: UpgradeRequest) -> Upgrad
     deploying = rerun is None or bool(rerun)
     await asyncio.to_thread(_store, hub, current, settled, deploying=deploying)
     hub.instance_changed(instance_id)
-    runs: list[LifecycleRun] = []
+    runs: list[lifecycle.LifecycleRun] = []
     if deploying:
-        runs = await deploy_and_finish(hub, instance_id, rerun, "upgrade")
+        runs = await lifecycle.deploy_and_finish(hub, instance_id, rerun, "upgrade")
         hub.instance_changed(instance_id)
     return UpgradeReport(
         instance=await get_instance(hub, instance_id),
@@ -296,8 +286,8 @@ def _plan(
                 details={"version": "a test instance always runs the draft"},
                 hint="Deploy a regular instance from a published version instead.",
             )
-        row = instance_row(session, instance_id)
-        _, pinned = integration_of(session, row.version_id)
+        row = lifecycle.instance_row(session, instance_id)
+        _, pinned = lifecycle.integration_of(session, row.version_id)
         versions = _versions(session, pinned.integration_id)
         published = [v for v in versions if v.published]
         known = ", ".join(str(v.version) for v in published)
@@ -336,7 +326,7 @@ def _changed_lifecycle(hub: Hub, old: Integration, new: Integration) -> set[tupl
 
     return {
         (flow.id, cls is not None)
-        for flow, cls in deploy_sequence(hub, new)
+        for flow, cls in lifecycle.deploy_sequence(hub, new)
         if not same(flow, cls is not None)
     }
 
