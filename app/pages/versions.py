@@ -50,6 +50,13 @@ class VersionBar:
         self.label.text = f"Last published: {published[-1].label}"
 
     async def open_dialog(self) -> None:
+        detail = await integrations.get_integration(self.hub, self.name)
+        if detail.published:  # no draft: nothing was edited since the last publish
+            ui.notify(
+                f"Nothing to publish: there are no edits since version {detail.version}.",
+                type="info",
+            )
+            return
         explanation = (
             "It becomes a new version: instances can be deployed from it or upgraded to it. "
             "Later edits go to a new draft and reach no instance until published."

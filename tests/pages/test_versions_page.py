@@ -23,6 +23,8 @@ async def test_publish_from_the_designer_with_a_note(user: User, hub: Hub) -> No
     assert [(v.version, v.published, v.note) for v in detail.versions] == [
         (1, True, "first release")
     ]
+    user.find(marker="publish").click()  # no edits since: nothing to publish
+    await user.should_see("Nothing to publish: there are no edits since version 1.")
 
 
 async def test_history_lists_notes_and_diffs_two_versions(user: User, hub: Hub) -> None:
