@@ -19,6 +19,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import keep
+from tests.browser.test_designer import (
+    connect,
+    drop_from_palette,
+    fill_input,
+    node,
+    saved_revision,
+    select,
+)
 from tests.server.conftest import ServerProcess
 from tests.server.fakeapps import FakeApp
 
@@ -185,3 +193,68 @@ def test_a_test_instance_runs_each_saved_edit_at_once(
         "test instance: follows the draft"
     )
     expect(page.get_by_test_id("upgrade-hooks-test")).to_have_count(0)
+
+
+def requests_to(destination: FakeApp, path: str, count: int) -> None:
+    """Wait until the destination received `count` GETs of `path`."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if [p for m, p, _ in destination.requests if m == "GET"].count(path) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the destination received {destination.requests}")
+
+
+def test_walkthrough_from_an_empty_canvas_to_an_upgraded_instance(
+    page: Page, app_server: ServerProcess, destination: FakeApp
+) -> None:
+    """The issue's acceptance walk, without the branch and test-payload parts the designer test
+    covers: build, publish v1, deploy, webhook, edit, publish v2, upgrade, webhook on v2."""
+    page.goto(app_server.url + "/")
+    page.get_by_test_id("new-integration").click()
+    page.get_by_test_id("new-integration-name").fill("Walk")
+    page.get_by_test_id("create-integration").click()
+    expect(page).to_have_url(re.compile(r"/integrations/Walk$"))
+    drop_from_palette(page, "webhook.webhook", 120, 220)
+    expect(node(page, "trigger")).to_be_visible()
+    drop_from_palette(page, "http.request", 420, 220)
+    expect(node(page, "request")).to_be_visible()
+    connect(page, "trigger", "out", "request")
+    select(page, "request")
+    fill_input(page, "url", f"{destination.url}/echo")
+    saved_revision(page)
+    page.get_by_test_id("publish").click()
+    page.get_by_test_id("publish-note").fill("calls echo")
+    page.get_by_test_id("publish-confirm").click()
+    expect(page.get_by_test_id("version-label")).to_contain_text("version 1 · calls echo")
+
+    page.get_by_test_id("open-deploy").click()
+    page.get_by_test_id("deploy-name").fill("walk-live")
+    page.get_by_test_id("deploy-button").click()
+    url = page.get_by_test_id("webhook-url-flow_1")
+    expect(url).to_contain_text("/webhooks/")
+    webhook = url.inner_text().strip()
+    send(webhook)
+    requests_to(destination, "/echo", 1)
+
+    page.goto(app_server.url + "/integrations/Walk")
+    select(page, "request")
+    fill_input(page, "url", f"{destination.url}/subscriptions")
+    saved_revision(page)
+    send(webhook)  # still version 1
+    requests_to(destination, "/echo", 2)
+    page.get_by_test_id("publish").click()
+    page.get_by_test_id("publish-note").fill("lists subscriptions")
+    page.get_by_test_id("publish-confirm").click()
+    expect(page.get_by_test_id("version-label")).to_contain_text("version 2")
+
+    page.goto(app_server.url + "/instances")
+    page.get_by_test_id("upgrade-walk-live").click()
+    page.get_by_test_id("upgrade-confirm").click()
+    expect(page.get_by_test_id("instance-version-walk-live")).to_contain_text(
+        "version 2 · lists subscriptions"
+    )
+    expect(page.get_by_test_id("webhook-url-flow_1")).to_have_text(webhook)
+    send(webhook)
+    requests_to(destination, "/subscriptions", 1)
+    assert [p for m, p, _ in destination.requests if m == "GET"].count("/echo") == 2
