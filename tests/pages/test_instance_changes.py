@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from nicegui import ui
 from nicegui.testing import User
+from sqlmodel import select
 
-from app.services import instances, integrations
+from app.persistence import session_scope
+from app.persistence.models import InstanceStateRow
+from app.services import executions, instances, integrations, upgrades
 from app.services.environment import load_environment
 from app.services.hub import Hub
-from tests.pages.conftest import FIXTURE_DIRS, import_yaml
+from app.services.instances import DeployRequest
+from tests.pages.conftest import FIXTURE_DIRS, import_yaml, send_webhook, wait_for
 from tests.pages.test_instances_page import deploy_shop, fill
 
 
@@ -90,3 +96,55 @@ async def test_a_test_instance_is_deployed_from_the_draft_and_labelled(
     await integrations.publish(hub, "Orders")
     await user.open("/instances")
     await user.should_not_see(marker="upgrade-try-it")  # it follows the draft: no upgrade
+
+
+SLOW = """
+name: Slow
+flows:
+  - id: slow
+    trigger: {id: trigger, action: webhook.webhook}
+    steps:
+      - {id: mark, action: state.set, inputs: {key: "{{ trigger.body.run }}", value: true}}
+      - {id: wait, action: delay.wait, inputs: {seconds: 1.0}}
+      - {id: say, action: log.message, inputs: {message: "v1"}}
+    edges:
+      - {from: trigger, to: mark}
+      - {from: mark, to: wait}
+      - {from: wait, to: say}
+"""
+
+
+async def test_a_run_in_flight_finishes_on_the_version_it_started_with(hub: Hub) -> None:
+    await integrations.import_integration(hub, SLOW)
+    view = await instances.deploy(hub, DeployRequest(name="slow", integration="Slow"))
+    url = view.flows[0].webhook_url
+    first = await send_webhook(hub, url, {"run": "first"})
+
+    async def status(execution_id: str) -> str:
+        detail = await executions.get_execution(hub, execution_id)
+        return str(detail["status"])
+
+    def marked() -> bool:  # the run stored its mark: it is past loading its flows, now waiting
+        with session_scope(hub.db, write=False) as session:
+            query = select(InstanceStateRow).where(InstanceStateRow.key == "first")
+            return session.exec(query).first() is not None
+
+    async def running() -> bool:
+        return await asyncio.to_thread(marked)
+
+    await wait_for(running, message="the first run did not reach its wait step")
+    await integrations.import_integration(hub, SLOW.replace('"v1"', '"v2"'))
+    await integrations.publish(hub, "Slow")
+    await upgrades.upgrade(hub, view.id, upgrades.UpgradeRequest(version=2))
+    second = await send_webhook(hub, url, {"run": "second"})
+
+    async def finished() -> bool:
+        return all([await status(e) == "succeeded" for e in (first, second)])
+
+    await wait_for(finished, message="the runs did not both succeed")
+    said = []
+    for execution_id in (first, second):
+        detail = await executions.get_execution(hub, execution_id)
+        (say,) = [s for s in detail["steps"] if s["step_id"] == "say"]
+        said.append(say["output"]["message"])
+    assert said == ["v1", "v2"]
