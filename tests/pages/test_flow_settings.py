@@ -39,12 +39,14 @@ async def test_settings_form_checks_each_field_and_saves_the_draft(user: User, h
     await import_yaml(hub, "orders.yaml")
     await user.open("/integrations/Orders")
     user.find(marker="flow-settings-button").click()
-    await user.should_see(marker="flow-setting-concurrency")
+    await user.should_see(marker="flow-setting-concurrency", retries=20)
     for marker in ("timeout", "max_steps", "step_timeout", "expression_budget", "sequential"):
-        await user.should_see(marker=f"flow-setting-{marker}")  # every field of the schema
+        await user.should_see(
+            marker=f"flow-setting-{marker}", retries=20
+        )  # every field of the schema
     fill(user, "flow-setting-concurrency", "0")
     user.find(marker="flow-settings-save").click()
-    await user.should_see("Flow 'Order received' setting 'concurrency'")
+    await user.should_see("Flow 'Order received' setting 'concurrency'", retries=20)
     number = user.find(marker="flow-setting-concurrency").elements.pop()
     assert isinstance(number, ui.number)
     assert number.error == "must be greater than or equal to 1."
@@ -56,7 +58,7 @@ async def test_settings_form_checks_each_field_and_saves_the_draft(user: User, h
     user.find(marker="flow-setting-execution_retry").click()
     fill(user, "flow-setting-execution_retry-max_attempts", "4")
     user.find(marker="flow-settings-save").click()
-    await user.should_see("Saved")
+    await user.should_see("Saved", retries=20)
     saved = await stored_settings(hub)
     assert (saved.concurrency, saved.sequential, saved.dedup_key) == (
         2,

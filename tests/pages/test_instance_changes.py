@@ -28,10 +28,10 @@ async def test_edit_values_checks_each_field_and_saves_in_place(user: User, hub:
     view = await deploy_shop(hub)
     await user.open("/instances")
     user.find(marker="edit-shop").click()
-    await user.should_see(marker="edit-dialog")
+    await user.should_see(marker="edit-dialog", retries=20)
     fill(user, "config-limit", "many")
     user.find(marker="edit-save").click()
-    await user.should_see(marker="change-error")
+    await user.should_see(marker="change-error", retries=20)
     assert (
         error_of(user, "config-limit")
         == "'limit' is of type integer; expected an integer such as 3"
@@ -41,7 +41,7 @@ async def test_edit_values_checks_each_field_and_saves_in_place(user: User, hub:
     fill(user, "config-limit", "5")
     fill(user, "connections-crm-api_key", "key-456-new")
     user.find(marker="edit-save").click()
-    await user.should_see("the next run uses the new values")
+    await user.should_see("the next run uses the new values", retries=20)
     env = load_environment(hub, view.id)
     assert env.config["limit"] == 5
     assert env.config["api_secret"] == "s3cret"  # shown as ***, kept
@@ -56,16 +56,16 @@ async def test_upgrade_asks_for_new_values_and_keeps_the_webhook_urls(user: User
     assert await integrations.publish(hub, "Orders", "asks for a region") == 2
     await user.open("/instances")
     user.find(marker="upgrade-shop").click()
-    await user.should_see(marker="upgrade-dialog")
-    await user.should_see("version 2 · asks for a region")
+    await user.should_see(marker="upgrade-dialog", retries=20)
+    await user.should_see("version 2 · asks for a region", retries=20)
     user.find(marker="upgrade-confirm").click()
-    await user.should_see(marker="change-error")
+    await user.should_see(marker="change-error", retries=20)
     assert error_of(user, "config-region") == "'region' is required"
     assert (await instances.get_instance(hub, view.id)).version == 1
 
     fill(user, "config-region", "eu")
     user.find(marker="upgrade-confirm").click()
-    await user.should_see("runs version 2")
+    await user.should_see("runs version 2", retries=20)
     upgraded = await instances.get_instance(hub, view.id)
     assert (upgraded.version, upgraded.config["region"]) == (2, "eu")
     assert [f.webhook_url for f in upgraded.flows] == [f.webhook_url for f in view.flows]
@@ -78,21 +78,21 @@ async def test_a_test_instance_is_deployed_from_the_draft_and_labelled(
     await import_yaml(hub, "orders.yaml")
     await user.open("/instances/deploy?integration=Orders")
     user.find(marker="deploy-test-link").click()
-    await user.should_see("Test instance: it runs the draft")
+    await user.should_see("Test instance: it runs the draft", retries=20)
     fill(user, "deploy-name", "try-it")
     fill(user, "config-base_url", "http://shop.test")
     fill(user, "config-api_secret", "s3cret")
     fill(user, "connection-crm-api_key", "key-123")
     user.find(marker="deploy-button").click()
     await user.should_see(marker="test-badge-try-it", retries=20)
-    await user.should_see("test instance: follows the draft (now version 1)")
+    await user.should_see("test instance: follows the draft (now version 1)", retries=20)
     (view,) = await instances.list_instances(hub)
     assert view.test
     detail = await integrations.get_integration(hub, "Orders")
     assert not detail.published  # deploying a test instance published nothing
     await user.open("/instances")
-    await user.should_see(marker="test-badge-try-it")
-    await user.should_see(marker="edit-try-it")  # its values can be edited
+    await user.should_see(marker="test-badge-try-it", retries=20)
+    await user.should_see(marker="edit-try-it", retries=20)  # its values can be edited
     await integrations.publish(hub, "Orders")
     await user.open("/instances")
     await user.should_not_see(marker="upgrade-try-it")  # it follows the draft: no upgrade

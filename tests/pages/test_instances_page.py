@@ -241,8 +241,8 @@ async def test_an_unpublished_integration_is_published_before_it_can_be_deployed
     await user.open(DEPLOY_ORDERS)
     await user.should_see("has no published version yet")
     await user.should_not_see(marker="deploy-button")
-    user.find(marker="deploy-publish").click()
-    await user.should_see(marker="deploy-button")
+    user.find(marker="deploy-publish").click()  # publishes, then opens the form for it
+    await user.should_see(marker="deploy-button", retries=50)
     await user.should_see("version 1")
     detail = await integrations.get_integration(hub, "Orders")
     assert [(v.version, v.published) for v in detail.versions] == [(1, True)]
