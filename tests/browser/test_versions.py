@@ -92,9 +92,23 @@ def edit_body(page: Page, server: ServerProcess, body: str) -> None:
 
 def publish(page: Page, server: ServerProcess, note: str) -> None:
     page.goto(server.url + "/integrations/Hooks")
+    publish_here(page, note)
+
+
+def publish_here(page: Page, note: str) -> None:
+    """Publish from the designer that is open, with `note`."""
     page.get_by_test_id("publish").click()
     page.get_by_test_id("publish-note").fill(note)
     page.get_by_test_id("publish-confirm").click()
+
+
+def deploy_here(page: Page, name: str, flow: str) -> str:
+    """Deploy from the deploy form that is open; the webhook URL of `flow`."""
+    page.get_by_test_id("deploy-name").fill(name)
+    page.get_by_test_id("deploy-button").click()
+    url = page.get_by_test_id(f"webhook-url-{flow}")
+    expect(url).to_contain_text("/webhooks/")
+    return url.inner_text().strip()
 
 
 def test_an_instance_runs_its_published_version_not_the_draft(
@@ -124,11 +138,7 @@ def test_an_instance_runs_its_published_version_not_the_draft(
     expect(options).to_have_count(1)
     expect(options.first).to_have_text("version 1 · first body")
     page.keyboard.press("Escape")
-    page.get_by_test_id("deploy-name").fill("hooks-live")
-    page.get_by_test_id("deploy-button").click()
-    url = page.get_by_test_id("webhook-url-orders")
-    expect(url).to_contain_text("/webhooks/")
-    webhook = url.inner_text().strip()
+    webhook = deploy_here(page, "hooks-live", "orders")
     send(webhook)
     assert sent_bodies(destination, 1) == ["first"]
 
@@ -176,10 +186,8 @@ def test_a_test_instance_runs_each_saved_edit_at_once(
     """Trying the draft against real traffic is explicit: a test instance, labelled so."""
     page.goto(app_server.url + "/instances/deploy?integration=Hooks&test=1")
     expect(page.get_by_test_id("deploy-test-note")).to_contain_text("Test instance")
-    page.get_by_test_id("deploy-name").fill("hooks-test")
-    page.get_by_test_id("deploy-button").click()
+    webhook = deploy_here(page, "hooks-test", "orders")
     expect(page.get_by_test_id("test-badge-hooks-test")).to_be_visible()
-    webhook = page.get_by_test_id("webhook-url-orders").inner_text().strip()
     seen = len(destination.subscriptions)
     edit_body(page, app_server, '{"url": "third"}')
     send(webhook)  # no disable/enable, no publish: the saved edit is live
@@ -210,11 +218,14 @@ def test_walkthrough_from_an_empty_canvas_to_an_upgraded_instance(
 ) -> None:
     """The issue's acceptance walk, without the branch and test-payload parts the designer test
     covers: build, publish v1, deploy, webhook, edit, publish v2, upgrade, webhook on v2."""
-    page.goto(app_server.url + "/")
-    page.get_by_test_id("new-integration").click()
-    page.get_by_test_id("new-integration-name").fill("Walk")
-    page.get_by_test_id("create-integration").click()
-    expect(page).to_have_url(re.compile(r"/integrations/Walk$"))
+    created = httpx.post(
+        f"{app_server.url}/api/integrations",
+        content="name: Walk\n",  # an empty canvas (the designer test creates one in the UI)
+        headers={"Content-Type": "application/yaml"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    page.goto(app_server.url + "/integrations/Walk")
     drop_from_palette(page, "webhook.webhook", 120, 220)
     expect(node(page, "trigger")).to_be_visible()
     drop_from_palette(page, "http.request", 420, 220)
@@ -223,17 +234,11 @@ def test_walkthrough_from_an_empty_canvas_to_an_upgraded_instance(
     select(page, "request")
     fill_input(page, "url", f"{destination.url}/echo")
     saved_revision(page)
-    page.get_by_test_id("publish").click()
-    page.get_by_test_id("publish-note").fill("calls echo")
-    page.get_by_test_id("publish-confirm").click()
+    publish_here(page, "calls echo")
     expect(page.get_by_test_id("version-label")).to_contain_text("version 1 · calls echo")
 
     page.get_by_test_id("open-deploy").click()
-    page.get_by_test_id("deploy-name").fill("walk-live")
-    page.get_by_test_id("deploy-button").click()
-    url = page.get_by_test_id("webhook-url-flow_1")
-    expect(url).to_contain_text("/webhooks/")
-    webhook = url.inner_text().strip()
+    webhook = deploy_here(page, "walk-live", "flow_1")
     send(webhook)
     requests_to(destination, "/echo", 1)
 
@@ -243,9 +248,7 @@ def test_walkthrough_from_an_empty_canvas_to_an_upgraded_instance(
     saved_revision(page)
     send(webhook)  # still version 1
     requests_to(destination, "/echo", 2)
-    page.get_by_test_id("publish").click()
-    page.get_by_test_id("publish-note").fill("lists subscriptions")
-    page.get_by_test_id("publish-confirm").click()
+    publish_here(page, "lists subscriptions")
     expect(page.get_by_test_id("version-label")).to_contain_text("version 2")
 
     page.goto(app_server.url + "/instances")
