@@ -244,7 +244,9 @@ def _mount_ui(app: FastAPI, settings: Settings, storage_secret: str) -> None:
     importlib.import_module("app.pages.executions")
     importlib.import_module("app.pages.connections")
     importlib.import_module("app.pages.instances")
+    importlib.import_module("app.pages.deploy")
     importlib.import_module("app.pages.editor")
+    importlib.import_module("app.pages.versions")
 
     # NiceGUI's socket.io accepts any Origin by default: only this server's own pages may connect.
     core.sio.eio.cors_allowed_origins = _allowed_origins(settings)

@@ -17,7 +17,7 @@ import networkx as nx
 
 from components.registry import Registry
 from runtime.graph import to_graph
-from runtime.model import DEFAULT_PORT, Edge, Flow, Position, Step
+from runtime.model import DEFAULT_PORT, Edge, Flow, FlowSettings, Position, Step
 
 __all__ = [
     "COALESCE_SECONDS",
@@ -346,6 +346,10 @@ class FlowEditor:
     def set_layout(self, layout: Mapping[str, Position]) -> None:
         """Replace every position at once (auto-layout), as one undoable edit."""
         self._commit(self.flow, {**self.layout, **layout})
+
+    def set_settings(self, settings: FlowSettings) -> None:
+        """Replace the flow's settings (timeouts, concurrency, retry, ...), as one undoable edit."""
+        self._commit(self.flow.model_copy(update={"settings": settings}))
 
     def replace_flow(self, flow: Flow, layout: Mapping[str, Position]) -> None:
         """Load another version of the flow (after a reload); clears the history."""

@@ -18,8 +18,10 @@ from urllib.parse import quote
 from nicegui import ui
 
 from app.pages.add_api import add_api_dialog
+from app.pages.flow_settings import open_flow_settings
 from app.pages.layout import frame, hub, show_error
 from app.pages.testpanel import TestPanel
+from app.pages.versions import VersionBar
 from app.services import editor as editor_service
 from app.services.errors import Conflict, NotFound, ServiceError
 from app.services.hub import Hub
@@ -29,7 +31,7 @@ from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
 from designer.inspector import Inspector
 from designer.references import source_for_step
-from runtime.model import Position, Step
+from runtime.model import FlowSettings, Position, Step
 
 __all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
 
@@ -97,6 +99,10 @@ class EditorPage:
             ui.button(icon="fit_screen", on_click=lambda: self.canvas.fit()).props(
                 "flat dense"
             ).tooltip("Fit view (F)")
+            VersionBar(self.hub, self.name)
+            ui.button(icon="settings", on_click=self._flow_settings).props(
+                'flat dense data-testid="flow-settings-button"'
+            ).mark("flow-settings-button").tooltip("Flow settings")
             ui.button("Config", icon="tune", on_click=self._config_dialog).props(
                 'flat dense no-caps data-testid="config-button"'
             ).mark("config-button")
@@ -601,6 +607,15 @@ class EditorPage:
                 )
                 ui.button("Cancel", on_click=dialog.close).props("flat")
         dialog.open()
+
+    def _flow_settings(self) -> None:
+        editor = self.editor
+        if editor is not None:
+
+            async def saved(settings: FlowSettings) -> None:
+                await self._apply(lambda e: e.set_settings(settings), push=False)
+
+            open_flow_settings(editor.flow, saved)
 
     async def _config_dialog(self) -> None:
         from app.pages.config_editor import ConfigEditor

@@ -109,7 +109,31 @@ def _credential_store(conn: Connection) -> None:
         )
 
 
-MIGRATIONS: list[Migration] = [_execution_list_indexes, _step_exchanges, _credential_store]
+def _versions_and_test_instances(conn: Connection) -> None:
+    """4 -> 5: a note per published version and the test-instance flag. Instances used to be
+    deployable from the draft, which they then ran from a stale cache: the drafts they pin are
+    published here, so each keeps running exactly what it runs and the next edit starts a draft."""
+    if "note" not in {c["name"] for c in inspect(conn).get_columns("integration_versions")}:
+        conn.execute(text("ALTER TABLE integration_versions ADD COLUMN note VARCHAR(500)"))
+    if "follows_draft" not in {c["name"] for c in inspect(conn).get_columns("instances")}:
+        conn.execute(
+            text("ALTER TABLE instances ADD COLUMN follows_draft BOOLEAN NOT NULL DEFAULT FALSE")
+        )
+    conn.execute(
+        text(
+            "UPDATE integration_versions SET published = TRUE, published_at = :now "
+            "WHERE published = FALSE AND id IN (SELECT version_id FROM instances)"
+        ),
+        {"now": time.time()},
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _execution_list_indexes,
+    _step_exchanges,
+    _credential_store,
+    _versions_and_test_instances,
+]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -4,6 +4,7 @@ Integration documents and flow graphs are JSON: a version row holds the integrat
 flows (name, description, config variables, connection slots, layout); each flow is a row holding
 its graph as networkx node-link JSON (`runtime.graph.flow_to_node_link`) and a `revision` used for
 optimistic concurrency. Published versions are frozen; edits go to the one draft version.
+Instances pin a published version, except test instances (`follows_draft`).
 
 Only portable column types are used (JSON, LargeBinary, Float, String, Boolean), so the same
 models serve PostgreSQL. Connection values are stored encrypted (`app.persistence.crypto`);
@@ -71,6 +72,8 @@ class IntegrationVersionRow(SQLModel, table=True):
     document: dict[str, Any] = _json_required()
     created_at: float
     published_at: float | None = None
+    note: str | None = Field(default=None, max_length=500)
+    """What the publisher wrote about this version (schema version 3)."""
 
 
 class FlowRow(SQLModel, table=True):
@@ -97,6 +100,8 @@ class InstanceRow(SQLModel, table=True):
     version_id: int = Field(foreign_key="integration_versions.id", index=True)
     status: str = Field(default="deploying", max_length=32)
     enabled: bool = True
+    follows_draft: bool = False
+    """A test instance: runs the integration's newest version (the draft), not `version_id`'s."""
     created_at: float
     updated_at: float
 

@@ -203,11 +203,16 @@ def load_integration(session: Session, name: str, version: int | None = None) ->
     return Integration.model_validate({**row.document, "version": row.version, "flows": flows})
 
 
-def publish_version(session: Session, name: str, version: int | None = None) -> int:
-    """Freeze `version` (default: the draft) so instances can pin it; return its number."""
+def publish_version(
+    session: Session, name: str, version: int | None = None, note: str | None = None
+) -> int:
+    """Freeze `version` (default: the draft) so instances can pin it; return its number.
+
+    `note` is kept with a version this call publishes; an already published one keeps its own.
+    """
     row = _version_row(session, name, version)
     if not row.published:
-        row.published, row.published_at = True, time.time()
+        row.published, row.published_at, row.note = True, time.time(), note
         session.flush()
     return row.version
 

@@ -23,6 +23,7 @@ from app.services import (
     replay,
     suites,
     testruns,
+    upgrades,
 )
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
@@ -206,10 +207,20 @@ async def export_integration(hub: HubDep, name: str, version: SqlInt | None = No
     )
 
 
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, description="What changed, shown in the version history.")
+
+
 @router.post("/integrations/{name}/publish", tags=["integrations"])
-async def publish_integration(hub: HubDep, name: str) -> dict[str, Any]:
-    """Freeze the draft as a published version; instances can pin it."""
-    return {"name": name, "version": await integrations.publish(hub, name)}
+async def publish_integration(
+    hub: HubDep, name: str, request: PublishRequest | None = None
+) -> dict[str, Any]:
+    """Freeze the draft as a published version (optionally with a note); instances run
+    published versions. Without a draft, the newest version is returned unchanged."""
+    note = request.note if request else None
+    return {"name": name, "version": await integrations.publish(hub, name, note)}
 
 
 @router.delete("/integrations/{name}", status_code=204, tags=["integrations"])
@@ -394,6 +405,24 @@ async def instance_alerts(hub: HubDep, instance_id: str) -> list[dict[str, Any]]
     """The instance's last failed executions escalated (its error flow run, its alert sent or
     failed), newest first."""
     return await alerts.recent_alerts(hub, instance_id)
+
+
+@router.patch("/instances/{instance_id}", tags=["instances"])
+async def update_instance(
+    hub: HubDep, instance_id: str, change: upgrades.InstanceChange
+) -> instances.InstanceView:
+    """Change config values and connection credentials in place; what is not named is kept.
+    422 names each wrong field (`config.<key>`, `connections.<slot>.<field>`); nothing changes."""
+    return await upgrades.update_instance(hub, instance_id, change)
+
+
+@router.post("/instances/{instance_id}/upgrade", tags=["instances"])
+async def upgrade_instance(
+    hub: HubDep, instance_id: str, request: upgrades.UpgradeRequest
+) -> upgrades.UpgradeReport:
+    """Run another published version in place: same webhook URLs, config, connections and
+    state; deploy hooks and flows that changed run again. 422 names each wrong field."""
+    return await upgrades.upgrade(hub, instance_id, request)
 
 
 @router.post("/instances/{instance_id}/enable", tags=["instances"])

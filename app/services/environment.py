@@ -2,8 +2,10 @@
 
 `load_environment` reads everything a run of the instance needs in one read transaction;
 `EnvironmentCache` keeps it per instance until `invalidate` (a deploy, an enable/disable, a config
-change or a delete). A connection that cannot be decrypted does not hide the flows: the
-environment carries the `problem`, and runs fail naming it.
+change, an upgrade or a delete); a published version never changes, so the cache cannot go stale.
+A test instance (`follows_draft`) runs the draft and is read afresh for every run. A connection
+that cannot be decrypted does not hide the flows: the environment carries the `problem`, and runs
+fail naming it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class InstanceEnvironment:
     """Why runs of this instance cannot start (e.g. its connections cannot be decrypted)."""
     tokens: Mapping[str, str] = field(default_factory=dict)
     """Webhook token of each flow, by flow id."""
+    follows_draft: bool = False
+    """A test instance: never cached, so each saved edit of the draft is live at once."""
 
     @property
     def instance(self) -> dict[str, Any]:
@@ -112,7 +116,9 @@ def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
         assert version is not None  # foreign key
         owner = session.get(IntegrationRow, version.integration_id)
         assert owner is not None
-        integration = load_integration(session, owner.name, version.version)
+        # A test instance runs the newest version (the draft while there is one) as it is now.
+        pinned = None if instance.follows_draft else version.version
+        integration = load_integration(session, owner.name, pinned)
         problem = None
         try:
             stored = load_config_values(session, hub.box, instance_id)
@@ -160,6 +166,7 @@ def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
         secrets=tuple(sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)),
         problem=problem,
         tokens=tokens,
+        follows_draft=instance.follows_draft,
     )
 
 
@@ -183,7 +190,7 @@ class EnvironmentCache:
             return cached
         env = load_environment(self._hub, instance_id)
         with self._lock:
-            if self._generation.get(instance_id, 0) == generation:
+            if self._generation.get(instance_id, 0) == generation and not env.follows_draft:
                 self._cache[instance_id] = env
         return env
 

@@ -83,6 +83,7 @@ from app.services.lifecycle import (
     DEPLOYING,
     MASK,
     LifecycleRun,
+    deploy_and_finish,
     deploy_sequence,
     finish_deploy,
     instance_row,
@@ -90,7 +91,6 @@ from app.services.lifecycle import (
     interrupted,
     lifecycle_record,
     load_for_runs,
-    run_deploy,
     run_teardown,
     trigger_kind,
 )
@@ -135,7 +135,14 @@ class DeployRequest(BaseModel):
     name: str = Field(description="Unique instance name, e.g. the customer's name.")
     integration: str
     version: int | None = Field(
-        None, description="Default: the newest published version, else the draft."
+        None,
+        description="A published version. Default: the newest published one; when none is, "
+        "the draft is published (as the next version) and deployed.",
+    )
+    test: bool = Field(
+        False,
+        description="A test instance: it follows the draft, so each saved edit is live at once. "
+        "Leave `version` out.",
     )
     config: dict[str, Any] = Field(default_factory=dict)
     connections: dict[str, Any] = Field(
@@ -157,7 +164,12 @@ class InstanceView(BaseModel):
     id: str
     name: str
     integration: str
-    version: int
+    version: int = Field(description="The version it runs (a test instance: the newest).")
+    version_note: str | None = None
+    test: bool = Field(False, description="A test instance: it follows the draft.")
+    latest_published: int | None = Field(
+        None, description="The integration's newest published version (to upgrade to)."
+    )
     status: str = Field(description="deploying, active, deploy_failed or deleting.")
     enabled: bool
     created_at: float
@@ -188,7 +200,17 @@ class TeardownReport(BaseModel):
 
 def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
     name, version = integration_of(session, row.version_id)
+    versions = list(
+        session.exec(
+            select(IntegrationVersionRow)
+            .where(IntegrationVersionRow.integration_id == version.integration_id)
+            .order_by(col(IntegrationVersionRow.version))
+        )
+    )
+    if row.follows_draft:
+        version = versions[-1]
     integration = repo.load_integration(session, name, version.version)
+    published = [v.version for v in versions if v.published]
     tokens = repo.webhook_tokens(session, row.id)
     hidden = {v.key for v in integration.config if v.type == "secret"}
     config = {
@@ -204,6 +226,9 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
         name=row.name,
         integration=name,
         version=version.version,
+        version_note=version.note,
+        test=row.follows_draft,
+        latest_published=published[-1] if published else None,
         status=row.status,
         enabled=row.enabled,
         created_at=row.created_at,
@@ -283,6 +308,9 @@ class _Plan:
     connections: dict[str, tuple[str, dict[str, str]]]
     chosen: dict[str, str]
     """slot -> id of the stored connection chosen for it."""
+    publish: bool = False
+    """The version is the draft: publish it as the instance is stored."""
+    test: bool = False
 
 
 async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
@@ -290,20 +318,13 @@ async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
     _ = hub.runner  # fail before storing anything when no dispatcher runs
     plan = await plan_deploy(hub, request)
     instance_id = await asyncio.to_thread(_store, hub, plan)
-    runs: list[LifecycleRun] = []
-    try:
-        loaded = await asyncio.to_thread(load_for_runs, hub, instance_id)
-        await run_deploy(hub, loaded, runs)
-    except asyncio.CancelledError:
-        runs.append(interrupted("The deploy was interrupted."))
-        await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
-        raise
-    await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
+    await deploy_and_finish(hub, instance_id)
     hub.instance_changed(instance_id)
     return await get_instance(hub, instance_id)
 
 
-def _resolve_version(session: Session, request: DeployRequest) -> int:
+def _resolve_version(session: Session, request: DeployRequest) -> tuple[int, bool]:
+    """The version to deploy, and whether it is the draft that deploying publishes first."""
     row = session.exec(
         select(IntegrationRow).where(IntegrationRow.name == request.integration)
     ).first()
@@ -320,16 +341,32 @@ def _resolve_version(session: Session, request: DeployRequest) -> int:
             .order_by(col(IntegrationVersionRow.version).desc())
         )
     )
-    if request.version is not None:
-        if not any(v.version == request.version for v in versions):
-            known = ", ".join(str(v.version) for v in reversed(versions))
+    if request.test:
+        if request.version is not None:
             raise InvalidInput(
-                f"Integration '{request.integration}' has no version {request.version}.",
-                details={"version": f"no such version; versions: {known}"},
+                "A test instance follows the draft: it takes no version.",
+                details={"version": "leave it out for a test instance"},
             )
-        return request.version
-    published = next((v for v in versions if v.published), None)
-    return (published or versions[0]).version
+        return versions[0].version, False
+    if request.version is None:
+        published = next((v for v in versions if v.published), None)
+        return (published.version, False) if published else (versions[0].version, True)
+    chosen = next((v for v in versions if v.version == request.version), None)
+    known = ", ".join(str(v.version) for v in reversed(versions) if v.published) or "none"
+    if chosen is None:
+        raise InvalidInput(
+            f"Integration '{request.integration}' has no version {request.version}.",
+            details={"version": f"no such version; published versions: {known}"},
+        )
+    if not chosen.published:
+        raise InvalidInput(
+            f"Version {request.version} of integration '{request.integration}' is the draft, "
+            "which instances do not run: edits to it would reach live traffic unannounced.",
+            details={"version": f"the draft is not deployable; published versions: {known}"},
+            hint="Publish the draft first (it becomes a version instances can run), or deploy a "
+            "test instance, which follows the draft on purpose.",
+        )
+    return chosen.version, False
 
 
 def _refuse_text_not_unicode(request: DeployRequest) -> None:
@@ -366,7 +403,7 @@ async def plan_deploy(hub: Hub, request: DeployRequest) -> _Plan:
 def _plan(hub: Hub, request: DeployRequest) -> _Plan:
     _refuse_text_not_unicode(request)
     with session_scope(hub.db, write=False) as session:
-        version = _resolve_version(session, request)
+        version, publish = _resolve_version(session, request)
         integration = repo.load_integration(session, request.integration, version)
         name = request.name.strip()
         taken = session.exec(select(InstanceRow.id).where(InstanceRow.name == name)).first()
@@ -406,16 +443,20 @@ def _plan(hub: Hub, request: DeployRequest) -> _Plan:
             details={"name": "already in use"},
             hint="Choose another name, or delete that instance first.",
         )
-    return _Plan(name, integration, version, config, connections, chosen)
+    return _Plan(name, integration, version, config, connections, chosen, publish, request.test)
 
 
 def _store(hub: Hub, plan: _Plan) -> str:
     hidden = [v.key for v in plan.integration.config if v.type == "secret"]
     try:
         with session_scope(hub.db) as session:
+            if plan.publish:
+                repo.publish_version(session, plan.integration.name, plan.version)
             instance_id = repo.create_instance(
                 session, plan.name, plan.integration.name, plan.version
             )
+            if plan.test:
+                instance_row(session, instance_id).follows_draft = True
             repo.set_config_values(
                 session, instance_id, plan.config, box=hub.box, secret_keys=hidden
             )
@@ -501,7 +542,7 @@ async def deploy_plan(
 
 def _plan_integration(hub: Hub, request: DeployRequest) -> Integration:
     with session_scope(hub.db, write=False) as session:
-        version = _resolve_version(session, request)
+        version, _ = _resolve_version(session, request)
         return repo.load_integration(session, request.integration, version)
 
 

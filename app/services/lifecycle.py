@@ -59,6 +59,7 @@ __all__ = [
     "LIFECYCLE_SCOPE",
     "MASK",
     "LifecycleRun",
+    "deploy_and_finish",
     "deploy_sequence",
     "finish_deploy",
     "instance_row",
@@ -164,10 +165,20 @@ def teardown_sequence(
     return [*flows, *hooks]
 
 
-async def run_deploy(hub: Hub, loaded: InstanceEnvironment, runs: list[LifecycleRun]) -> None:
-    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure."""
+async def run_deploy(
+    hub: Hub,
+    loaded: InstanceEnvironment,
+    runs: list[LifecycleRun],
+    only: set[tuple[str, bool]] | None = None,
+) -> None:
+    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure.
+
+    `only` limits the sequence to these `(flow id, is a hook)` (an upgrade's changed ones).
+    """
     failed = False
     for flow, hook_class in deploy_sequence(hub, loaded.integration):
+        if only is not None and (flow.id, hook_class is not None) not in only:
+            continue
         if failed:
             kind: Literal["flow", "hook"] = "flow" if hook_class is None else "hook"
             runs.append(LifecycleRun(flow_id=flow.id, kind=kind, status="skipped"))
@@ -178,6 +189,24 @@ async def run_deploy(hub: Hub, loaded: InstanceEnvironment, runs: list[Lifecycle
             run = await _run_flow(hub, loaded, flow, lifecycle_event("deploy", loaded))
         runs.append(run)
         failed = run.status != "succeeded"
+
+
+async def deploy_and_finish(
+    hub: Hub, instance_id: str, only: set[tuple[str, bool]] | None = None, what: str = "deploy"
+) -> list[LifecycleRun]:
+    """Run the deploy sequence (or `only` part of it, see `run_deploy`) of a `deploying`
+    instance and record the outcome (`finish_deploy`), also when cancelled (`what` names the
+    operation in the record of an interruption)."""
+    runs: list[LifecycleRun] = []
+    try:
+        loaded = await asyncio.to_thread(load_for_runs, hub, instance_id)
+        await run_deploy(hub, loaded, runs, only)
+    except asyncio.CancelledError:
+        runs.append(interrupted(f"The {what} was interrupted."))
+        await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
+        raise
+    await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
+    return runs
 
 
 async def run_teardown(hub: Hub, loaded: InstanceEnvironment) -> list[LifecycleRun]:

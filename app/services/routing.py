@@ -94,6 +94,8 @@ class InstanceInfo:
     endpoint: EndpointSettings
     flows: Mapping[str, FlowTarget]
     loaded_at: float = field(default_factory=time.monotonic)
+    follows_draft: bool = False
+    """A test instance: its trigger settings are the draft's as saved now, so it is not kept."""
 
     @property
     def accepting(self) -> bool:
@@ -110,6 +112,7 @@ class _Loaded:
     document: dict[str, Any]
     flows: list[Flow]
     config: dict[str, Any]
+    follows_draft: bool = False
 
 
 def _load(engine: Engine, instance_id: str) -> _Loaded | None:
@@ -128,6 +131,8 @@ def _load(engine: Engine, instance_id: str) -> _Loaded | None:
                 versions.c.id,
                 versions.c.document,
                 integrations.c.name,
+                instances.c.follows_draft,
+                integrations.c.id,
             )
             .join(versions, versions.c.id == instances.c.version_id)
             .join(integrations, integrations.c.id == versions.c.integration_id)
@@ -135,7 +140,14 @@ def _load(engine: Engine, instance_id: str) -> _Loaded | None:
         ).first()
         if row is None:
             return None
-        name, status, enabled, version_id, document, integration = row
+        name, status, enabled, version_id, document, integration, follows, owner = row
+        if follows:  # a test instance: the newest version (the draft while there is one)
+            version_id, document = conn.execute(
+                select(versions.c.id, versions.c.document)
+                .where(versions.c.integration_id == owner)
+                .order_by(versions.c.version.desc())
+                .limit(1)
+            ).one()
         graphs = conn.execute(
             select(flows.c.graph)
             .where(flows.c.version_id == version_id)
@@ -147,7 +159,15 @@ def _load(engine: Engine, instance_id: str) -> _Loaded | None:
         )
         config: dict[str, Any] = {row[0]: row[1] for row in rows}
     return _Loaded(
-        instance_id, name, status, bool(enabled), integration, document or {}, parsed, config
+        instance_id,
+        name,
+        status,
+        bool(enabled),
+        integration,
+        document or {},
+        parsed,
+        config,
+        bool(follows),
     )
 
 
@@ -232,6 +252,7 @@ async def load_instance(hub: Hub, instance_id: str) -> InstanceInfo | None:
         integration=loaded.integration,
         endpoint=endpoint,
         flows={f.id: _flow_target(hub, loaded, f) for f in loaded.flows},
+        follows_draft=loaded.follows_draft,
     )
 
 
@@ -358,7 +379,7 @@ class RoutingCache:
         )
         if info is None:
             self._instances.pop(instance_id, None)
-        elif keep:
+        elif keep and not info.follows_draft:
             self._instances[instance_id] = info
         return info
 

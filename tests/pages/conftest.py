@@ -50,7 +50,9 @@ PAGE_MODULES: list[str] = [
     "app.pages.executions",
     "app.pages.connections",
     "app.pages.instances",
+    "app.pages.deploy",
     "app.pages.editor",
+    "app.pages.versions",
 ]
 """Modules whose `@ui.page` functions the `user` fixture registers; add yours here."""
 

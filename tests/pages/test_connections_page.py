@@ -10,7 +10,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from app.persistence import credentials as store
-from app.services import credentials, instances
+from app.services import credentials, instances, integrations
 from app.services.credentials import CredentialRequest
 from app.services.hub import Hub
 from app.services.instances import DeployRequest
@@ -37,7 +37,8 @@ OAUTH = {
 async def reader(hub: Hub, tmp_path: Path) -> str:
     path = tmp_path / "crm-reader.yaml"
     path.write_text(CRM_READER)
-    await import_yaml(hub, path)
+    summary = await import_yaml(hub, path)
+    await integrations.publish(hub, summary.name)  # the deploy form offers published versions
     made = await credentials.create_credential(
         hub, CredentialRequest(name="crm-oauth", type="oauth2", values=OAUTH)
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from nicegui import ui
 from nicegui.testing import User
 
-from app.services import instances
+from app.services import instances, integrations
 from app.services.hub import Hub
 from tests.pages.conftest import import_yaml, wait_for
 from tests.server.test_dry_run import subscription_api
@@ -18,6 +18,7 @@ def fill(user: User, marker: str, text: str) -> None:
 
 async def test_dry_run_shows_calls_and_state_and_deploys_nothing(user: User, hub: Hub) -> None:
     await import_yaml(hub, "subscriber.yaml")
+    await integrations.publish(hub, "Subscriber")  # the deploy form offers published versions
     async with subscription_api() as api:
         await user.open("/instances/deploy?integration=Subscriber")
         fill(user, "deploy-name", "acme")
@@ -38,6 +39,7 @@ async def test_dry_run_shows_calls_and_state_and_deploys_nothing(user: User, hub
 
 async def test_dry_run_names_the_fields_to_fix(user: User, hub: Hub) -> None:
     await import_yaml(hub, "subscriber.yaml")
+    await integrations.publish(hub, "Subscriber")  # the deploy form offers published versions
     await user.open("/instances/deploy?integration=Subscriber")
     fill(user, "deploy-name", "acme")
     user.find(marker="dry-run-button").click()

@@ -17,7 +17,7 @@ from app.persistence.migrations import (
     migrate,
     schema_version,
 )
-from app.persistence.repositories import load_integration, save_integration
+from app.persistence.repositories import create_instance, load_integration, save_integration
 from runtime.model import Integration
 
 
@@ -158,5 +158,39 @@ def test_version_2_step_records_get_exchanges_and_pinned_and_keep_their_rows(
             row = conn.execute(text("SELECT step_id, exchanges, pinned FROM step_records")).one()
         exchanges = json.loads(row.exchanges) if isinstance(row.exchanges, str) else row.exchanges
         assert (row.step_id, exchanges, bool(row.pinned)) == ("call", [], False)
+    finally:
+        engine.dispose()
+
+
+def test_version_2_publishes_the_drafts_instances_ran_and_adds_notes_and_test_instances(
+    data_dir: Path,
+) -> None:
+    """Instances could pin the draft before schema version 5 (and ran a stale copy of it): the
+    upgrade publishes each such draft, so the instance runs exactly that and the next edit is a
+    new draft. A draft no instance uses stays a draft."""
+    engine = create_db_engine(data_dir)
+    try:
+        assert migrate(engine, MIGRATIONS[:1]) == 2
+        with session_scope(engine) as session:
+            save_integration(session, Integration(name="Pinned"))
+            save_integration(session, Integration(name="Unused"))
+            create_instance(session, "live", "Pinned", 1)
+        with engine.begin() as conn:  # the version-2 shape
+            conn.execute(text("ALTER TABLE integration_versions DROP COLUMN note"))
+            conn.execute(text("ALTER TABLE instances DROP COLUMN follows_draft"))
+        assert migrate(engine) == SCHEMA_VERSION
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT i.name, v.published, v.published_at IS NOT NULL, v.note "
+                    "FROM integration_versions v JOIN integrations i ON i.id = v.integration_id "
+                    "ORDER BY i.name"
+                )
+            ).all()
+            flags = conn.execute(text("SELECT name, follows_draft FROM instances")).all()
+        assert [tuple(r) for r in rows] == [("Pinned", 1, 1, None), ("Unused", 0, 0, None)]
+        assert [tuple(r) for r in flags] == [("live", 0)]
+        with session_scope(engine) as session:  # the next save starts a new draft
+            assert save_integration(session, Integration(name="Pinned", description="v2")) == 2
     finally:
         engine.dispose()
