@@ -20,6 +20,8 @@ def test_dry_run_on_the_deploy_form(page: Page, app_server: ServerProcess) -> No
         timeout=30,
     )
     assert imported.status_code == 201, imported.text
+    published = httpx.post(f"{app_server.url}/api/integrations/Subscriber/publish", timeout=30)
+    assert published.status_code == 200, published.text  # the form offers published versions
     page.goto(f"{app_server.url}/instances/deploy?integration=Subscriber")
     page.get_by_test_id("deploy-name").fill("acme")
     page.get_by_test_id("config-base_url").fill("http://127.0.0.1:9/api")
