@@ -1,0 +1,96 @@
+"""Issue 23's canvas bugs in chromium: what the canvas shows must be what the flow is.
+
+One small integration (webhook -> branch -> two HTTP steps, the branch's `false` port left
+unconnected) is imported through the API; each test opens its editor and reproduces one bug.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.server.conftest import ServerProcess
+
+NAME = "Trust"
+FLOW = """
+name: Trust
+flows:
+  - id: main
+    name: Main
+    trigger: {id: trigger, name: Webhook, action: webhook.webhook}
+    steps:
+      - id: gate
+        name: Gate
+        action: branch.expression
+        inputs:
+          groups:
+            - match: all
+              conditions: [{left: '{{ trigger.body.ok }}', operator: ==, right: 'yes'}]
+      - id: call
+        name: Call
+        action: http.request
+        inputs: {method: GET, url: 'http://127.0.0.1:9/a'}
+      - id: after
+        name: After
+        action: http.request
+        inputs: {method: GET, url: 'http://127.0.0.1:9/b'}
+    edges:
+      - {from: trigger, to: gate}
+      - {from: gate, to: call, port: 'true'}
+      - {from: call, to: after}
+"""
+EDGES = 3
+
+
+@pytest.fixture(scope="module")
+def trust(app_server: ServerProcess) -> ServerProcess:
+    answer = httpx.post(f"{app_server.url}/api/integrations", content=FLOW, timeout=10)
+    assert answer.status_code == 201, answer.text
+    payload = {"flow_id": "main", "name": "Sample", "body": {"ok": "yes"}}
+    answer = httpx.post(
+        f"{app_server.url}/api/integrations/{NAME}/payloads", json=payload, timeout=10
+    )
+    assert answer.status_code == 201, answer.text
+    return app_server
+
+
+def open_editor(page: Page, server: ServerProcess) -> None:
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server.url}/integrations/{NAME}")
+    expect(page.locator(".vue-flow__edge")).to_have_count(EDGES)
+
+
+def select(page: Page, step_id: str) -> None:
+    page.get_by_test_id(f"node-{step_id}").click()
+    expect(page.get_by_test_id("step-id")).to_have_value(step_id)
+
+
+def edges_after_push(page: Page, revision_before: int) -> None:
+    """Wait until the canvas loaded a graph newer than `revision_before`."""
+    page.wait_for_function(
+        "(r) => Number(document.querySelector('.flowyard-canvas').dataset.revision) > r",
+        arg=revision_before,
+    )
+
+
+def revision(page: Page) -> int:
+    return int(page.locator(".flowyard-canvas").get_attribute("data-revision") or "0")
+
+
+def test_typing_a_name_keeps_every_edge_on_the_canvas(page: Page, trust: ServerProcess) -> None:
+    """Bug 2: each name keystroke pushes the graph; every other push used to drop all edges."""
+    open_editor(page, trust)
+    select(page, "call")
+    name = page.get_by_test_id("inspector-step-name")
+    name.click()
+    name.press("End")
+    typed = "Call"
+    for char in "xyz":
+        before = revision(page)
+        name.press_sequentially(char)
+        typed += char
+        edges_after_push(page, before)
+        expect(page.get_by_test_id("node-call")).to_contain_text(typed)
+        expect(page.locator(".vue-flow__edge")).to_have_count(EDGES)
+        expect(page.locator(".vue-flow__edge-path")).to_have_count(EDGES)
