@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +28,7 @@ from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
 from designer.inspector import Inspector
 from designer.references import source_for_step
+from designer.shortcuts import keymap
 from runtime.model import Position, Step
 
 __all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
@@ -139,7 +140,7 @@ class EditorPage:
                     self.side = ui.column().classes("w-full gap-2 q-pa-sm")
         self._build_side()
         self._build_test_panel()
-        ui.keyboard(on_key=self._key)
+        self.canvas.set_shortcuts(keymap(self._shortcuts()), self._shortcut)
         self._load_flow(fit=True)
 
     def _fill_tabs(self) -> None:
@@ -516,27 +517,22 @@ class EditorPage:
             return
         await self._apply(lambda e: e.paste(clip), push=True)
 
-    async def _key(self, event: Any) -> None:
-        if not event.action.keydown:
-            return
-        key = str(event.key.name)
-        ctrl = bool(event.modifiers.ctrl or event.modifiers.meta)
-        shift = bool(event.modifiers.shift)
-        lower = key.lower()
-        if ctrl and lower == "z":
-            await (self.redo() if shift else self.undo())
-        elif ctrl and lower == "y":
-            await self.redo()
-        elif ctrl and lower == "c":
-            self.copy()
-        elif ctrl and lower == "v":
-            await self.paste()
-        elif ctrl and lower == "a":
-            self.canvas.select_all()
-        elif not ctrl and lower == "l":
-            await self.auto_layout()
-        elif not ctrl and lower == "f":
-            self.canvas.fit()
+    def _shortcuts(self) -> dict[str, Callable[[], Awaitable[None] | None]]:
+        return {
+            "undo": self.undo,
+            "redo": self.redo,
+            "copy": self.copy,
+            "paste": self.paste,
+            "select_all": self.canvas.select_all,
+            "auto_layout": self.auto_layout,
+            "fit_view": self.canvas.fit,
+        }
+
+    async def _shortcut(self, action: str) -> None:
+        """A canvas shortcut (the canvas ignores keys typed into fields and editors)."""
+        outcome = self._shortcuts()[action]()
+        if outcome is not None:
+            await outcome
 
     # -- flows and config -----------------------------------------------------------------------
 

@@ -94,3 +94,43 @@ def test_typing_a_name_keeps_every_edge_on_the_canvas(page: Page, trust: ServerP
         expect(page.get_by_test_id("node-call")).to_contain_text(typed)
         expect(page.locator(".vue-flow__edge")).to_have_count(EDGES)
         expect(page.locator(".vue-flow__edge-path")).to_have_count(EDGES)
+
+
+def nodes(page: Page) -> int:
+    return page.locator(".vue-flow__node").count()
+
+
+def settle(page: Page) -> None:
+    """Let a key's round trip to the server and back finish (a shortcut that should not fire
+    has nothing to wait for)."""
+    page.wait_for_timeout(800)
+
+
+def test_shortcuts_stay_out_of_the_payload_editor(page: Page, trust: ServerProcess) -> None:
+    """Bug 4: Ctrl+A/C/V typed in the payload body editor acted on the canvas (all steps
+    selected, then copied and pasted); afterwards a click on a step left the inspector empty."""
+    open_editor(page, trust)
+    page.get_by_test_id("payload-select").click()
+    page.get_by_role("option", name="Sample").click()
+    select(page, "call")
+    body = page.get_by_test_id("payload-body").locator(".cm-content")
+    expect(body).to_contain_text('"ok"')
+    body.click()
+    for keys in ("Control+a", "Control+c", "Control+v"):
+        body.press(keys)
+        settle(page)
+    expect(page.locator(".fy-node.fy-selected")).to_have_count(1)
+    assert nodes(page) == 4, "the canvas took the editor's Ctrl+C / Ctrl+V"
+    select(page, "after")
+    expect(page.locator(".fy-node.fy-selected")).to_have_count(1)
+
+
+def test_after_select_all_a_click_selects_one_step(page: Page, trust: ServerProcess) -> None:
+    """Ctrl+A on the canvas selects every step; a plain click on one then selects just it."""
+    open_editor(page, trust)
+    page.locator(".vue-flow__pane").click(position={"x": 30, "y": 30})
+    page.keyboard.press("Control+a")
+    expect(page.locator(".fy-node.fy-selected")).to_have_count(4)
+    expect(page.get_by_test_id("step-id")).to_have_count(0)
+    select(page, "gate")
+    expect(page.locator(".fy-node.fy-selected")).to_have_count(1)
