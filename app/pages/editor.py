@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -23,10 +23,10 @@ from app.services import editor as editor_service
 from app.services.errors import Conflict, NotFound, ServiceError
 from app.services.hub import Hub
 from app.services.integrations import IssueView
-from components.api import Component
-from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
+from designer.canvas import CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
 from designer.inspector import Inspector
+from designer.palette import Palette
 from designer.references import source_for_step
 from designer.shortcuts import keymap
 from runtime.model import Position, Step
@@ -35,19 +35,6 @@ __all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
 
 _clipboards: dict[str, Clipboard] = {}
 """Copied steps per browser client id (copy in one tab, paste in another flow)."""
-
-
-def palette_entries(components: Iterable[Component]) -> dict[str, list[tuple[str, str, str]]]:
-    """(key, title, description) of every trigger and action, by component category."""
-    groups: dict[str, list[tuple[str, str, str]]] = {}
-    for component in components:
-        entries = groups.setdefault(component.category, [])
-        for trigger in component.triggers:
-            title = f"{trigger.title} (trigger)"
-            entries.append((f"{component.key}.{trigger.key}", title, trigger.description))
-        for action in component.actions:
-            entries.append((f"{component.key}.{action.key}", action.title, action.description))
-    return groups
 
 
 class EditorPage:
@@ -120,7 +107,7 @@ class EditorPage:
         body.style("height: calc(100vh - 170px); min-height: 480px")
         with body as outer:
             with outer.before, ui.scroll_area().classes("w-full h-full"):
-                self._palette()
+                Palette(self.hub.registry, self._add_at_default)
             with (
                 outer.after,
                 ui.splitter(value=72, limits=(45, 85)).classes("w-full h-full") as inner,
@@ -152,42 +139,6 @@ class EditorPage:
                 ).mark(f"tab-{flow.id}")
         if self.flow_id:
             self.tabs.value = self.flow_id
-
-    def _palette(self) -> None:
-        with ui.column().classes("w-full gap-1 q-pa-xs"):
-            search = (
-                ui.input(placeholder="Search components")
-                .props('dense clearable data-testid="palette-search"')
-                .mark("palette-search")
-            )
-            search.classes("w-full")
-            items: list[tuple[ui.item, str]] = []
-            groups = palette_entries(self.hub.registry.components())
-            with ui.list().props("dense").classes("w-full"):
-                for category, entries in sorted(groups.items()):
-                    ui.item_label(category).props("header").classes("text-bold")
-                    for key, title, description in entries:
-                        item = ui.item(on_click=lambda k=key: self._add_at_default(k))
-                        item.props(f'draggable="true" data-testid="palette-{key}"').mark(
-                            f"palette-{key}"
-                        )
-                        item.on(
-                            "dragstart",
-                            js_handler=f"(e) => e.dataTransfer.setData('{DRAG_TYPE}', '{key}')",
-                        )
-                        with item, ui.item_section():
-                            ui.item_label(title)
-                            ui.item_label(key).props("caption")
-                        if description:
-                            item.tooltip(description)
-                        items.append((item, f"{key} {title} {description} {category}".lower()))
-
-            def filter_items() -> None:
-                text = (search.value or "").lower().strip()
-                for item, haystack in items:
-                    item.visible = not text or all(word in haystack for word in text.split())
-
-            search.on_value_change(filter_items)
 
     def _build_side(self) -> None:
         self.side.clear()

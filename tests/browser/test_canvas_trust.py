@@ -134,3 +134,30 @@ def test_after_select_all_a_click_selects_one_step(page: Page, trust: ServerProc
     expect(page.get_by_test_id("step-id")).to_have_count(0)
     select(page, "gate")
     expect(page.locator(".fy-node.fy-selected")).to_have_count(1)
+
+
+# Palette items in page order, with whether each is shown: headers are `palette-group-...` or
+# (before the fix) Quasar's `.q-item__label--header`.
+_PALETTE = """() => [...document.querySelectorAll(
+    '.q-item__label--header, .q-item[data-testid^="palette-"]')].map((el) => [
+  el.classList.contains('q-item') ? el.dataset.testid : 'header:' + el.textContent.trim(),
+  el.offsetParent !== null,
+])"""
+
+
+def test_palette_starts_with_triggers_and_search_hides_empty_groups(
+    page: Page, trust: ServerProcess
+) -> None:
+    """The webhook trigger sat at the bottom of the palette; a search left empty headers."""
+    open_editor(page, trust)
+    shown = [name for name, visible in page.evaluate(_PALETTE) if visible]
+    items = [name for name in shown if not name.startswith("header:")]
+    assert items[0] == "palette-webhook.webhook", shown
+    page.get_by_test_id("palette-search").fill("branch")
+    expect(page.get_by_test_id("palette-webhook.webhook")).to_be_hidden()
+    shown = [name for name, visible in page.evaluate(_PALETTE) if visible]
+    headers = [i for i, name in enumerate(shown) if name.startswith("header:")]
+    assert headers, shown
+    for index in headers:  # every header shown is followed by an item of its own
+        following = shown[index + 1] if index + 1 < len(shown) else "header:"
+        assert not following.startswith("header:"), f"empty group shown: {shown}"
