@@ -161,3 +161,11 @@ def test_palette_starts_with_triggers_and_search_hides_empty_groups(
     for index in headers:  # every header shown is followed by an item of its own
         following = shown[index + 1] if index + 1 < len(shown) else "header:"
         assert not following.startswith("header:"), f"empty group shown: {shown}"
+
+
+def test_an_open_branch_port_is_not_a_problem(page: Page, trust: ServerProcess) -> None:
+    """`gate`'s `false` port has no edge (that path does nothing): it used to keep a warning."""
+    open_editor(page, trust)
+    expect(page.get_by_test_id("problems")).to_contain_text("No problems.")
+    expect(page.get_by_test_id("problem-gate")).to_have_count(0)
+    expect(page.locator(".fy-node.fy-problem")).to_have_count(0)
