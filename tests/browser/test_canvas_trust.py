@@ -169,3 +169,31 @@ def test_an_open_branch_port_is_not_a_problem(page: Page, trust: ServerProcess) 
     expect(page.get_by_test_id("problems")).to_contain_text("No problems.")
     expect(page.get_by_test_id("problem-gate")).to_have_count(0)
     expect(page.locator(".fy-node.fy-problem")).to_have_count(0)
+
+
+_HIT = """([id, dx, dy]) => {
+  const handle = document.querySelector(`[data-testid="${id}"]`);
+  const r = handle.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.x + r.width / 2 + dx, r.y + r.height / 2 + dy);
+  return hit && hit.closest('.vue-flow__handle') === handle;
+}"""
+
+
+def test_handles_take_the_pointer_16_px_wide(page: Page, trust: ServerProcess) -> None:
+    """Handles were 6x6 px targets; now 16 px: a press 7 px off a handle's centre starts an
+    edge (the last test here: it connects `gate`'s open `false` port)."""
+    open_editor(page, trust)
+    handle = "handle-gate-false"
+    for dx, dy in ((7, 0), (-7, 0), (0, 7), (0, -7)):
+        assert page.evaluate(_HIT, [handle, dx, dy]), f"no handle at {dx}, {dy}"
+    box = page.get_by_test_id(handle).bounding_box()
+    target = page.get_by_test_id("node-after").locator(".vue-flow__handle.target").bounding_box()
+    assert box is not None and target is not None
+    page.mouse.move(box["x"] + box["width"] / 2 + 6, box["y"] + box["height"] / 2 + 5)
+    page.mouse.down()
+    end = (target["x"] + target["width"] / 2, target["y"] + target["height"] / 2)
+    page.mouse.move(end[0] - 40, end[1], steps=5)
+    page.mouse.move(*end, steps=5)
+    page.mouse.up()
+    expect(page.locator('[data-id="gate:false->after"]')).to_have_count(1)
+    expect(page.get_by_test_id("save-status")).to_contain_text("Saved")
