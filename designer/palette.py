@@ -122,15 +122,19 @@ class Palette:
                 item = ui.item(on_click=lambda k=entry.key: on_add(k))
                 item.props(f'draggable="true" data-testid="palette-{entry.key}"')
                 item.mark(f"palette-{entry.key}")
+                with item:
+                    with ui.item_section():
+                        ui.item_label(entry.title)
+                        ui.item_label(entry.key).props("caption")
+                    tip = ui.tooltip(entry.description) if entry.description else None
+                # A drag sends no mouseleave to the item: its tooltip would stay on screen.
+                hide = f"runMethod({tip.id}, 'hide', []);" if tip is not None else ""
                 item.on(
                     "dragstart",
-                    js_handler=f"(e) => e.dataTransfer.setData('{DRAG_TYPE}', '{entry.key}')",
+                    js_handler=(
+                        f"(e) => {{ e.dataTransfer.setData('{DRAG_TYPE}', '{entry.key}'); {hide} }}"
+                    ),
                 )
-                with item, ui.item_section():
-                    ui.item_label(entry.title)
-                    ui.item_label(entry.key).props("caption")
-                if entry.description:
-                    item.tooltip(entry.description)
                 items.append((item, entry))
         self._shown.append((box, items))
 

@@ -171,6 +171,21 @@ def test_an_open_branch_port_is_not_a_problem(page: Page, trust: ServerProcess) 
     expect(page.locator(".fy-node.fy-problem")).to_have_count(0)
 
 
+def test_a_palette_tooltip_goes_away_when_its_item_is_dragged(
+    page: Page, trust: ServerProcess
+) -> None:
+    """A drag sends no mouseleave: the hovered item's tooltip stayed on screen after it."""
+    open_editor(page, trust)
+    item = page.get_by_test_id("palette-log.message")
+    item.hover()
+    tooltip = page.locator(".q-tooltip")
+    expect(tooltip).to_be_visible()
+    transfer = page.evaluate_handle("() => new DataTransfer()")
+    item.dispatch_event("dragstart", {"dataTransfer": transfer})
+    item.dispatch_event("dragend", {"dataTransfer": transfer})
+    expect(tooltip).to_have_count(0)
+
+
 _HIT = """([id, dx, dy]) => {
   const handle = document.querySelector(`[data-testid="${id}"]`);
   const r = handle.getBoundingClientRect();
