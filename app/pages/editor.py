@@ -25,6 +25,7 @@ from app.services.hub import Hub
 from app.services.integrations import IssueView
 from designer.canvas import CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
+from designer.history import histories
 from designer.inspector import Inspector
 from designer.palette import Palette
 from designer.references import source_for_step
@@ -172,6 +173,8 @@ class EditorPage:
             if missing:
                 layout = {**editor_service.auto_layout(flow, self.hub.registry), **layout}
             found = FlowEditor(flow, self.hub.registry, layout)
+            revision = self.state.revisions.get(self.flow_id, 0)
+            histories.restore(self._history_key(), revision, found)
             self.editors[self.flow_id] = found
         return found
 
@@ -312,6 +315,7 @@ class EditorPage:
         editor = self.editor
         if editor is None or self.conflict:
             return
+        history_key = self._history_key()
         async with self.lock:
             try:
                 if layout_only:
@@ -338,7 +342,12 @@ class EditorPage:
                 self.saved_label.text = "Not saved"
                 return
         revision = self.state.revisions.get(self.flow_id, 0)
+        histories.keep(history_key, revision, editor)
         self.saved_label.text = f"Saved · revision {revision}"
+
+    def _history_key(self) -> tuple[str, str, str]:
+        """Whose undo history (`designer.history`): this server's, this flow's."""
+        return (str(self.hub.settings.data_dir), self.name, self.flow_id)
 
     async def reload(self) -> None:
         """Drop local edits of every flow and load the stored draft again."""

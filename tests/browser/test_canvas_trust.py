@@ -186,6 +186,30 @@ def test_a_palette_tooltip_goes_away_when_its_item_is_dragged(
     expect(tooltip).to_have_count(0)
 
 
+def test_undo_history_survives_a_reload(page: Page, trust: ServerProcess) -> None:
+    """Undo history lived in the page: after a reload there was nothing to undo."""
+    open_editor(page, trust)
+    select(page, "after")
+    name = page.get_by_test_id("inspector-step-name")
+    name.click()
+    name.press("End")
+    name.press_sequentially("!")
+    expect(page.get_by_test_id("node-after")).to_contain_text("After!")
+    expect(page.get_by_test_id("save-status")).to_contain_text("Saved")
+    page.reload()
+    expect(page.get_by_test_id("node-after")).to_contain_text("After!")
+    undo = page.locator(".q-btn").filter(has=page.locator("i", has_text="undo")).first
+    expect(undo).to_be_enabled()
+    undo.click()
+    expect(page.get_by_test_id("node-after")).not_to_contain_text("After!")
+    expect(page.get_by_test_id("node-after")).to_contain_text("After")
+    expect(page.locator(".vue-flow__edge")).to_have_count(EDGES)
+    page.reload()  # the undo was saved, and redo is still there
+    expect(page.get_by_test_id("node-after")).not_to_contain_text("After!")
+    redo = page.locator(".q-btn").filter(has=page.locator("i", has_text="redo")).first
+    expect(redo).to_be_enabled()
+
+
 _HIT = """([id, dx, dy]) => {
   const handle = document.querySelector(`[data-testid="${id}"]`);
   const r = handle.getBoundingClientRect();
