@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.server.conftest import ServerProcess
 
@@ -78,13 +78,19 @@ def revision(page: Page) -> int:
     return int(page.locator(".flowyard-canvas").get_attribute("data-revision") or "0")
 
 
-def test_typing_a_name_keeps_every_edge_on_the_canvas(page: Page, trust: ServerProcess) -> None:
-    """Bug 2: each name keystroke pushes the graph; every other push used to drop all edges."""
-    open_editor(page, trust)
-    select(page, "call")
+def name_field(page: Page, step_id: str) -> Locator:
+    """Select `step_id` and put the caret at the end of its Name in the inspector."""
+    select(page, step_id)
     name = page.get_by_test_id("inspector-step-name")
     name.click()
     name.press("End")
+    return name
+
+
+def test_typing_a_name_keeps_every_edge_on_the_canvas(page: Page, trust: ServerProcess) -> None:
+    """Bug 2: each name keystroke pushes the graph; every other push used to drop all edges."""
+    open_editor(page, trust)
+    name = name_field(page, "call")
     typed = "Call"
     for char in "xyz":
         before = revision(page)
@@ -123,6 +129,25 @@ def test_shortcuts_stay_out_of_the_payload_editor(page: Page, trust: ServerProce
     assert nodes(page) == 4, "the canvas took the editor's Ctrl+C / Ctrl+V"
     select(page, "after")
     expect(page.locator(".fy-node.fy-selected")).to_have_count(1)
+
+
+def test_a_question_mark_typed_in_the_body_editor_is_text(page: Page, trust: ServerProcess) -> None:
+    """`?` opens the shortcuts help, but not while typing a payload body."""
+    open_editor(page, trust)
+    page.get_by_test_id("payload-select").click()
+    page.get_by_role("option", name="Sample").click()
+    body = page.get_by_test_id("payload-body").locator(".cm-content")
+    expect(body).to_contain_text('"ok"')
+    body.click()
+    body.press("End")
+    body.press("?")
+    expect(body).to_contain_text("?")
+    settle(page)
+    help_title = page.get_by_text("Keyboard shortcuts", exact=True)
+    expect(help_title).to_be_hidden()
+    page.locator(".vue-flow__pane").click(position={"x": 30, "y": 30})
+    page.keyboard.press("?")
+    expect(help_title).to_be_visible()
 
 
 def test_after_select_all_a_click_selects_one_step(page: Page, trust: ServerProcess) -> None:
@@ -189,11 +214,7 @@ def test_a_palette_tooltip_goes_away_when_its_item_is_dragged(
 def test_undo_history_survives_a_reload(page: Page, trust: ServerProcess) -> None:
     """Undo history lived in the page: after a reload there was nothing to undo."""
     open_editor(page, trust)
-    select(page, "after")
-    name = page.get_by_test_id("inspector-step-name")
-    name.click()
-    name.press("End")
-    name.press_sequentially("!")
+    name_field(page, "after").press_sequentially("!")
     expect(page.get_by_test_id("node-after")).to_contain_text("After!")
     expect(page.get_by_test_id("save-status")).to_contain_text("Saved")
     page.reload()
