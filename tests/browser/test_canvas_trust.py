@@ -237,19 +237,23 @@ _HIT = """([id, dx, dy]) => {
   const hit = document.elementFromPoint(r.x + r.width / 2 + dx, r.y + r.height / 2 + dy);
   return hit && hit.closest('.vue-flow__handle') === handle;
 }"""
+_ZOOM = """() => new DOMMatrix(
+  getComputedStyle(document.querySelector('.vue-flow__transformationpane')).transform).a"""
 
 
 def test_handles_take_the_pointer_16_px_wide(page: Page, trust: ServerProcess) -> None:
-    """Handles were 6x6 px targets; now 16 px: a press 7 px off a handle's centre starts an
-    edge (the last test here: it connects `gate`'s open `false` port)."""
+    """Handles were 6x6 px targets; now 16 px (at zoom 1): a press 7 px off a handle's centre
+    starts an edge (the last test here: it connects `gate`'s open `false` port)."""
     open_editor(page, trust)
+    zoom = page.evaluate(_ZOOM)
     handle = "handle-gate-false"
     for dx, dy in ((7, 0), (-7, 0), (0, 7), (0, -7)):
-        assert page.evaluate(_HIT, [handle, dx, dy]), f"no handle at {dx}, {dy}"
+        assert page.evaluate(_HIT, [handle, dx * zoom, dy * zoom]), f"no handle at {dx}, {dy}"
     box = page.get_by_test_id(handle).bounding_box()
     target = page.get_by_test_id("node-after").locator(".vue-flow__handle.target").bounding_box()
     assert box is not None and target is not None
-    page.mouse.move(box["x"] + box["width"] / 2 + 6, box["y"] + box["height"] / 2 + 5)
+    start_x = box["x"] + box["width"] / 2 + 6 * zoom
+    page.mouse.move(start_x, box["y"] + box["height"] / 2 + 5 * zoom)
     page.mouse.down()
     end = (target["x"] + target["width"] / 2, target["y"] + target["height"] / 2)
     page.mouse.move(end[0] - 40, end[1], steps=5)
