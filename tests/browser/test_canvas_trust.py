@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from bench.canvas import BenchServer
 from tests.server.conftest import ServerProcess
 
 NAME = "Trust"
@@ -262,3 +263,29 @@ def test_handles_take_the_pointer_16_px_wide(page: Page, trust: ServerProcess) -
     page.mouse.up()
     expect(page.locator('[data-id="gate:false->after"]')).to_have_count(1)
     expect(page.get_by_test_id("save-status")).to_contain_text("Saved")
+
+
+def test_large_graphs_give_the_hovered_nodes_handles_the_big_target(
+    page: Page, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Above 200 nodes only the hovered node's handles carry the 16 px box (1200 positioned
+    boxes would be as many paint layers); hovering is enough to get it."""
+    with BenchServer(tmp_path_factory.mktemp("large") / "server.log") as server:
+        page.goto(f"{server.wait()}/bench?nodes=300&edges=360")
+        expect(page.locator(".flowyard-canvas.fy-large")).to_have_count(1)
+        page.wait_for_function(
+            "() => { const c = document.querySelector('.flowyard-canvas');"
+            " return c.dataset.initialized === c.dataset.revision; }"
+        )
+        page.mouse.move(800, 500)
+        page.mouse.wheel(0, -600)  # zoom in to about 1
+        page.wait_for_timeout(300)
+        handle = page.locator(".vue-flow__handle.source").nth(3)
+        testid = handle.get_attribute("data-testid")
+        content = "(h) => getComputedStyle(h, '::before').content"
+        page.mouse.move(5, 5)
+        assert handle.evaluate(content) == "none"
+        handle.hover()
+        assert handle.evaluate(content) != "none"
+        zoom = page.evaluate(_ZOOM)
+        assert page.evaluate(_HIT, [testid, 7 * zoom, 0])
