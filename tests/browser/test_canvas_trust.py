@@ -116,19 +116,22 @@ def settle(page: Page) -> None:
 def test_shortcuts_stay_out_of_the_payload_editor(page: Page, trust: ServerProcess) -> None:
     """Bug 4: Ctrl+A/C/V typed in the payload body editor acted on the canvas (all steps
     selected, then copied and pasted); afterwards a click on a step left the inspector empty.
-    Delete and Backspace there edit the text, never the selected step."""
+    Delete and Backspace there edit the text, never the selected step; Ctrl+Z undoes typing
+    in the editor, not the last edit of the flow."""
     open_editor(page, trust)
     page.get_by_test_id("payload-select").click()
     page.get_by_role("option", name="Sample").click()
-    select(page, "call")
+    name_field(page, "call").press_sequentially("#")  # an edit of the flow Ctrl+Z could undo
+    expect(page.get_by_test_id("save-status")).to_contain_text("Saved")
     body = page.get_by_test_id("payload-body").locator(".cm-content")
     expect(body).to_contain_text('"ok"')
     body.click()
-    for keys in ("Control+a", "Control+c", "Control+v", "Delete", "Backspace"):
+    for keys in ("Control+a", "Control+c", "Control+v", "Delete", "Backspace", "Control+z"):
         body.press(keys)
         settle(page)
     expect(page.locator(".fy-node.fy-selected")).to_have_count(1)
     assert nodes(page) == 4, "the canvas took the editor's Ctrl+C / Ctrl+V / Delete"
+    expect(page.get_by_test_id("node-call")).to_contain_text("#")  # Ctrl+Z stayed in the editor
     select(page, "after")
     expect(page.locator(".fy-node.fy-selected")).to_have_count(1)
 
