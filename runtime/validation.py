@@ -1,7 +1,8 @@
 """Flow validation: every problem, each naming its step and the fix.
 
-Run on save, on import and before every run. Errors make a flow refuse to run; warnings (an
-unconnected branch port, a step the trigger cannot reach) are shown but do not block.
+Run on save, on import and before every run. Errors make a flow refuse to run; warnings (a loop
+with nothing in its body, a step the trigger cannot reach) are shown but do not block. A branch
+port without an edge is no problem at all: that path does nothing.
 """
 
 from __future__ import annotations
@@ -211,19 +212,21 @@ class _Validator:
                     f"(its ports: {', '.join(ports)}); the edge to {self.name(dst)} uses it.",
                     "Connect the edge from one of the step's ports.",
                 )
-        for step_id, cls in self.classes.items():
-            ports = action_ports(cls, self.steps[step_id])
-            if len(ports) < 2:
-                continue
-            for port in ports:
-                if port != "error" and port not in connected.get(step_id, set()):
-                    self.add(
-                        "unconnected_port",
-                        step_id,
-                        f"Step {self.name(step_id)} has no edge on port '{port}'.",
-                        "Connect it or remove the port.",
-                        warn=True,
-                    )
+        # An unconnected branch port (or a loop's `done`) means "nothing more on that path":
+        # a choice, not a mistake, and a warning the user could only clear with a dummy step.
+        # A loop whose `body` leads nowhere repeats nothing, which is worth a word.
+        for step_id in self.classes:
+            step = self.steps[step_id]
+            if self.is_loop(step) and "body" not in connected.get(step_id, set()):
+                self.add(
+                    "unconnected_port",
+                    step_id,
+                    f"Step {self.name(step_id)} has no edge on port 'body': "
+                    "the loop repeats nothing.",
+                    "Connect the steps to run for each item to its 'body' port, or remove the "
+                    "loop.",
+                    warn=True,
+                )
 
     def check_cycles(self) -> bool:
         try:

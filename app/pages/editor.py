@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -26,30 +26,19 @@ from app.services import editor as editor_service
 from app.services.errors import Conflict, NotFound, ServiceError
 from app.services.hub import Hub
 from app.services.integrations import IssueView
-from components.api import Component
-from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
+from designer.canvas import CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
+from designer.history import histories
 from designer.inspector import Inspector
+from designer.palette import Palette
 from designer.references import source_for_step
+from designer.shortcuts import keymap
 from runtime.model import FlowSettings, Position, Step
 
 __all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
 
 _clipboards: dict[str, Clipboard] = {}
 """Copied steps per browser client id (copy in one tab, paste in another flow)."""
-
-
-def palette_entries(components: Iterable[Component]) -> dict[str, list[tuple[str, str, str]]]:
-    """(key, title, description) of every trigger and action, by component category."""
-    groups: dict[str, list[tuple[str, str, str]]] = {}
-    for component in components:
-        entries = groups.setdefault(component.category, [])
-        for trigger in component.triggers:
-            title = f"{trigger.title} (trigger)"
-            entries.append((f"{component.key}.{trigger.key}", title, trigger.description))
-        for action in component.actions:
-            entries.append((f"{component.key}.{action.key}", action.title, action.description))
-    return groups
 
 
 class EditorPage:
@@ -126,7 +115,12 @@ class EditorPage:
         body.style("height: calc(100vh - 170px); min-height: 480px")
         with body as outer:
             with outer.before, ui.scroll_area().classes("w-full h-full"):
-                self._palette()
+                ui.button(
+                    "Add an API", icon="add_link", on_click=lambda: add_api_dialog(self.hub)
+                ).props('flat dense no-caps data-testid="add-api"').classes("q-mx-xs").mark(
+                    "add-api"
+                ).tooltip("Make actions from an OpenAPI document")
+                Palette(self.hub.registry, self._add_at_default)
             with (
                 outer.after,
                 ui.splitter(value=72, limits=(45, 85)).classes("w-full h-full") as inner,
@@ -146,7 +140,7 @@ class EditorPage:
                     self.side = ui.column().classes("w-full gap-2 q-pa-sm")
         self._build_side()
         self._build_test_panel()
-        ui.keyboard(on_key=self._key)
+        self.canvas.set_shortcuts(keymap(self._shortcuts()), self._shortcut)
         self._load_flow(fit=True)
 
     def _fill_tabs(self) -> None:
@@ -158,47 +152,6 @@ class EditorPage:
                 ).mark(f"tab-{flow.id}")
         if self.flow_id:
             self.tabs.value = self.flow_id
-
-    def _palette(self) -> None:
-        with ui.column().classes("w-full gap-1 q-pa-xs"):
-            search = (
-                ui.input(placeholder="Search components")
-                .props('dense clearable data-testid="palette-search"')
-                .mark("palette-search")
-            )
-            search.classes("w-full")
-            ui.button(
-                "Add an API", icon="add_link", on_click=lambda: add_api_dialog(self.hub)
-            ).props('flat dense no-caps data-testid="add-api"').mark("add-api").tooltip(
-                "Make actions from an OpenAPI document"
-            )
-            items: list[tuple[ui.item, str]] = []
-            groups = palette_entries(self.hub.registry.components())
-            with ui.list().props("dense").classes("w-full"):
-                for category, entries in sorted(groups.items()):
-                    ui.item_label(category).props("header").classes("text-bold")
-                    for key, title, description in entries:
-                        item = ui.item(on_click=lambda k=key: self._add_at_default(k))
-                        item.props(f'draggable="true" data-testid="palette-{key}"').mark(
-                            f"palette-{key}"
-                        )
-                        item.on(
-                            "dragstart",
-                            js_handler=f"(e) => e.dataTransfer.setData('{DRAG_TYPE}', '{key}')",
-                        )
-                        with item, ui.item_section():
-                            ui.item_label(title)
-                            ui.item_label(key).props("caption")
-                        if description:
-                            item.tooltip(description)
-                        items.append((item, f"{key} {title} {description} {category}".lower()))
-
-            def filter_items() -> None:
-                text = (search.value or "").lower().strip()
-                for item, haystack in items:
-                    item.visible = not text or all(word in haystack for word in text.split())
-
-            search.on_value_change(filter_items)
 
     def _build_side(self) -> None:
         self.side.clear()
@@ -232,6 +185,8 @@ class EditorPage:
             if missing:
                 layout = {**editor_service.auto_layout(flow, self.hub.registry), **layout}
             found = FlowEditor(flow, self.hub.registry, layout)
+            revision = self.state.revisions.get(self.flow_id, 0)
+            histories.restore(self._history_key(), revision, found)
             self.editors[self.flow_id] = found
         return found
 
@@ -372,6 +327,7 @@ class EditorPage:
         editor = self.editor
         if editor is None or self.conflict:
             return
+        history_key = self._history_key()
         async with self.lock:
             try:
                 if layout_only:
@@ -398,7 +354,12 @@ class EditorPage:
                 self.saved_label.text = "Not saved"
                 return
         revision = self.state.revisions.get(self.flow_id, 0)
+        histories.keep(history_key, revision, editor)
         self.saved_label.text = f"Saved · revision {revision}"
+
+    def _history_key(self) -> tuple[str, str, str]:
+        """Whose undo history (`designer.history`): this server's, this flow's."""
+        return (str(self.hub.settings.data_dir), self.name, self.flow_id)
 
     async def reload(self) -> None:
         """Drop local edits of every flow and load the stored draft again."""
@@ -528,27 +489,22 @@ class EditorPage:
             return
         await self._apply(lambda e: e.paste(clip), push=True)
 
-    async def _key(self, event: Any) -> None:
-        if not event.action.keydown:
-            return
-        key = str(event.key.name)
-        ctrl = bool(event.modifiers.ctrl or event.modifiers.meta)
-        shift = bool(event.modifiers.shift)
-        lower = key.lower()
-        if ctrl and lower == "z":
-            await (self.redo() if shift else self.undo())
-        elif ctrl and lower == "y":
-            await self.redo()
-        elif ctrl and lower == "c":
-            self.copy()
-        elif ctrl and lower == "v":
-            await self.paste()
-        elif ctrl and lower == "a":
-            self.canvas.select_all()
-        elif not ctrl and lower == "l":
-            await self.auto_layout()
-        elif not ctrl and lower == "f":
-            self.canvas.fit()
+    def _shortcuts(self) -> dict[str, Callable[[], Awaitable[None] | None]]:
+        return {
+            "undo": self.undo,
+            "redo": self.redo,
+            "copy": self.copy,
+            "paste": self.paste,
+            "select_all": self.canvas.select_all,
+            "auto_layout": self.auto_layout,
+            "fit_view": self.canvas.fit,
+        }
+
+    async def _shortcut(self, action: str) -> None:
+        """A canvas shortcut (the canvas ignores keys typed into fields and editors)."""
+        outcome = self._shortcuts()[action]()
+        if outcome is not None:
+            await outcome
 
     # -- flows and config -----------------------------------------------------------------------
 
