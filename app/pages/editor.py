@@ -26,11 +26,13 @@ from app.services.integrations import IssueView
 from components.api import Component
 from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
-from designer.inspector import Inspector
+from designer.inspector import Inspector, field_problems
 from designer.references import source_for_step
 from runtime.model import Position, Step
 
 __all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
+
+_UNSAVED_HINT = "The step still holds its last saved value: fix the field or undo the edit."
 
 _clipboards: dict[str, Clipboard] = {}
 """Copied steps per browser client id (copy in one tab, paste in another flow)."""
@@ -66,6 +68,8 @@ class EditorPage:
         self.conflict = False
         self.canvas: FlowCanvas
         self.inspector: Inspector | None = None
+        self.field_errors: list[str] = []
+        """What the inspector shows that the saved step does not hold (a field error)."""
         self.test_panel: TestPanel
 
     # -- building -------------------------------------------------------------------------------
@@ -78,6 +82,7 @@ class EditorPage:
                 'flat dense data-testid="add-flow"'
             ).mark("add-flow").tooltip("Add a flow")
             ui.space()
+            self.save_text = ""
             self.saved_label = (
                 ui.label("")
                 .classes("text-caption text-grey-7")
@@ -201,7 +206,11 @@ class EditorPage:
     def _build_test_panel(self) -> None:
         with self.test_area:
             self.test_panel = TestPanel(
-                self.hub, self.name, on_statuses=self.canvas.set_statuses, on_scope=self._rescope
+                self.hub,
+                self.name,
+                on_statuses=self.canvas.set_statuses,
+                on_scope=self._rescope,
+                blockers=lambda: self.field_errors,
             )
 
     # -- state ----------------------------------------------------------------------------------
@@ -247,7 +256,27 @@ class EditorPage:
         self.redo_button.enabled = bool(editor and editor.can_redo)
         if editor is not None:
             issues = editor_service.problems(self.hub, self.state.integration, editor.flow)
-            self._show_problems(issues)
+            unsaved = [
+                IssueView(flow=self.flow_id, step=self.selected, message=line, hint=_UNSAVED_HINT)
+                for line in self.field_errors
+            ]
+            self._show_problems([*unsaved, *issues])
+        self._show_save_state()
+
+    def _show_save_state(self, text: str | None = None) -> None:
+        """The header's save status; a field error overrides it (that edit is not saved)."""
+        if text is not None:
+            self.save_text = text
+        count = len(self.field_errors)
+        self.saved_label.text = (
+            f"Not saved · {count} field error{'s' if count != 1 else ''}"
+            if count
+            else self.save_text
+        )
+
+    def _field_errors(self, step: Step, errors: dict[str, list[str]]) -> None:
+        self.field_errors = field_problems(step, errors)
+        self._refresh()
 
     def _show_problems(self, issues: list[IssueView]) -> None:
         self.problems_area.clear()
@@ -280,6 +309,9 @@ class EditorPage:
 
     def _show_inspector(self, step_id: str | None) -> None:
         self.selected = step_id
+        if self.field_errors:  # the form is redrawn from the saved step: its errors are gone
+            self.field_errors = []
+            self._refresh()
         self.inspector_area.clear()
         editor = self.editor
         step = editor.step(step_id) if editor and step_id else None
@@ -333,6 +365,7 @@ class EditorPage:
             flow=editor.flow,
             scope=self.test_panel.reference_scope(),
             on_change=self._step_changed,
+            on_errors=lambda errors: self._field_errors(step, errors),
         )
 
     # -- edits ----------------------------------------------------------------------------------
@@ -379,14 +412,14 @@ class EditorPage:
                 self.conflict = True
                 self.conflict_text.text = exc.message
                 self.conflict_banner.visible = True
-                self.saved_label.text = "Not saved"
+                self._show_save_state("Not saved")
                 return
             except ServiceError as exc:
                 show_error(exc)
-                self.saved_label.text = "Not saved"
+                self._show_save_state("Not saved")
                 return
         revision = self.state.revisions.get(self.flow_id, 0)
-        self.saved_label.text = f"Saved · revision {revision}"
+        self._show_save_state(f"Saved · revision {revision}")
 
     async def reload(self) -> None:
         """Drop local edits of every flow and load the stored draft again."""
@@ -399,7 +432,7 @@ class EditorPage:
             self.flow_id = flows[0].id if flows else ""
         self._fill_tabs()
         self._load_flow(fit=True)
-        self.saved_label.text = "Reloaded"
+        self._show_save_state("Reloaded")
 
     async def _canvas_changed(self, event: CanvasEvent) -> None:
         if event.type == "selection":

@@ -72,10 +72,14 @@ class TestPanel:
         on_statuses: StatusCallback,
         on_finished: Callable[[dict[str, Any]], None] | None = None,
         on_scope: Callable[[], None] | None = None,
+        blockers: Callable[[], list[str]] | None = None,
     ) -> None:
         """`on_scope` is called whenever `reference_scope()` may have changed (a payload chosen
-        or saved, a run finished), so the inspector can refresh its references and previews."""
+        or saved, a run finished), so the inspector can refresh its references and previews.
+        `blockers()` lists what must be fixed before a run (field errors the inspector shows,
+        each naming its step and field): while it lists anything, Run refuses and shows it."""
         self._hub = hub
+        self._blockers = blockers
         self._on_scope = on_scope
         self._integration = integration
         self._on_statuses = on_statuses
@@ -449,6 +453,14 @@ class TestPanel:
         flow_id = self._flow_id
         if flow_id is None:
             self._show_error("Open a flow to run it.")
+            return
+        blocking = self._blockers() if self._blockers is not None else []
+        if blocking:
+            self._show_error(
+                "The flow was not run: a field shows a value that is not saved. Fix it (or undo "
+                "the edit) and run again.",
+                blocking,
+            )
             return
         if self._dirty and not await self._save():
             return

@@ -1,0 +1,84 @@
+"""Issue 23 in a real browser, at 1440x900: what the inspector shows is what runs, and the test
+view has room. Each test imports its own small integration through the API and opens it."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import shot
+from tests.server.conftest import ServerProcess
+
+YAML = """
+name: {name}
+flows:
+  - id: issues
+    name: Issue opened
+    trigger:
+      id: trigger
+      action: webhook.webhook
+    steps:
+      - id: announce
+        name: Announce
+        action: log.message
+        inputs: {{message: "New issue: {{{{ trigger.body.issue.title }}}}"}}
+    edges:
+      - {{from: trigger, to: announce}}
+"""
+
+PAYLOAD = {"issue": {"title": "Crash on save", "labels": [{"name": "bug"}, {"name": "ui"}]}}
+
+
+def open_integration(page: Page, server: ServerProcess, name: str) -> None:
+    """Import the small integration as `name`, give it a test payload, open its editor."""
+    answer = httpx.post(
+        f"{server.url}/api/integrations",
+        content=YAML.format(name=name).encode(),
+        headers={"Content-Type": "application/yaml"},
+        timeout=30,
+    )
+    assert answer.status_code in (200, 201), answer.text
+    answer = httpx.post(
+        f"{server.url}/api/integrations/{quote(name)}/payloads",
+        json={"flow_id": "issues", "name": "Bug report", "body": PAYLOAD},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{server.url}/integrations/{quote(name)}")
+    expect(page.get_by_test_id("node-announce")).to_be_visible()
+
+
+def select(page: Page, step_id: str) -> None:
+    page.get_by_test_id(f"node-{step_id}").click()
+    expect(page.get_by_test_id("step-id")).to_have_value(step_id)
+
+
+def test_bug3_a_field_error_is_a_problem_and_run_refuses(
+    page: Page, app_server: ServerProcess
+) -> None:
+    open_integration(page, app_server, "Bug three")
+    select(page, "announce")
+    field = page.get_by_test_id("inspector-input-message")
+    field.fill("New issue: {{ trigger.body.issue..title }}")
+    field.press("Tab")
+    expect(page.get_by_test_id("error-message")).to_contain_text("does not compile")
+    expect(page.get_by_test_id("save-status")).to_have_text("Not saved · 1 field error")
+    problems = page.get_by_test_id("problems")
+    expect(problems).to_contain_text("Step 'Announce', input 'message'")
+    page.get_by_test_id("run-test").click()
+    refusal = page.get_by_test_id("test-error")
+    expect(refusal).to_contain_text("The flow was not run")
+    expect(refusal).to_contain_text("Step 'Announce', input 'message'")
+    expect(page.get_by_test_id("run-summary")).not_to_contain_text("succeeded")
+    shot(page, "bug3-refused")
+
+    field.fill("New issue: {{ trigger.body.issue.title }}!")
+    field.press("Tab")
+    expect(page.get_by_test_id("save-status")).to_contain_text(re.compile(r"^Saved"))
+    expect(problems).not_to_contain_text("Step 'Announce', input 'message'")
+    page.get_by_test_id("run-test").click()
+    expect(page.get_by_test_id("run-summary")).to_contain_text("succeeded")

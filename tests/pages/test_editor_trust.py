@@ -1,0 +1,100 @@
+"""What the editor shows is what runs (issue 23), with NiceGUI's simulated user.
+
+A field the inspector marks invalid holds an edit that is not saved: it is a problem in the
+Problems list, the header does not say "Saved", and a test run is refused naming the step and
+field, until the field is fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from nicegui import background_tasks, ui
+from nicegui.testing import User
+
+from app.services import editor as editor_service
+from app.services.hub import Hub
+from designer.canvas import FlowCanvas
+from tests.pages.conftest import import_yaml
+
+EDITOR = "/integrations/Orders"
+BROKEN = "Order {{ trigger.body.issue..title }} was refused"
+
+
+async def settle() -> None:
+    for _ in range(100):  # handlers run as tasks: wait until they are done
+        await asyncio.sleep(0.02)
+        if not background_tasks.running_tasks:
+            break
+
+
+async def select(user: User, step_id: str) -> None:
+    user.find(FlowCanvas).trigger("change", {"type": "selection", "nodes": [step_id], "edges": []})
+    await settle()
+
+
+def one(user: User, marker: str) -> Any:
+    found = user.find(marker=marker).elements
+    assert len(found) == 1, f"{len(found)} elements marked {marker}"
+    return next(iter(found))
+
+
+def retype(user: User, marker: str, value: str) -> None:
+    target = one(user, marker)
+    with user:
+        target.value = value
+
+
+def texts(user: User, marker: str) -> list[str]:
+    return [
+        str(label.text)
+        for label in one(user, marker).descendants()
+        if isinstance(label, ui.label) and label.visible
+    ]
+
+
+async def stored_message(hub: Hub) -> Any:
+    state = await editor_service.load_editor(hub, "Orders")
+    flow = state.flow("order")
+    assert flow is not None
+    return next(s for s in flow.steps if s.id == "refuse").inputs["message"]
+
+
+async def test_a_field_error_is_a_problem_and_the_run_is_refused(user: User, hub: Hub) -> None:
+    await import_yaml(hub, "orders.yaml")
+    await user.open(EDITOR)
+    await select(user, "refuse")
+    saved = await stored_message(hub)
+
+    retype(user, "inspector-input-message", BROKEN)
+    await settle()
+    problems = " ".join(texts(user, "problems"))
+    assert "Step 'Refuse', input 'message'" in problems
+    assert "does not compile" in problems
+    assert one(user, "save-status").text == "Not saved · 1 field error"
+    assert await stored_message(hub) == saved  # the broken value never reached the draft
+
+    user.find(marker="run-test").click()
+    await settle()
+    refusal = " ".join(texts(user, "test-error"))
+    assert "The flow was not run" in refusal
+    assert "Step 'Refuse', input 'message'" in refusal
+
+    retype(user, "inspector-input-message", "Order {{ trigger.body.id }} was bounced")
+    await settle()
+    assert "Step 'Refuse', input 'message'" not in " ".join(texts(user, "problems"))
+    assert one(user, "save-status").text.startswith("Saved")
+    assert await stored_message(hub) == "Order {{ trigger.body.id }} was bounced"
+
+
+async def test_selecting_another_step_drops_the_unsaved_field_error(user: User, hub: Hub) -> None:
+    await import_yaml(hub, "orders.yaml")
+    await user.open(EDITOR)
+    await select(user, "refuse")
+    retype(user, "inspector-input-message", BROKEN)
+    await settle()
+    assert one(user, "save-status").text.startswith("Not saved")
+    await select(user, "note")  # the form of 'refuse' is gone, and with it the unsaved text
+    assert "Step 'Refuse'" not in " ".join(texts(user, "problems"))
+    assert not one(user, "save-status").text.startswith("Not saved")
