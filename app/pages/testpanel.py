@@ -159,7 +159,9 @@ class TestPanel:
         """What templates would see, for the reference picker: `trigger` (the last run's trigger
         output, else the selected payload, else the sample) and `steps` (outputs of the last
         run's succeeded steps; inside loops the first iteration's)."""
-        return reference_scope(self._records(), self._payload(self._selected), self._sample)
+        chosen = self._payload(self._selected)
+        request = chosen.model_dump(include={"body", "headers", "query"}) if chosen else None
+        return reference_scope(self._records(), request, self._sample)
 
     # ------------------------------------------------------------------------------ drawing
 
@@ -267,7 +269,8 @@ class TestPanel:
         self._error.set_visibility(True)
 
     def _fail(self, exc: ServiceError) -> None:
-        self._show_error(exc.message, [*refusal_lines(exc), *([exc.hint] if exc.hint else [])])
+        hint = [exc.hint] if exc.hint else []
+        self._show_error(exc.message, [*refusal_lines(exc.details), *hint])
 
     def _clear_error(self) -> None:
         self._error.clear()
@@ -524,7 +527,17 @@ class TestPanel:
         if live is not self._live:
             return  # the flow changed while the record was read
         if detail is None:  # not recorded: keep what the run reported
-            detail = unrecorded_detail(execution_id, run, live.records)
+            detail = (
+                unrecorded_detail(
+                    execution_id,
+                    live.records,
+                    status=run.status,
+                    duration_ms=run.duration_ms,
+                    error=run.error,
+                )
+                if run is not None
+                else unrecorded_detail(execution_id, live.records)
+            )
         self._detail = detail
         self._emit(badges(detail["steps"]))
         draw_summary(self._summary, self._detail, run)
