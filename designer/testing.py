@@ -165,15 +165,29 @@ def unrecorded_detail(
 
 
 def refusal_lines(details: Any) -> list[str]:
-    """A service refusal's `details` as lines: `field: problem`, or each listed problem."""
+    """A service refusal's `details` as sentences: `field: problem`, or each listed problem
+    (a validation issue as its message and hint, which name the step and input), never as the
+    raw data."""
     if isinstance(details, Mapping):
-        return [f"{key}: {value}" for key, value in details.items()]
+        lines: list[str] = []
+        for key, value in details.items():
+            if isinstance(value, list | Mapping):
+                lines.extend(refusal_lines(value))
+            else:
+                lines.append(f"{key}: {value}")
+        return lines
     if isinstance(details, list):
-        return [
-            str(item.get("message", item)) if isinstance(item, Mapping) else str(item)
-            for item in details
-        ]
+        return [_problem_line(item) for item in details]
     return [] if details is None else [str(details)]
+
+
+def _problem_line(item: Any) -> str:
+    if not isinstance(item, Mapping):
+        return str(item)
+    if "message" not in item:
+        return "; ".join(refusal_lines(item))
+    hint = str(item.get("hint") or "")
+    return f"{item['message']} {hint}".strip()
 
 
 class LiveStatuses:

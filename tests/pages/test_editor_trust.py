@@ -16,6 +16,7 @@ from nicegui.testing import User
 from app.services import editor as editor_service
 from app.services.hub import Hub
 from designer.canvas import FlowCanvas
+from runtime.model import Step
 from tests.pages.conftest import import_yaml
 
 EDITOR = "/integrations/Orders"
@@ -98,3 +99,23 @@ async def test_selecting_another_step_drops_the_unsaved_field_error(user: User, 
     await select(user, "note")  # the form of 'refuse' is gone, and with it the unsaved text
     assert "Step 'Refuse'" not in " ".join(texts(user, "problems"))
     assert not one(user, "save-status").text.startswith("Not saved")
+
+
+async def test_a_missing_input_is_named_in_words_when_a_run_is_refused(
+    user: User, hub: Hub
+) -> None:
+    await import_yaml(hub, "orders.yaml")
+    state = await editor_service.load_editor(hub, "Orders")
+    flow = state.flow("order")
+    assert flow is not None
+    call = Step(id="call", name="Call API", action="http.request", inputs={"method": "GET"})
+    broken = flow.model_copy(update={"steps": [*flow.steps, call]})
+    await editor_service.save_flow(hub, "Orders", broken, state.revisions["order"])
+    await user.open(EDITOR)
+    user.find(marker="run-test").click()
+    await settle()
+    refusal = " ".join(texts(user, "test-error"))
+    assert "Step 'Call API' is missing required input 'url' (URL). Fill it in the inspector." in (
+        refusal
+    )
+    assert "{'" not in refusal and "issues:" not in refusal  # no raw data
