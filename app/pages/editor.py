@@ -370,9 +370,10 @@ class EditorPage:
 
     # -- edits ----------------------------------------------------------------------------------
 
-    async def _apply(self, edit: Any, *, push: bool) -> bool:
+    async def _apply(self, edit: Any, *, push: bool, typing: str | None = None) -> bool:
         """Run `edit(editor)` and save at once (an edit is never only in the browser); push the
-        graph when Python changed what the canvas shows."""
+        graph when Python changed what the canvas shows. `typing` names an edit in progress
+        whose quick successive saves are one revision (see `editor_service.save_flow`)."""
         editor = self.editor
         if editor is None:
             return False
@@ -385,10 +386,10 @@ class EditorPage:
         if push:
             self.canvas.show(editor.flow, self.hub.registry, editor.layout)
         self._refresh()
-        await self.save()
+        await self.save(typing=typing)
         return True
 
-    async def save(self, *, layout_only: bool = False) -> None:
+    async def save(self, *, layout_only: bool = False, typing: str | None = None) -> None:
         """Save the current flow (or only its positions) with the revision check."""
         editor = self.editor
         if editor is None or self.conflict:
@@ -406,6 +407,7 @@ class EditorPage:
                         editor.flow,
                         self.state.revisions.get(self.flow_id, 0),
                         positions=editor.layout,
+                        edit=typing,
                     )
                     self.state.revisions[self.flow_id] = saved.revision
             except Conflict as exc:
@@ -507,7 +509,9 @@ class EditorPage:
             or editor.ports(before) != editor.ports(step)
         )
         now = time.monotonic()
-        await self._apply(lambda e: e.replace_step(step, now=now), push=redraw)
+        await self._apply(
+            lambda e: e.replace_step(step, now=now), push=redraw, typing=f"step:{step.id}"
+        )
 
     async def undo(self) -> None:
         await self._history(redo=False)

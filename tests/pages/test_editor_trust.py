@@ -119,3 +119,17 @@ async def test_a_missing_input_is_named_in_words_when_a_run_is_refused(
         refusal
     )
     assert "{'" not in refusal and "issues:" not in refusal  # no raw data
+
+
+async def test_typing_in_a_field_saves_one_revision(user: User, hub: Hub) -> None:
+    await import_yaml(hub, "orders.yaml")
+    await user.open(EDITOR)
+    await select(user, "refuse")
+    before = (await editor_service.load_editor(hub, "Orders")).revisions["order"]
+    for text in ("Order", "Order {{ trigger.body.id }}", "Order {{ trigger.body.id }} gone"):
+        retype(user, "inspector-input-message", text)  # one save per keystroke batch
+        await settle()
+    assert await stored_message(hub) == "Order {{ trigger.body.id }} gone"
+    after = (await editor_service.load_editor(hub, "Orders")).revisions["order"]
+    assert after == before + 1
+    assert one(user, "save-status").text == f"Saved · revision {after}"
