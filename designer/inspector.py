@@ -448,8 +448,15 @@ class Inspector(CompositeWidgets):
         if result is None:
             return "", True
         text = result.text
+        where = self._source.origin or "sample data"
+        if result.ok and result.empty:
+            names = ", ".join(result.empty)
+            return (
+                f"= {text}\n⚠ Nothing at {names} in the {where}: check the spelling, or pick "
+                "the field from the reference list.",
+                False,
+            )
         if result.ok and result.value is None:
-            where = self._source.origin or "sample data"
             text = f"null (nothing at this path in the {where})"
         return (f"= {text}", True) if result.ok else (f"⚠ {text}", False)
 

@@ -82,3 +82,39 @@ def test_bug3_a_field_error_is_a_problem_and_run_refuses(
     expect(problems).not_to_contain_text("Step 'Announce', input 'message'")
     page.get_by_test_id("run-test").click()
     expect(page.get_by_test_id("run-summary")).to_contain_text("succeeded")
+
+
+def test_bug5_a_list_offers_every_item_and_first_item_with_a_live_preview(
+    page: Page, app_server: ServerProcess
+) -> None:
+    open_integration(page, app_server, "Bug five")
+    select(page, "announce")
+    field = page.get_by_test_id("inspector-input-message")
+    field.fill("Labels: ")
+    field.press("End")
+    page.get_by_test_id("ref-button-message").click()
+    every = page.get_by_test_id("ref-item-trigger.body.issue.labels.name")
+    expect(every).to_contain_text("name (every item)")
+    expect(every).to_contain_text('["bug", "ui"]')
+    expect(page.get_by_test_id("ref-item-trigger.body.issue.labels[0].name")).to_be_visible()
+    shot(page, "bug5-reference-menu")
+    every.click()
+    expect(field).to_have_value("Labels: {{ trigger.body.issue.labels.name }}")
+    expect(page.get_by_test_id("preview-message")).to_contain_text('Labels: [\\"bug\\",\\"ui\\"]')
+
+    field.fill('{{ "bug" in trigger.body.issue.labels.name }}')
+    field.press("Tab")
+    expect(page.get_by_test_id("preview-message")).to_have_text("= true")
+
+
+def test_a_reference_that_reads_nothing_is_warned_under_the_field(
+    page: Page, app_server: ServerProcess
+) -> None:
+    open_integration(page, app_server, "Typo")
+    select(page, "announce")
+    field = page.get_by_test_id("inspector-input-message")
+    field.fill("New issue: {{ trigger.body.issue.tittle }}")
+    field.press("Tab")
+    preview = page.get_by_test_id("preview-message")
+    expect(preview).to_contain_text("Nothing at trigger.body.issue.tittle in the")
+    expect(preview).to_have_class(re.compile(r"text-negative"))
