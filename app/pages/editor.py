@@ -81,6 +81,9 @@ class EditorPage:
             ui.button(icon="add", on_click=self._add_flow_dialog).props(
                 'flat dense data-testid="add-flow"'
             ).mark("add-flow").tooltip("Add a flow")
+            ui.button(icon="drive_file_rename_outline", on_click=self._rename_flow_dialog).props(
+                'flat dense data-testid="rename-flow"'
+            ).mark("rename-flow").tooltip("Rename this flow")
             ui.space()
             self.save_text = ""
             self.saved_label = (
@@ -582,6 +585,59 @@ class EditorPage:
         if flow_id and flow_id != self.flow_id and self.state.flow(flow_id):
             self.flow_id = flow_id
             self._load_flow(fit=True)
+
+    async def _rename_flow_dialog(self) -> None:
+        flow = self.state.flow(self.flow_id)
+        if flow is None:
+            return
+        with ui.dialog() as dialog, ui.card().classes("w-96"):
+            ui.label(f"Rename flow '{flow.label}'").classes("text-h6")
+            name = (
+                ui.input("Name", value=flow.name)
+                .props('autofocus data-testid="rename-flow-name"')
+                .mark("rename-flow-name")
+                .classes("w-full")
+            )
+            ui.label(f"Its id stays '{flow.id}': webhook URLs and test payloads use it.").classes(
+                "text-caption text-grey-7"
+            )
+            error = (
+                ui.label("")
+                .classes("text-negative text-caption")
+                .props('data-testid="rename-flow-error"')
+                .mark("rename-flow-error")
+            )
+
+            async def rename() -> None:
+                try:
+                    saved = await editor_service.rename_flow(
+                        self.hub,
+                        self.name,
+                        flow.id,
+                        name.value or "",
+                        self.state.revisions.get(flow.id, 0),
+                    )
+                    self.state = await editor_service.load_editor(self.hub, self.name)
+                except ServiceError as exc:
+                    error.text = exc.message
+                    return
+                dialog.close()
+                renamed = self.state.flow(flow.id)
+                editor = self.editors.get(flow.id)
+                if editor is not None and renamed is not None:
+                    # Undo must not bring the old name back: the history starts here.
+                    editor.replace_flow(renamed, editor.layout)
+                self._fill_tabs()
+                self._refresh()
+                self._show_save_state(f"Saved · revision {saved.revision}")
+
+            name.on("keydown.enter", rename)
+            with ui.row():
+                ui.button("Rename", on_click=rename).props('data-testid="rename-flow-save"').mark(
+                    "rename-flow-save"
+                )
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
 
     def _trigger_options(self) -> dict[str, str]:
         options: dict[str, str] = {}

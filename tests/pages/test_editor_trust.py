@@ -133,3 +133,29 @@ async def test_typing_in_a_field_saves_one_revision(user: User, hub: Hub) -> Non
     after = (await editor_service.load_editor(hub, "Orders")).revisions["order"]
     assert after == before + 1
     assert one(user, "save-status").text == f"Saved · revision {after}"
+
+
+async def test_a_flow_is_renamed_from_the_designer(user: User, hub: Hub) -> None:
+    await import_yaml(hub, "orders.yaml")
+    await user.open(EDITOR)
+    user.find(marker="rename-flow").click()
+    await settle()
+    retype(user, "rename-flow-name", "   ")
+    user.find(marker="rename-flow-save").click()
+    await settle()
+    assert "give the flow a name" in one(user, "rename-flow-error").text
+    retype(user, "rename-flow-name", "Order placed (EU)")
+    user.find(marker="rename-flow-save").click()
+    await settle()
+    state = await editor_service.load_editor(hub, "Orders")
+    flow = state.flow("order")
+    assert flow is not None and flow.name == "Order placed (EU)"
+    await user.should_see("Order placed (EU)")  # the tab
+    assert one(user, "save-status").text == f"Saved · revision {state.revisions['order']}"
+    # the next edit saves on top of the rename instead of bringing the old name back
+    await select(user, "refuse")
+    retype(user, "inspector-input-message", "Refused")
+    await settle()
+    flow = (await editor_service.load_editor(hub, "Orders")).flow("order")
+    assert flow is not None and flow.name == "Order placed (EU)"
+    assert next(s for s in flow.steps if s.id == "refuse").inputs["message"] == "Refused"
