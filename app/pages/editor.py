@@ -19,6 +19,7 @@ from nicegui import ui
 
 from app.pages.layout import frame, hub, show_error
 from app.pages.testpanel import TestPanel
+from app.pages.testpanel_data import remembered_splitter
 from app.services import editor as editor_service
 from app.services.errors import Conflict, NotFound, ServiceError
 from app.services.hub import Hub
@@ -123,20 +124,24 @@ class EditorPage:
             ui.space()
             ui.button("Reload", on_click=self.reload).props("dense no-caps").mark("reload")
         # The editor fills the window below the header; palette, panels and canvas scroll inside.
-        body = ui.splitter(value=16, limits=(10, 30)).classes("w-full")
+        # Splitters keep where this browser left them (the inspector's width, the test view's
+        # height) across reloads.
+        body = remembered_splitter("editor-palette", value=16, limits=(10, 30)).classes("w-full")
         body.style("height: calc(100vh - 170px); min-height: 480px")
         with body as outer:
             with outer.before, ui.scroll_area().classes("w-full h-full"):
                 self._palette()
             with (
                 outer.after,
-                ui.splitter(value=72, limits=(45, 85)).classes("w-full h-full") as inner,
+                remembered_splitter("editor-inspector", value=64, limits=(35, 85)).classes(
+                    "w-full h-full"
+                ) as inner,
             ):
                 with (
                     inner.before,
-                    ui.splitter(horizontal=True, value=66, limits=(25, 90)).classes(
-                        "w-full h-full"
-                    ) as stack,
+                    remembered_splitter(
+                        "editor-test-view", horizontal=True, value=55, limits=(15, 90)
+                    ).classes("w-full h-full") as stack,
                 ):
                     with stack.before:
                         self.canvas = FlowCanvas(on_change=self._canvas_changed)
@@ -425,6 +430,8 @@ class EditorPage:
                 return
         revision = self.state.revisions.get(self.flow_id, 0)
         self._show_save_state(f"Saved · revision {revision}")
+        if not layout_only:
+            self.test_panel.mark_stale()
 
     async def reload(self) -> None:
         """Drop local edits of every flow and load the stored draft again."""

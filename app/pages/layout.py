@@ -39,6 +39,7 @@ __all__ = [
     "frame",
     "help_dialog",
     "hub",
+    "preferences",
     "show_error",
     "status_badge",
     "testid",
@@ -82,6 +83,11 @@ def _preferences() -> MutableMapping[str, Any] | None:
         return nicegui.app.storage.user
     except RuntimeError:  # "app.storage.user needs a storage_secret passed in ui.run()"
         return None
+
+
+def preferences() -> MutableMapping[str, Any] | None:
+    """What this browser chose (kept across reloads), or None without a storage secret."""
+    return _preferences()
 
 
 def help_dialog() -> ui.dialog:

@@ -30,6 +30,7 @@ from typing import Any
 
 from nicegui import background_tasks, ui
 
+from app.pages.testpanel_data import remembered_splitter
 from app.pages.testpanel_widgets import (
     PanelRoot,
     PayloadForm,
@@ -90,6 +91,7 @@ class TestPanel:
         self._chosen: dict[str, int] = {}  # the payload last selected per flow
         self._selected: int | None = None
         self._dirty = False
+        self._stale = False  # the flow was edited since the results on screen were run
         self._quiet = False  # set while the editor is filled from a payload
         self._detail: dict[str, Any] | None = None
         self._live: LiveStatuses | None = None
@@ -118,6 +120,7 @@ class TestPanel:
         self._flow_id = flow_id
         self._payloads, self._selected, self._dirty = [], None, False
         self._detail, self._live = None, None
+        self._set_stale(False)
         self._clear_error()
         self._summary.clear()
         self._refresh_payloads()
@@ -142,6 +145,19 @@ class TestPanel:
             self._fail(exc)
             return
         await self._execute(upto=step_id, reuse_from=reuse)
+
+    def mark_stale(self) -> None:
+        """The flow was edited: the results on screen are from before, until the next run."""
+        if self._detail is not None and not self._stale:
+            self._set_stale(True)
+
+    def _set_stale(self, stale: bool) -> None:
+        self._stale = stale
+        self._stale_note.set_visibility(stale)
+        if stale:
+            self._step_view.classes(add="opacity-60")
+        else:
+            self._step_view.classes(remove="opacity-60")
 
     def show_step(self, step_id: str | None) -> None:
         """Show the records of `step_id` in the last run (one per loop iteration, selectable)."""
@@ -209,6 +225,14 @@ class TestPanel:
                 "test-error",
             )
             self._error.set_visibility(False)
+            self._stale_note = tid(
+                ui.label(
+                    "These results are from before your last edit: run again to see what the "
+                    "flow does now."
+                ).classes("w-full p-1 rounded bg-amber-2 text-black text-caption"),
+                "results-stale",
+            )
+            self._stale_note.set_visibility(False)
             with ui.row().classes("w-full items-center gap-2") as self._listen_row:
                 ui.label("Send a request to").classes("text-caption")
                 self._listen_url = tid(
@@ -218,7 +242,9 @@ class TestPanel:
                     "flat dense round"
                 ).tooltip("Copy the test URL")
             self._listen_row.set_visibility(False)
-            with ui.splitter(value=45).classes("w-full") as splitter:
+            with remembered_splitter("test-payload", value=32, limits=(15, 70)).classes(
+                "w-full"
+            ) as splitter:
                 with splitter.before, ui.column().classes("w-full gap-1 pr-2"):
                     self._form = PayloadForm(self._changed, self._save)
                 with splitter.after:
@@ -539,6 +565,7 @@ class TestPanel:
                 else unrecorded_detail(execution_id, live.records)
             )
         self._detail = detail
+        self._set_stale(False)
         self._emit(badges(detail["steps"]))
         draw_summary(self._summary, self._detail, run)
         self._draw_step()

@@ -118,3 +118,50 @@ def test_a_reference_that_reads_nothing_is_warned_under_the_field(
     preview = page.get_by_test_id("preview-message")
     expect(preview).to_contain_text("Nothing at trigger.body.issue.tittle in the")
     expect(preview).to_have_class(re.compile(r"text-negative"))
+
+
+def test_bug6_the_test_view_shows_input_and_output_side_by_side_with_a_remembered_split(
+    page: Page, app_server: ServerProcess
+) -> None:
+    open_integration(page, app_server, "Bug six")
+    page.get_by_test_id("run-test").click()
+    expect(page.get_by_test_id("run-summary")).to_contain_text("succeeded")
+    select(page, "announce")
+    given, made = page.get_by_test_id("step-input"), page.get_by_test_id("step-output")
+    expect(given.get_by_test_id("step-input-tree")).to_be_visible()  # a collapsible tree
+    expect(made.get_by_test_id("step-output-tree")).to_contain_text("Crash on save")
+    left, right = given.bounding_box(), made.bounding_box()
+    assert left is not None and right is not None
+    assert right["x"] >= left["x"] + left["width"] - 1  # side by side, not stacked
+    assert left["width"] > 200 and right["width"] > 200
+    made.get_by_test_id("step-output-mode").get_by_text("Raw").click()
+    expect(made.get_by_test_id("step-output-raw")).to_contain_text('"message": "New issue:')
+    expect(made.get_by_test_id("step-output-tree")).to_be_hidden()
+    expect(made.get_by_test_id("step-output-copy")).to_be_visible()
+    page.get_by_test_id("step-full").click()  # the whole window for one step's data
+    expect(page.get_by_test_id("step-full-output")).to_contain_text("Crash on save")
+    page.get_by_test_id("step-full-close").click()
+    shot(page, "bug6-test-view")
+
+    # The divider between canvas and test view has a visible grip and stays where it was left.
+    stack = page.get_by_test_id("splitter-editor-test-view")
+    grip = stack.locator(":scope > .q-splitter__separator")
+    box = grip.bounding_box()
+    assert box is not None and box["height"] >= 6  # a grip one can see and hit
+    canvas = page.locator(".flowyard-canvas")
+    before = canvas.bounding_box()
+    assert before is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] - 120, steps=8)
+    page.mouse.up()
+    moved = canvas.bounding_box()
+    assert moved is not None and moved["height"] < before["height"] - 80
+    page.wait_for_timeout(300)  # the new position reaches the server
+    page.reload()
+    expect(page.get_by_test_id("node-announce")).to_be_visible()
+    again = canvas.bounding_box()
+    assert again is not None and abs(again["height"] - moved["height"]) < 4
+    # ... and the raw view chosen above is the one shown
+    select(page, "announce")
+    expect(page.get_by_test_id("step-output-raw")).to_be_visible()

@@ -27,13 +27,18 @@ def canvas(user: User) -> FlowCanvas:
     return element
 
 
-async def send(user: User, event: dict[str, Any]) -> None:
-    """A canvas edit exactly as the browser reports it, then let the page handle it."""
-    user.find(FlowCanvas).trigger("change", event)
-    for _ in range(100):  # the handler runs as a task: wait until it has saved
+async def settle() -> None:
+    """Wait until the page's handlers (run as tasks) are done, e.g. have saved."""
+    for _ in range(100):
         await asyncio.sleep(0.02)
         if not background_tasks.running_tasks:
             break
+
+
+async def send(user: User, event: dict[str, Any]) -> None:
+    """A canvas edit exactly as the browser reports it, then let the page handle it."""
+    user.find(FlowCanvas).trigger("change", event)
+    await settle()
 
 
 def graph_ids(element: FlowCanvas) -> tuple[list[str], list[str]]:
@@ -124,11 +129,11 @@ async def test_undo_and_redo_restore_and_save(user: User, hub: Hub) -> None:
     await user.open(EDITOR)
     await send(user, {"type": "drop", "action": "log.message", "x": 1, "y": 2})
     user.find(marker="undo").click()
-    await asyncio.sleep(0.1)
+    await settle()
     flow, _ = await stored_flow(hub)
     assert "message" not in [s.id for s in flow.steps]
     user.find(marker="redo").click()
-    await asyncio.sleep(0.1)
+    await settle()
     flow, _ = await stored_flow(hub)
     assert "message" in [s.id for s in flow.steps]
 

@@ -10,24 +10,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from nicegui import background_tasks, ui
+from nicegui import ElementFilter, ui
 from nicegui.testing import User
 
 from app.services import editor as editor_service
+from app.services import payloads
 from app.services.hub import Hub
+from app.services.payloads import PayloadInput
 from designer.canvas import FlowCanvas
 from runtime.model import Step
 from tests.pages.conftest import import_yaml
+from tests.pages.test_editor_page import settle
 
 EDITOR = "/integrations/Orders"
 BROKEN = "Order {{ trigger.body.issue..title }} was refused"
-
-
-async def settle() -> None:
-    for _ in range(100):  # handlers run as tasks: wait until they are done
-        await asyncio.sleep(0.02)
-        if not background_tasks.running_tasks:
-            break
 
 
 async def select(user: User, step_id: str) -> None:
@@ -36,9 +32,11 @@ async def select(user: User, step_id: str) -> None:
 
 
 def one(user: User, marker: str) -> Any:
-    found = user.find(marker=marker).elements
+    """The one element marked `marker`, shown or hidden."""
+    with user:
+        found = list(ElementFilter(marker=marker, only_visible=False))
     assert len(found) == 1, f"{len(found)} elements marked {marker}"
-    return next(iter(found))
+    return found[0]
 
 
 def retype(user: User, marker: str, value: str) -> None:
@@ -159,3 +157,41 @@ async def test_a_flow_is_renamed_from_the_designer(user: User, hub: Hub) -> None
     flow = (await editor_service.load_editor(hub, "Orders")).flow("order")
     assert flow is not None and flow.name == "Order placed (EU)"
     assert next(s for s in flow.steps if s.id == "refuse").inputs["message"] == "Refused"
+
+
+def run_link(user: User) -> str | None:
+    links = [e for e in one(user, "run-summary").descendants() if isinstance(e, ui.link)]
+    return str(links[0].props.get("href")) if links else None
+
+
+async def run_and_wait(user: User) -> None:
+    """Press Run and wait until a new run's summary (with its execution link) is shown."""
+    before = run_link(user)
+    user.find(marker="run-test").click()
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if run_link(user) not in (None, before):
+            return
+    raise AssertionError(f"the test run did not finish: {texts(user, 'test-error')}")
+
+
+async def test_results_of_an_older_run_are_marked_stale_after_an_edit(user: User, hub: Hub) -> None:
+    await import_yaml(hub, "orders.yaml")
+    await payloads.create_payload(
+        hub, "Orders", PayloadInput(flow_id="order", name="ok", body={"ok": True, "items": [1]})
+    )
+    await user.open(EDITOR)
+    await settle()
+    stale = one(user, "results-stale")
+    assert not stale.visible
+    await run_and_wait(user)
+    assert not stale.visible
+    await select(user, "refuse")
+    retype(user, "inspector-input-message", "Refused: {{ trigger.body.id }}")
+    await settle()
+    assert stale.visible
+    assert "from before your last edit" in stale.text
+    assert "opacity-60" in one(user, "step-view").classes
+    await run_and_wait(user)
+    assert not stale.visible
+    assert "opacity-60" not in one(user, "step-view").classes
