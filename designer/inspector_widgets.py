@@ -110,7 +110,7 @@ class Slot:
             if label is None:
                 continue
             label.text = text
-            label.classes(replace=f"text-caption whitespace-pre-line break-all {colour}")
+            label.classes(replace=f"text-caption whitespace-pre-line break-words {colour}")
             label.set_visibility(bool(text))
 
 

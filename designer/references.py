@@ -449,10 +449,26 @@ def _empty_paths(value: Any, scope: Mapping[str, Any], limits: ExpressionLimits)
             root = part.expression.split(".")[:2]
             if root[0] == "steps" and (len(root) < 2 or root[1] not in steps):
                 continue  # not run yet: the preview says so where it matters
-            try:
-                empty = render("{{ " + part.expression + " }}", scope, limits) is None
-            except Exception:  # not a reading problem: the preview shows any error
-                continue
-            if empty and part.expression not in found:
+            if _misses(part.expression, scope, limits) and part.expression not in found:
                 found.append(part.expression)
     return found
+
+
+_LAST_SEGMENT = re.compile(r"(?:\.(?:[A-Za-z_]\w*|`[^`]+`)|\[\d+\])$", re.ASCII)
+
+
+def _misses(path: str, scope: Mapping[str, Any], limits: ExpressionLimits) -> bool:
+    """Whether `path` reads nothing where the data has something: the nearest part of it that
+    holds a value is not an empty object or list (no sample data at all is not a typo)."""
+    current = path
+    while True:
+        try:
+            value = render("{{ " + current + " }}", scope, limits)
+        except Exception:  # not a reading problem: the preview shows any error
+            return False
+        if value is not None:
+            return current != path and value not in ({}, [])
+        shorter = _LAST_SEGMENT.sub("", current)
+        if shorter == current or "." not in shorter:
+            return False
+        current = shorter

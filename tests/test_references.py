@@ -362,3 +362,12 @@ def test_a_path_that_reads_nothing_is_named_in_the_preview() -> None:
     assert later is not None and later.empty == ()
     wrong = preview({"a": ["{{ steps.fetch.output.id }}"]}, scope)
     assert wrong is not None and wrong.empty == ("steps.fetch.output.id",)
+
+
+def test_no_sample_data_is_not_a_typo() -> None:
+    empty = {"trigger": {"body": {}, "headers": {}, "query": {}}}
+    shown = preview("{{ trigger.body.issue.title }}", empty)
+    assert shown is not None and shown.empty == ()
+    nested = {"trigger": {"body": {"issue": {"title": "x"}}}}
+    shown = preview("{{ trigger.body.isue.title }}", nested)  # the typo is one level up
+    assert shown is not None and shown.empty == ("trigger.body.isue.title",)

@@ -165,3 +165,60 @@ def test_bug6_the_test_view_shows_input_and_output_side_by_side_with_a_remembere
     # ... and the raw view chosen above is the one shown
     select(page, "announce")
     expect(page.get_by_test_id("step-output-raw")).to_be_visible()
+
+
+WIDE_YAML = """
+name: Wide
+flows:
+  - id: wide
+    name: Wide inspector
+    trigger: {id: trigger, action: webhook.webhook}
+    steps:
+      - id: check
+        name: Is it a bug?
+        action: branch.expression
+        inputs:
+          groups:
+            - conditions:
+                - {left: "{{ trigger.body.issue.title }}", operator: "==", right: "x"}
+      - id: call
+        name: Call the tracker
+        action: http.request
+        inputs:
+          method: POST
+          url: https://tracker.example.com/api/issues
+          headers: {Accept: application/json, X-Request-Source: flowyard}
+          body: {title: "{{ trigger.body.issue.title }}"}
+    edges:
+      - {from: trigger, to: check}
+      - {from: check, port: "true", to: call}
+"""
+
+OVERFLOW = """(root) => {
+  const cut = [];
+  for (const el of root.querySelectorAll('.q-field__label, .q-item__label, label')) {
+    if (el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1) cut.push(el.textContent);
+  }
+  const area = root.closest('.q-scrollarea');
+  const container = area ? area.querySelector('.q-scrollarea__container') : root;
+  return {cut, wide: container.scrollWidth > container.clientWidth + 1};
+}"""
+
+
+def test_the_inspector_fits_its_labels_at_1440x900(page: Page, app_server: ServerProcess) -> None:
+    answer = httpx.post(
+        f"{app_server.url}/api/integrations",
+        content=WIDE_YAML.encode(),
+        headers={"Content-Type": "application/yaml"},
+        timeout=30,
+    )
+    assert answer.status_code in (200, 201), answer.text
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{app_server.url}/integrations/Wide")
+    for step_id in ("call", "check"):
+        select(page, step_id)
+        inspector = page.get_by_test_id("inspector")
+        expect(inspector).to_be_visible()
+        found = inspector.evaluate(OVERFLOW)
+        assert found == {"cut": [], "wide": False}, step_id
+        shot(page, f"inspector-1440-{step_id}")
