@@ -300,21 +300,25 @@ class _ListView:
             ui.label(when(item["started_at"] or item["queued_at"])).classes(widths[0])
             with ui.element().classes(widths[1]):
                 status_badge(item["status"])
-            ui.label(self.names.flow(item["flow_id"])).classes(widths[2])
-            ui.label(self.names.instance(item["instance_id"])).classes(widths[3])
+            for text, width in (
+                (self.names.flow(item["flow_id"]), widths[2]),
+                (self.names.instance(item["instance_id"]), widths[3]),
+            ):
+                ui.label(text).classes(width).props["title"] = text  # the whole name on hover
             ui.label(duration(item["duration_ms"])).classes(widths[4])
             ui.label(item.get("source") or "lifecycle").classes(widths[5])
-            ui.label(error).classes(f"{widths[6]} text-negative ellipsis")
+            ui.label(error).classes(f"{widths[6]} text-negative")
 
 
 _COLUMNS = (
     ("Started", "w-40 shrink-0"),
     ("Status", "w-24 shrink-0"),
-    ("Flow", "w-48 shrink-0 ellipsis"),
-    ("Instance", "w-32 shrink-0 ellipsis"),
+    # Names take the room there is (an error is cut before a name is); the full text is a tooltip.
+    ("Flow", "grow-[2] basis-48 min-w-[10rem] ellipsis"),
+    ("Instance", "grow basis-32 min-w-[6rem] ellipsis"),
     ("Duration", "w-20 shrink-0"),
     ("Source", "w-20 shrink-0"),
-    ("Error", "grow min-w-0"),
+    ("Error", "grow basis-0 min-w-0 ellipsis"),
 )
 
 

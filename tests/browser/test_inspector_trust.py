@@ -222,3 +222,26 @@ def test_the_inspector_fits_its_labels_at_1440x900(page: Page, app_server: Serve
         found = inspector.evaluate(OVERFLOW)
         assert found == {"cut": [], "wide": False}, step_id
         shot(page, f"inspector-1440-{step_id}")
+
+
+def test_flow_names_are_not_cut_in_the_executions_list(
+    page: Page, app_server: ServerProcess
+) -> None:
+    long_name = "Issue opened on the public tracker"
+    answer = httpx.post(
+        f"{app_server.url}/api/integrations",
+        content=YAML.format(name="Long names").replace("Issue opened", long_name).encode(),
+        headers={"Content-Type": "application/yaml"},
+        timeout=30,
+    )
+    assert answer.status_code in (200, 201), answer.text
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{app_server.url}/integrations/Long%20names")
+    page.get_by_test_id("run-test").click()
+    expect(page.get_by_test_id("run-summary")).to_contain_text("succeeded")
+    page.goto(f"{app_server.url}/executions")
+    row = page.get_by_test_id("execution-row").filter(has_text="Issue opened on").first
+    name = row.get_by_text(f"{long_name} (Long names)", exact=True)
+    expect(name).to_be_visible()
+    assert name.evaluate("(e) => e.scrollWidth <= e.clientWidth"), "the flow name is cut"
+    assert name.get_attribute("title") == f"{long_name} (Long names)"
