@@ -61,6 +61,7 @@ class _Pairs:
 
     def __init__(self, title: str, testid: str, on_change: Callable[[], None]) -> None:
         self._testid = testid
+        self._noun = {"Headers": "header", "Query": "query parameter"}.get(title, title.lower())
         self._on_change = on_change
         self._rows: list[tuple[ui.input, ui.input, ui.row]] = []
         with ui.column().classes("w-full gap-0"):
@@ -69,7 +70,7 @@ class _Pairs:
                 tid(
                     ui.button(icon="add", on_click=self._add_clicked).props("flat dense round"),
                     f"{testid}-add",
-                ).tooltip(f"Add a {title.lower().rstrip('s')}")
+                ).tooltip(f"Add a {self._noun}")
             self._column = tid(ui.column().classes("w-full gap-0"), testid)
 
     def set(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -91,7 +92,8 @@ class _Pairs:
             tid(name.props("dense").classes("w-1/3"), f"{self._testid}-key")
             text = ui.input(value=value, placeholder="value", on_change=self._on_change)
             tid(text.props("dense").classes("grow"), f"{self._testid}-value")
-            ui.button(icon="close", on_click=lambda: self._remove(row)).props("flat dense round")
+            remove = ui.button(icon="close", on_click=lambda: self._remove(row))
+            remove.props("flat dense round").tooltip(f"Remove this {self._noun}")
         self._rows.append((name, text, row))
 
     def _remove(self, row: ui.row) -> None:
