@@ -442,7 +442,8 @@ def _empty_paths(value: Any, scope: Mapping[str, Any], limits: ExpressionLimits)
         for item in value:
             found.extend(_empty_paths(item, scope, limits))
     elif isinstance(value, str) and "{{" in value:
-        steps = scope.get("steps") if isinstance(scope.get("steps"), dict) else {}
+        found_steps = scope.get("steps")
+        steps = found_steps if isinstance(found_steps, dict) else {}
         for part in split(value, lenient=True):
             if not isinstance(part, Hole) or not _PLAIN_PATH.fullmatch(part.expression):
                 continue

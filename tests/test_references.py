@@ -365,7 +365,7 @@ def test_a_path_that_reads_nothing_is_named_in_the_preview() -> None:
 
 
 def test_no_sample_data_is_not_a_typo() -> None:
-    empty = {"trigger": {"body": {}, "headers": {}, "query": {}}}
+    empty: dict[str, Any] = {"trigger": {"body": {}, "headers": {}, "query": {}}}
     shown = preview("{{ trigger.body.issue.title }}", empty)
     assert shown is not None and shown.empty == ()
     nested = {"trigger": {"body": {"issue": {"title": "x"}}}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def one_step(step: dict[str, object]) -> Flow:
+def one_step(step: dict[str, Any]) -> Flow:
     return Flow.model_validate(
         {
             "id": "main",

@@ -140,7 +140,7 @@ class EditorPage:
                 with (
                     inner.before,
                     remembered_splitter(
-                        "editor-test-view", horizontal=True, value=55, limits=(15, 90)
+                        "editor-test-view", horizontal=True, value=50, limits=(15, 90)
                     ).classes("w-full h-full") as stack,
                 ):
                     with stack.before:

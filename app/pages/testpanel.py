@@ -242,7 +242,7 @@ class TestPanel:
                     "flat dense round"
                 ).tooltip("Copy the test URL")
             self._listen_row.set_visibility(False)
-            with remembered_splitter("test-payload", value=32, limits=(15, 70)).classes(
+            with remembered_splitter("test-payload", value=26, limits=(15, 70)).classes(
                 "w-full"
             ) as splitter:
                 with splitter.before, ui.column().classes("w-full gap-1 pr-2"):
