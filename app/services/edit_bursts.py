@@ -6,6 +6,9 @@ each within `IDLE_SECONDS` of the previous one, with nothing else written to the
 between, overwrites the flow in place at the revision the burst's first save made. Anything
 else (another edit, a pause, another editor's save, a rename) starts a new revision; another
 editor's save in between makes the burst's next save stale (Conflict), as any stale save is.
+The price: an editor who opened the flow during a burst, at the revision it keeps, and saves
+before the burst ends is not refused, and overwrites the keystrokes saved after it opened; the
+typist's next keystroke is then refused as stale, so the loss is shown, not silent.
 
 What a burst has written is remembered per database engine, in this process: a second server
 process sees only revisions, so at worst it does not coalesce.
