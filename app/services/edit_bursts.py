@@ -7,8 +7,9 @@ between, overwrites the flow in place at the revision the burst's first save mad
 else (another edit, a pause, another editor's save, a rename) starts a new revision; another
 editor's save in between makes the burst's next save stale (Conflict), as any stale save is.
 The price: an editor who opened the flow during a burst, at the revision it keeps, and saves
-before the burst ends is not refused, and overwrites the keystrokes saved after it opened; the
-typist's next keystroke is then refused as stale, so the loss is shown, not silent.
+before the burst ends is not refused, and overwrites the keystrokes saved after it opened (the
+typist learns of it only with a next edit, which is refused as stale). The window is the burst's
+idle time; without coalescing, each keystroke would have been its own revision and refused that save.
 
 What a burst has written is remembered per database engine, in this process: a second server
 process sees only revisions, so at worst it does not coalesce.
