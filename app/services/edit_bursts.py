@@ -8,8 +8,8 @@ else (another edit, a pause, another editor's save, a rename) starts a new revis
 editor's save in between makes the burst's next save stale (Conflict), as any stale save is.
 The price: an editor who opened the flow during a burst, at the revision it keeps, and saves
 before the burst ends is not refused, and overwrites the keystrokes saved after it opened (the
-typist learns of it only with a next edit, which is refused as stale). The window is the burst's
-idle time; without coalescing, each keystroke would have been its own revision and refused that save.
+typist learns of it only with a next edit, which is refused as stale). The window is the
+burst's idle time; without coalescing, each keystroke would be a revision and refuse that save.
 
 What a burst has written is remembered per database engine, in this process: a second server
 process sees only revisions, so at worst it does not coalesce.
