@@ -241,8 +241,9 @@ class _Walker:
                 if child is not None:
                     self.walk(child, str(key), value[key], section, depth + 1)
         elif isinstance(value, list) and value:
-            # Each field of the items twice: of every item (`labels.name`, JSONata maps the path
-            # over the list) and of the first item (`labels[0].name`).
+            # Each field of the items twice: of every item (`labels.name[]`: JSONata maps the path
+            # over the list; `[]` keeps a list of one a list, so the preview's type is the run's)
+            # and of the first item (`labels[0].name`).
             self.every(path, value, section, depth + 1)
             child = join_path(path, 0)
             assert child is not None
@@ -258,7 +259,7 @@ class _Walker:
             values = [item[key] for item in items if isinstance(item, dict) and key in item]
             # JSONata flattens the values of a mapped path one level, as the preview shows.
             flat = [v for value in values for v in (value if isinstance(value, list) else [value])]
-            self.add(child, f"{key} (every item)", flat, section, depth)
+            self.add(f"{child}[]", f"{key} (every item)", flat, section, depth)
             if depth < self.max_depth and any(isinstance(v, dict) for v in flat):
                 self.every(child, flat, section, depth + 1)
 
@@ -280,8 +281,9 @@ def reference_paths(
     `upstream`, in that order), config variables (declared ones; secret values masked) and, inside
     a loop body, `loop.item...` and `loop.index`. Objects are flattened up to `max_depth` levels
     below each root and `max_keys` keys each; a list contributes the list itself, the fields of
-    every item (`labels.name`: a list of each item's name) and its first item (`labels[0]`, then
-    `labels[0].name`). A step without data in `scope` still appears as `steps.<id>.output`.
+    every item (`labels.name[]`: the list of each item's name, a list even of one) and its first
+    item (`labels[0]`, then `labels[0].name`). A step without data in `scope` still appears as
+    `steps.<id>.output`.
     """
     walker = _Walker(max_depth, max_keys, max_references)
     labels = step_labels or {}
@@ -427,7 +429,7 @@ def preview(
 
 
 _PLAIN_PATH = re.compile(
-    r"(?:trigger|steps|config|loop)(?:\.(?:[A-Za-z_]\w*|`[^`]+`)|\[\d+\])+", re.ASCII
+    r"(?:trigger|steps|config|loop)(?:\.(?:[A-Za-z_]\w*|`[^`]+`)|\[\d*\])+", re.ASCII
 )
 
 
@@ -455,7 +457,7 @@ def _empty_paths(value: Any, scope: Mapping[str, Any], limits: ExpressionLimits)
     return found
 
 
-_LAST_SEGMENT = re.compile(r"(?:\.(?:[A-Za-z_]\w*|`[^`]+`)|\[\d+\])$", re.ASCII)
+_LAST_SEGMENT = re.compile(r"(?:\.(?:[A-Za-z_]\w*|`[^`]+`)|\[\d*\])$", re.ASCII)
 
 
 def _misses(path: str, scope: Mapping[str, Any], limits: ExpressionLimits) -> bool:

@@ -75,26 +75,30 @@ def test_lists_of_objects_offer_every_item_and_the_first_item() -> None:
     labels = [{"name": "bug", "color": "red"}, {"name": "ui"}]
     scope = {"trigger": {"body": {"issue": {"labels": labels}}}}
     refs = by_path(reference_paths(scope, []))
-    every = refs["trigger.body.issue.labels.name"]
+    every = refs["trigger.body.issue.labels.name[]"]
     assert every.label == "name (every item)"
     assert every.sample_value == ["bug", "ui"]
-    assert refs["trigger.body.issue.labels.color"].sample_value == ["red"]
+    assert refs["trigger.body.issue.labels.color[]"].sample_value == ["red"]
     first = refs["trigger.body.issue.labels[0].name"]
     assert first.sample_value == "bug"
     assert refs["trigger.body.issue.labels[0]"].label == "first item [0]"
     # what the preview shows is what a run computes: JSONata maps the path over every item
-    shown = preview("{{ trigger.body.issue.labels.name }}", scope)
+    shown = preview("{{ trigger.body.issue.labels.name[] }}", scope)
     assert shown is not None and shown.ok and shown.value == ["bug", "ui"]
-    built = preview('{{ "bug" in trigger.body.issue.labels.name }}', scope)
+    built = preview('{{ "bug" in trigger.body.issue.labels.name[] }}', scope)
     assert built is not None and built.value is True
+    # a list of one stays a list, as the menu's sample shows, so "contains" means the same
+    one = {"trigger": {"body": {"issue": {"labels": [{"name": "debug"}]}}}}
+    single = preview("{{ trigger.body.issue.labels.name[] }}", one)
+    assert single is not None and single.value == ["debug"]
 
 
 def test_every_item_reaches_nested_lists_of_objects() -> None:
     orders = [{"lines": [{"sku": "A"}, {"sku": "B"}]}, {"lines": [{"sku": "C"}]}]
     refs = by_path(reference_paths({"trigger": {"body": {"orders": orders}}}, []))
-    assert refs["trigger.body.orders.lines.sku"].sample_value == ["A", "B", "C"]
+    assert refs["trigger.body.orders.lines.sku[]"].sample_value == ["A", "B", "C"]
     shown = preview(
-        "{{ trigger.body.orders.lines.sku }}", {"trigger": {"body": {"orders": orders}}}
+        "{{ trigger.body.orders.lines.sku[] }}", {"trigger": {"body": {"orders": orders}}}
     )
     assert shown is not None and shown.value == ["A", "B", "C"]
 
