@@ -117,6 +117,18 @@ class _Abort(Exception):
         self.error = error
 
 
+def _retry_truth(hint: str, policy: RetryPolicy | None, attempts: int) -> str:
+    """A transient failure's hint, plus what retrying did: components cannot know the policy."""
+    if policy is None:
+        said = (
+            "It was tried once: the step has no retry policy (add one under Error handling "
+            "to retry failures like this)."
+        )
+    else:
+        said = f"It failed all {attempts} attempts its retry policy allows."
+    return f"{hint} {said}".strip()
+
+
 def backoff_delay(
     policy: RetryPolicy, attempt: int, rng_value: float, retry_after: float | None
 ) -> float:
@@ -492,6 +504,7 @@ class _Run:
             except RetryableError as exc:
                 policy = step.step.retry
                 if policy is None or attempt >= policy.max_attempts:
+                    exc.hint = _retry_truth(exc.hint, policy, attempt)
                     return self.fail_step(step, record, logger, scope, exc)
                 delay = backoff_delay(policy, attempt, self.ctx.random.random(), exc.retry_after)
                 logger.warning(

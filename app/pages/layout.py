@@ -39,6 +39,7 @@ __all__ = [
     "frame",
     "help_dialog",
     "hub",
+    "preferences",
     "show_error",
     "status_badge",
     "testid",
@@ -101,6 +102,11 @@ document.addEventListener('keydown', (e) => {
   if (e.key === '?' && !e.repeat && !typing) emitEvent('flowyard-help');
 });
 </script>"""
+
+
+def preferences() -> MutableMapping[str, Any] | None:
+    """What this browser chose (kept across reloads), or None without a storage secret."""
+    return _preferences()
 
 
 def help_dialog() -> ui.dialog:

@@ -45,6 +45,7 @@ __all__ = [
     "create_webhook_tokens",
     "delete_flow",
     "flow_revisions",
+    "flow_written_at",
     "load_config_values",
     "load_connection",
     "load_connections",
@@ -52,6 +53,7 @@ __all__ = [
     "load_integration",
     "publish_version",
     "reveal_config_value",
+    "rewrite_flow",
     "save_document",
     "save_flow",
     "save_integration",
@@ -274,6 +276,39 @@ def save_flow(session: Session, name: str, flow: Flow, expected_revision: int) -
         raise StaleRevision(flow.id, expected_revision, stored.revision)
     session.expire(stored)
     return expected_revision + 1
+
+
+def rewrite_flow(
+    session: Session, name: str, flow: Flow, revision: int, written_at: float
+) -> float | None:
+    """Overwrite one flow of the draft keeping its `revision`, if it is still exactly as last
+    written (at `revision`, updated at `written_at`): one edit continued, not a new revision.
+
+    Returns the new update time; None when anything else wrote the flow since (nothing is
+    written then). The check and the write are one conditional UPDATE, as in `save_flow`.
+    """
+    draft = _draft(session, _integration_row(session, name))
+    now = time.time()
+    rows = table_of(FlowRow)
+    result = session.connection().execute(
+        update(rows)
+        .where(
+            rows.c.version_id == draft.id,
+            rows.c.flow_id == flow.id,
+            rows.c.revision == revision,
+            rows.c.updated_at == written_at,
+        )
+        .values(graph=_to_graph(flow), updated_at=now)
+    )
+    return now if result.rowcount == 1 else None
+
+
+def flow_written_at(session: Session, name: str, flow_id: str) -> float | None:
+    """When one flow of the draft was last written (None: the draft has no such flow)."""
+    draft = _draft(session, _integration_row(session, name))
+    return session.exec(
+        select(FlowRow.updated_at).where(FlowRow.version_id == draft.id, FlowRow.flow_id == flow_id)
+    ).first()
 
 
 def flow_revisions(session: Session, name: str, version: int | None = None) -> dict[str, int]:

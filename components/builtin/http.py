@@ -448,7 +448,7 @@ async def _fetch(
             ctx.log.warning("%s %s failed: %s", method, shown, reason)
             raise RetryableError(
                 f"{method} {shown} failed: {reason}.",
-                hint="Check that the service is reachable; the step is retried by its policy.",
+                hint="Check that the service is reachable.",
             ) from None
         except httpx.HTTPError as exc:
             raise StepError(f"{method} {shown} failed: {_scrub(str(exc), secrets)}.") from None
@@ -578,7 +578,7 @@ def _raise_for_status(
     if status == 429 or status >= 500:
         raise RetryableError(
             message,
-            hint="The service is failing or rate-limiting; the step is retried by its policy.",
+            hint="The service is failing or rate-limiting.",
             retry_after=_retry_after(answer.headers.get("retry-after")),
         )
     hints = {

@@ -27,13 +27,18 @@ def canvas(user: User) -> FlowCanvas:
     return element
 
 
-async def send(user: User, event: dict[str, Any]) -> None:
-    """A canvas edit exactly as the browser reports it, then let the page handle it."""
-    user.find(FlowCanvas).trigger("change", event)
-    for _ in range(100):  # the handler runs as a task: wait until it has saved
+async def settle() -> None:
+    """Wait until the page's handlers (run as tasks) are done, e.g. have saved."""
+    for _ in range(100):
         await asyncio.sleep(0.02)
         if not background_tasks.running_tasks:
             break
+
+
+async def send(user: User, event: dict[str, Any]) -> None:
+    """A canvas edit exactly as the browser reports it, then let the page handle it."""
+    user.find(FlowCanvas).trigger("change", event)
+    await settle()
 
 
 def graph_ids(element: FlowCanvas) -> tuple[list[str], list[str]]:
