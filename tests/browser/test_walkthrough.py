@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -38,8 +38,15 @@ from tests.server.conftest import ServerProcess
 from tests.server.fakeapps import FakeApp
 
 NAME = "Triage"
-BUG = {"title": "Crash on save", "labels": [{"name": "bug"}, {"name": "ui"}]}
-QUESTION = {"title": "How do I export?", "labels": [{"name": "question"}]}
+BUG: dict[str, Any] = {"title": "Crash on save", "labels": [{"name": "bug"}, {"name": "ui"}]}
+# One label, and "bug" only as part of it: `labels.name` would be the text "debugging", which
+# contains "bug"; `labels.name[]` is the list ["debugging"], which does not.
+QUESTION: dict[str, Any] = {
+    "title": "How do I attach a debugger?",
+    "labels": [{"name": "debugging"}],
+}
+V1 = {"url": "v1", "title": "{{ trigger.body.title }}"}  # the HTTP step's body, published as v1
+V2 = {"url": "v2", "title": "Bug: {{ trigger.body.title }}"}  # and as v2
 LABELS = "groups.0.conditions.0"  # the branch's first condition, as the inspector names it
 ROUND_TRIP = 30_000  # ms: server round trips on a loaded machine
 
@@ -74,6 +81,35 @@ def wait_for_payloads(server: ServerProcess, titles: dict[str, str]) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"payloads stored as {stored}, expected {titles}")
+
+
+def saved_inputs(
+    server: ServerProcess, step_id: str, holds: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Poll the API until the draft's `step_id` has inputs that `holds` accepts: the header's
+    "Saved" may still be the previous save's, and publishing freezes what the draft holds."""
+    deadline = time.monotonic() + 30
+    inputs: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        draft = httpx.get(f"{server.url}/api/integrations/{NAME}", timeout=10).json()
+        steps = {s["id"]: s for s in draft["integration"]["flows"][0]["steps"]}
+        inputs = steps.get(step_id, {}).get("inputs") or {}
+        if holds(inputs):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the draft's {step_id} holds {inputs}")
+
+
+def labels_include_bug(inputs: dict[str, Any]) -> bool:
+    """The branch's first condition is `trigger.body.labels.name[]` contains "bug"."""
+    groups = inputs.get("groups") or [{}]
+    condition = (groups[0].get("conditions") or [{}])[0]
+    every = r"\{\{\s*trigger\.body\.labels\.name\[\]\s*\}\}"
+    return (
+        re.fullmatch(every, str(condition.get("left"))) is not None
+        and condition.get("operator") == "contains"
+        and condition.get("right") == "bug"
+    )
 
 
 def choose(page: Page, field: str, option: str) -> None:
@@ -138,8 +174,10 @@ def test_a_new_user_goes_from_an_empty_canvas_to_an_upgraded_instance(
     choose(page, "method", "POST")
     fill_input(page, "url", f"{loopback.url}/subscriptions")
     choose(page, "body_type", "json")
-    fill_input(page, "body", '{"url": "v1", "title": "{{ trigger.body.title }}"}')
+    fill_input(page, "body", json.dumps(V1))
     saved_revision(page)
+    saved_inputs(app_server, "expression", labels_include_bug)
+    saved_inputs(app_server, "request", lambda inputs: inputs.get("body") == V1)
     expect(page.get_by_test_id("problems")).to_contain_text("No problems.")
 
     # Test on both payloads: the bug takes the HTTP step, the question does not.
@@ -148,8 +186,9 @@ def test_a_new_user_goes_from_an_empty_canvas_to_an_upgraded_instance(
     expect(page.get_by_test_id("badge-request")).to_have_text("succeeded")
     assert received(loopback, 1) == [{"url": "v1", "title": BUG["title"]}]
     run_payload(page, "Question")
+    expect(page.get_by_test_id("badge-request")).to_have_text("skipped")  # this run's badges
     expect(page.get_by_test_id("badge-expression")).to_have_text("succeeded")
-    expect(page.get_by_test_id("badge-request")).to_have_text("skipped")
+    assert len(loopback.subscriptions) == 1  # the question's run sent nothing
     shot(page, "walkthrough-test-run")
 
     # Publish version 1 and deploy it from the deploy page.
@@ -166,8 +205,9 @@ def test_a_new_user_goes_from_an_empty_canvas_to_an_upgraded_instance(
     # Edit the body in the designer and publish version 2.
     page.goto(f"{app_server.url}/integrations/{NAME}")
     select(page, "request")
-    fill_input(page, "body", '{"url": "v2", "title": "Bug: {{ trigger.body.title }}"}')
+    fill_input(page, "body", json.dumps(V2))
     saved_revision(page)
+    saved_inputs(app_server, "request", lambda inputs: inputs.get("body") == V2)
     publish_here(page, "prefixes the title")
     expect(page.get_by_test_id("version-label")).to_contain_text("version 2 · prefixes the title")
 
@@ -186,5 +226,9 @@ def test_a_new_user_goes_from_an_empty_canvas_to_an_upgraded_instance(
 
     # The next webhook to the same URL runs version 2.
     send(webhook, {"title": "Export hangs", "labels": [{"name": "ui"}, {"name": "bug"}]})
-    assert received(loopback, 3)[2] == {"url": "v2", "title": "Bug: Export hangs"}
+    assert received(loopback, 3) == [
+        {"url": "v1", "title": BUG["title"]},  # the designer's test run
+        {"url": "v1", "title": "Login fails"},  # version 1, deployed
+        {"url": "v2", "title": "Bug: Export hangs"},  # version 2, same URL
+    ]
     shot(page, "walkthrough-upgraded")
