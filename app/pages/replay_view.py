@@ -26,7 +26,7 @@ from urllib.parse import quote
 from nicegui import ui
 from pydantic import ValidationError
 
-from app.pages.layout import frame, hub, show_error, status_badge
+from app.pages.layout import frame, hub, show_error, status_badge, testid
 from app.services import replay
 from app.services.errors import ServiceError
 from app.services.replay import ReplayDiff, SideBySide, StepDiff
@@ -268,7 +268,8 @@ def _open_save(execution_id: str) -> None:
 
 def save_as_test_dialog(execution_id: str) -> ui.dialog:
     """A dialog asking for a test name, then saving the execution as a test of its draft flow."""
-    with ui.dialog() as dialog, ui.card().classes("w-[28rem]").mark("save-as-test-dialog"):
+    with ui.dialog() as dialog, ui.card().classes("w-[28rem]") as card:
+        testid(card, "save-as-test-dialog").mark("save-as-test-dialog")
         ui.label("Save as test").classes("text-h6")
         ui.label(
             "Adds this execution's request, recorded responses and outputs (as expectations) "
