@@ -6,7 +6,9 @@ calls are answered by the execution's recordings; nothing is stored) and shows:
 - a summary: original and replay status, the replay's error (e.g. a call with no recording);
 - the steps with a marker each: `same`, `changed`, `only in the original`, `only in the replay`;
 - for the selected step its status, port, error, input and output side by side (original |
-  replay), the changed paths listed and their lines highlighted in both panes.
+  replay), the changed paths listed and their lines highlighted in both panes;
+- Config overrides (a JSON object) and Replay again, e.g. for a designer test run, which keeps
+  none of the config values it was given.
 
 `save_as_test_dialog(execution_id)` asks for a test name and appends the execution to its draft
 flow's `tests:` (`execution_as_test(save=True)`); a taken name is refused with the service's
@@ -164,6 +166,12 @@ class _DiffView:
                         ui.item_label(name)
                         if row.diff and row.diff.iteration:
                             ui.item_label(row.label).props("caption")
+                    failed = row.diff.error.replay if row.diff else None
+                    if isinstance(failed, dict):  # e.g. no_recording: visible from the list
+                        with ui.item_section().props("side"):
+                            ui.icon("error", color="negative").mark(
+                                f"diff-failed-{row.label}"
+                            ).tooltip(str(failed.get("kind", "")))
                     with ui.item_section().props("side"):
                         ui.badge(row.marker, color=MARKERS[row.marker]).props(
                             f'data-testid="marker-{row.marker.replace(" ", "-")}"'
@@ -318,6 +326,69 @@ def save_as_test_dialog(execution_id: str) -> ui.dialog:
     return dialog
 
 
+def _config_values(text: str) -> dict[str, Any]:
+    """The overrides typed in: a JSON object, checked as the API checks `ReplayOptions`."""
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f"Config overrides are not JSON ({exc.args[0]}).") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            'Config overrides must be a JSON object, e.g. {"base_url": "https://..."}.'
+        )
+    return replay.ReplayOptions(config=value).config
+
+
+class _Replay:
+    """The page's body: the overrides, then the summary and the diff, redrawn per replay."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        with ui.expansion("Config overrides", icon="tune").classes("w-full").mark("replay-config"):
+            ui.label(
+                "Values used instead of the instance's (a designer test run keeps none of the "
+                "values it was given), as a JSON object."
+            ).classes("text-grey-7")
+            self.config = (
+                ui.textarea(placeholder='{"base_url": "https://api.example.com"}')
+                .props('outlined autogrow data-testid="replay-config-input"')
+                .classes("w-full font-mono")
+                .mark("replay-config-input")
+            )
+            ui.button("Replay again", icon="replay", on_click=self.again).props(
+                'data-testid="replay-again"'
+            ).mark("replay-again")
+        self.body = ui.column().classes("w-full gap-4")
+
+    async def again(self) -> None:
+        try:
+            config = _config_values(self.config.value or "")
+        except (ValueError, ValidationError) as exc:
+            self.config.props["error"] = True
+            self.config.props["error-message"] = str(exc)
+            self.config.update()
+            return
+        self.config.props(remove="error error-message")
+        await self.run(config)
+
+    async def run(self, config: dict[str, Any] | None = None) -> None:
+        self.body.clear()
+        try:
+            diff = await replay.replay_on_draft(hub(), self.execution_id, config)
+        except ServiceError as exc:
+            with (
+                self.body,
+                ui.card().classes("w-full bg-red-1 text-negative").mark("replay-refused"),
+            ):
+                ui.label(exc.message).classes("text-bold")
+                if exc.hint:
+                    ui.label(exc.hint)
+            return
+        with self.body:
+            _summary(diff)
+            _DiffView(diff)
+
+
 async def replay_page(execution_id: str) -> None:
     """Replay the execution on the draft and show the diff (see the module)."""
     with frame("Replay on draft", wide=True):
@@ -325,13 +396,4 @@ async def replay_page(execution_id: str) -> None:
             ui.link("← Execution " + execution_id, f"/executions/{execution_id}").mark(
                 "back-to-execution"
             )
-        try:
-            diff = await replay.replay_on_draft(hub(), execution_id)
-        except ServiceError as exc:
-            with ui.card().classes("w-full bg-red-1 text-negative").mark("replay-refused"):
-                ui.label(exc.message).classes("text-bold")
-                if exc.hint:
-                    ui.label(exc.hint)
-            return
-        _summary(diff)
-        _DiffView(diff)
+        await _Replay(execution_id).run()

@@ -3,6 +3,7 @@ an error on a step, Save as test (and a taken name refused), and the test-instan
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from app.pages.replay_view import json_lines
 from app.persistence import repositories as repo
 from app.persistence.db import session_scope
 from app.persistence.models import InstanceRow
-from app.services import executions
+from app.services import executions, testruns
 from app.services.hub import Hub
 from runtime.model import Flow
 from tests.pages.conftest import wait_for
@@ -128,6 +129,7 @@ async def test_a_call_without_recording_fails_its_step_visibly(user: User, hub: 
         (error,) = user.find(marker="diff-error-replay").elements
         shown = " ".join(str(getattr(e, "text", "")) for e in error.descendants())
         assert shown.startswith("no_recording: Step 'fetch'"), shown
+        await user.should_see(marker="diff-failed-fetch")  # marked in the step list too
         assert "GET" in shown and "/price/B2" in shown, shown
         total = user.find(marker="diff-step-total").elements.pop()
         assert "only in the original" in [str(getattr(e, "text", "")) for e in total.descendants()]
@@ -167,3 +169,37 @@ async def test_executions_of_a_test_instance_are_labelled(user: User, hub: Hub) 
         await user.should_see("shop (test instance)")
         await user.open(f"/executions/{execution_id}")
         await user.should_see(marker="test-instance")
+
+
+async def test_a_designer_test_run_replays_with_config_overrides(user: User, hub: Hub) -> None:
+    async with shop(hub) as (api, _instance, _execution_id):
+        run = await testruns.run_test(
+            hub,
+            "Integration shop",
+            "order",
+            testruns.TestRequest(body={"sku": "A1", "qty": 2}),
+            config={"base_url": api.url},
+        )
+        assert api.requests == ["/price/A1", "/price/A1"]
+        await user.open(f"/executions/{run.execution_id}")
+        user.find(marker="replay-on-draft-button").click()
+        await user.should_see(marker="replay-error")  # the run kept no base_url: no recording
+
+        config = user.find(marker="replay-config-input")
+        config.type("[1]")
+        user.find(marker="replay-again").click()
+        (area,) = config.elements
+
+        async def refused() -> bool:
+            return str(area.props.get("error-message", "")).startswith(
+                "Config overrides must be a JSON object"
+            )
+
+        await wait_for(refused, seconds=5, message="the overrides were not refused")
+        assert len(user.find(marker="replay-error").elements) == 1  # the earlier diff stays
+
+        config.clear().type(json.dumps({"base_url": api.url}))
+        user.find(marker="replay-again").click()
+        await user.should_see("identical")
+        assert "error" not in area.props or not area.props["error"]
+        assert api.requests == ["/price/A1", "/price/A1"]
