@@ -6,7 +6,8 @@ calls are answered by the execution's recordings; nothing is stored) and shows:
 - a summary: original and replay status, the replay's error (e.g. a call with no recording);
 - the steps with a marker each: `same`, `changed`, `only in the original`, `only in the replay`;
 - for the selected step its status, port, error, input and output side by side (original |
-  replay), the changed paths listed and their lines highlighted in both panes;
+  replay), the changed paths listed and their lines highlighted in both panes; for a step only
+  the original ran, the original's error, input and output (a replay keeps no records);
 - Config overrides (a JSON object) and Replay again, e.g. for a designer test run, which keeps
   none of the config values it was given.
 
@@ -29,7 +30,7 @@ from nicegui import ui
 from pydantic import ValidationError
 
 from app.pages.layout import frame, hub, show_error, status_badge, testid
-from app.services import replay
+from app.services import executions, replay
 from app.services.errors import ServiceError
 from app.services.replay import ReplayDiff, SideBySide, StepDiff
 
@@ -134,8 +135,9 @@ def _error_line(error: Any, marker: str) -> None:
 class _DiffView:
     """The step list with markers, and the selected step side by side."""
 
-    def __init__(self, diff: ReplayDiff) -> None:
+    def __init__(self, diff: ReplayDiff, original: dict[str, dict[str, Any]]) -> None:
         self.rows = _rows(diff)
+        self.original = original
         self.selected = next(
             (i for i, r in enumerate(self.rows) if r.marker != "same"), 0 if self.rows else None
         )
@@ -196,6 +198,18 @@ class _DiffView:
                     f"Step '{row.label}' ran in the {where} only: the {other} did not reach it "
                     "(a branch went the other way, or the run stopped before)."
                 ).mark("diff-only")
+                record = self.original.get(row.label)
+                if record is not None:  # what the original did there (the replay keeps no record)
+                    _error_line(record["error"], "diff-error-original")
+                    for title in ("Input", "Output"):
+                        ui.label(f"{title} in the original").classes("text-subtitle2")
+                        with ui.row().classes("w-full no-wrap gap-4"):
+                            _pane(
+                                "Original",
+                                record[title.lower()],
+                                [],
+                                f"diff-{title.lower()}-original",
+                            )
                 return
             self._sides(row.diff)
 
@@ -384,9 +398,18 @@ class _Replay:
                 if exc.hint:
                     ui.label(exc.hint)
             return
+        try:
+            detail = await executions.get_execution(hub(), self.execution_id)
+        except ServiceError:
+            detail = {"steps": []}  # deleted meanwhile: the diff still stands
+        original = {  # keyed as the diff keys them: skipped records are not runs
+            _label(r["step_id"], r["iteration_path"] or []): r
+            for r in detail["steps"]
+            if r["status"] != "skipped"
+        }
         with self.body:
             _summary(diff)
-            _DiffView(diff)
+            _DiffView(diff, original)
 
 
 async def replay_page(execution_id: str) -> None:

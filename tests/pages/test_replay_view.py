@@ -135,6 +135,14 @@ async def test_a_call_without_recording_fails_its_step_visibly(user: User, hub: 
         assert "only in the original" in [str(getattr(e, "text", "")) for e in total.descendants()]
         assert api.requests == ["/price/A1"]
 
+        # Where the replay stopped, the original's input and output still show.
+        user.find(marker="diff-step-total").click()
+        assert texts(user, "diff-step-title") == ["total"]
+        await user.should_see(marker="diff-only")
+        assert "&quot;total&quot;: 15" in pane(user, "diff-output-original")
+        assert "&quot;fields&quot;" in pane(user, "diff-input-original")
+        await user.should_not_see(marker="diff-output-replay")
+
 
 async def test_save_as_test_appends_to_the_draft_and_refuses_a_taken_name(
     user: User, hub: Hub
