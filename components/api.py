@@ -42,6 +42,7 @@ from components.addresses import (
     BLOCK_PRIVATE_ENV,
     address_refusal,
     block_private_addresses,
+    check_url_address,
     host_refusal,
     literal_address,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "TriggerKind",
     "address_refusal",
     "block_private_addresses",
+    "check_url_address",
     "compile_pattern",
     "fetch",
     "host_refusal",

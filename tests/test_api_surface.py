@@ -42,6 +42,7 @@ def test_component_api_exports_are_pinned() -> None:
         "BLOCK_PRIVATE_ENV",
         "address_refusal",
         "block_private_addresses",
+        "check_url_address",
         "host_refusal",
         "literal_address",
         # one HTTP exchange as data, straight over the shared client's aiohttp session

@@ -19,10 +19,8 @@ import asyncio
 import base64
 import email.utils
 import functools
-import ipaddress
 import json
 import re
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -43,11 +41,9 @@ from components.api import (
     StepConfigError,
     StepContext,
     StepError,
-    address_refusal,
     block_private_addresses,
+    check_url_address,
     fetch,
-    host_refusal,
-    literal_address,
 )
 
 __all__ = [
@@ -350,59 +346,6 @@ def _display_url(url: httpx.URL) -> str:
     return f"{base}?{'&'.join(pairs)}"
 
 
-async def _check_address(url: httpx.URL, block_private: bool) -> None:
-    """Refuse metadata (always) and private addresses (when blocked), after resolving the name."""
-    host = url.host.rstrip(".").lower()
-    if refusal := host_refusal(host):
-        raise StepError(refusal)
-    literal = literal_address(host)
-    addresses = [literal] if literal is not None else await _resolve(url, host)
-    for address in addresses:
-        if refusal := address_refusal(host, address, block_private=block_private):
-            private_only = address_refusal(host, address, block_private=False) is None
-            hint = (
-                f"Call a public address, or unset {BLOCK_PRIVATE_ENV} on the server to allow "
-                "private networks."
-            )
-            raise StepError(refusal, hint=hint if private_only else "")
-
-
-_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-_RESOLVED_SECONDS = 10.0
-_resolved: dict[tuple[str, int], tuple[float, list[_Address]]] = {}
-"""Addresses of recently checked names, each kept `_RESOLVED_SECONDS` (aiohttp's DNS cache keeps
-them as long): without it every HTTP step made a DNS lookup of its own, beside the one of the
-connection it then used. Only the messages depend on it; the shared client's transport checks the
-addresses it connects to."""
-
-
-async def _resolve(url: httpx.URL, host: str) -> list[_Address]:
-    """The addresses `url`'s host name resolves to (cached, see `_resolved`)."""
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        name = url.raw_host.decode("ascii")  # the IDNA (punycode) form that DNS and httpx use
-        cached = _resolved.get((name, port))
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        infos = await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise RetryableError(
-            f"Could not resolve host '{host}': {exc}.",
-            hint="Check the URL's host name and the server's DNS.",
-        ) from None
-    addresses: list[_Address] = []
-    for info in infos:
-        try:
-            addresses.append(ipaddress.ip_address(str(info[4][0]).partition("%")[0]))
-        except ValueError:
-            continue
-    if len(_resolved) >= 1024:
-        _resolved.clear()
-    _resolved[(name, port)] = (now + _RESOLVED_SECONDS, addresses)
-    return addresses
-
-
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default = 443 if url.scheme == "https" else 80
     return url.scheme, url.host, url.port or default
@@ -424,7 +367,7 @@ async def _fetch(
     offline = getattr(ctx.http, "answers_offline", False) is True
     for _hop in range(MAX_REDIRECTS + 1):
         if not offline:
-            await _check_address(url, block_private)
+            await check_url_address(url, block_private)
         shown = _display_url(url)
         started = time.perf_counter()
         try:

@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from components import addresses
 from components.api import Connection, Response, StepContext, StepLogger
-from components.builtin import http as http_action
 from runtime.http import make_http_client
 from runtime.state import BoundState, MemoryState
 
@@ -120,7 +120,7 @@ async def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         ]
 
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(http_action, "_resolved", {})  # no answers from another test's DNS
+    monkeypatch.setattr(addresses, "_resolved", {})  # no answers from another test's DNS
     return table
 
 
