@@ -171,8 +171,8 @@ async def run_test(
     )
     flow, integration = setup.flow, setup.integration
     request = request or setup.request
-    _refuse_invalid(hub.registry, integration, flow)
     only, reuse = _partial(hub.registry, flow, upto, setup.earlier)
+    flow = _runnable_part(hub.registry, integration, flow, only)
     pins = _pins(flow, pinned or {})
     values, hidden = _config(integration, config or {})
     creds = _connections(integration, connections or {})
@@ -305,10 +305,24 @@ def _earlier_records(
     return records
 
 
-def _refuse_invalid(registry: Registry, integration: Integration, flow: Flow) -> None:
-    errors = errors_only(validate_flow(flow, registry, integration))
+def _runnable_part(
+    registry: Registry, integration: Integration, flow: Flow, only: set[str] | None
+) -> Flow:
+    """The flow to run, or InvalidInput naming its errors. A run up to a step (`only`) minds
+    only the steps it runs and flow-wide problems: a half-built step elsewhere does not block
+    it; the run then gets the flow cut down to those steps (the engine runs only valid flows)."""
+    every = errors_only(validate_flow(flow, registry, integration))
+    errors = [e for e in every if only is None or e.step is None or e.step in only]
+    if not every:
+        return flow
     if not errors:
-        return
+        assert only is not None
+        return flow.model_copy(
+            update={
+                "steps": [s for s in flow.steps if s.id in only],
+                "edges": [e for e in flow.edges if e.source in only and e.target in only],
+            }
+        )
     more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" * (len(errors) > 1)
     raise InvalidInput(
         f"Flow '{flow.label}' cannot run: {errors[0].message}{more}",

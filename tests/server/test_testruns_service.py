@@ -249,17 +249,22 @@ async def test_config_defaults_overrides_and_secret_masking(hub: Hub) -> None:
     }
 
 
-async def test_an_invalid_flow_is_refused_naming_the_step_and_nothing_is_recorded(
-    hub: Hub,
-) -> None:
+async def add_broken_notify_step(hub: Hub) -> None:
+    """Save the draft with a step 'notify' after 'normal' that lacks its required `url`: an
+    error the editor saves anyway."""
     state = await editor.load_editor(hub, "Orders")
     flow = state.flow("route")
     assert flow is not None
     data = flow.model_dump(mode="json", by_alias=True)
     data["steps"].append({"id": "notify", "name": "Notify", "action": "http.request"})
     data["edges"].append({"from": "normal", "to": "notify"})
-    broken = Flow.model_validate(data)  # `url` is required: an error the editor saves anyway
-    await editor.save_flow(hub, "Orders", broken, state.revisions["route"])
+    await editor.save_flow(hub, "Orders", Flow.model_validate(data), state.revisions["route"])
+
+
+async def test_an_invalid_flow_is_refused_naming_the_step_and_nothing_is_recorded(
+    hub: Hub,
+) -> None:
+    await add_broken_notify_step(hub)
     live = MemoryRecorder()
     with pytest.raises(InvalidInput) as refused:
         await testruns.run_test(hub, "Orders", "route", observer=live)
@@ -311,6 +316,19 @@ async def test_run_up_to_here_runs_only_the_ancestors(hub: Hub) -> None:
         ("big", "succeeded"),
     ]
     assert CALLS == [500]
+
+
+async def test_run_up_to_here_is_not_blocked_by_a_broken_step_it_does_not_reach(
+    hub: Hub,
+) -> None:
+    await add_broken_notify_step(hub)
+    run = await testruns.run_test(
+        hub, "Orders", "route", TestRequest(body={"amount": 500}), upto="big"
+    )
+    assert run.status == "succeeded"
+    with pytest.raises(InvalidInput, match="Step 'Notify'") as refused:
+        await testruns.run_test(hub, "Orders", "route", upto="notify")
+    assert {i["step"] for i in refused.value.details["issues"]} == {"notify"}
 
 
 async def test_run_up_to_here_reuses_upstream_outputs_of_the_last_run(hub: Hub) -> None:
