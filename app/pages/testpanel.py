@@ -5,7 +5,8 @@ container (the editor puts it in a drawer under the canvas) and talks only to se
 `payloads` (create, edit, duplicate, delete), `testruns` (run, run up to a step, listen) and
 `executions` (the step records of a finished run). The editor wires it::
 
-    panel = TestPanel(hub, name, on_statuses=canvas.set_statuses, on_finished=...)
+    panel = TestPanel(hub, name, on_statuses=canvas.set_statuses, on_finished=...,
+                      on_coverage=...)          # Run all's coverage (None: cleared)
     panel.set_flow(flow.id, trigger_sample)      # on every flow tab change
     canvas.on_select(panel.show_step)            # the selected step's records
     await panel.run_upto(step_id)                # the inspector's "Run up to here"
@@ -18,7 +19,7 @@ Service refusals are shown in the panel (`test-error`), never as a traceback.
 
 The rules that need no drawing (badges, payload conversion, the reference scope) are in
 `designer.testing`; the payload form, step view and run summary in
-`app.pages.testpanel_widgets`.
+`app.pages.testpanel_widgets`; Run all's results in `app.pages.testpanel_suite`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 from nicegui import background_tasks, ui
 
 from app.pages.testpanel_data import remembered_splitter
+from app.pages.testpanel_suite import CoverageCallback, SuiteResults
 from app.pages.testpanel_widgets import (
     PanelRoot,
     PayloadForm,
@@ -74,17 +76,20 @@ class TestPanel:
         on_finished: Callable[[dict[str, Any]], None] | None = None,
         on_scope: Callable[[], None] | None = None,
         blockers: Callable[[], list[str]] | None = None,
+        on_coverage: CoverageCallback | None = None,
     ) -> None:
         """`on_scope` is called whenever `reference_scope()` may have changed (a payload chosen
         or saved, a run finished), so the inspector can refresh its references and previews.
         `blockers()` lists what must be fixed before a run (field errors the inspector shows,
-        each naming its step and field): while it lists anything, Run refuses and shows it."""
+        each naming its step and field): while it lists anything, Run refuses and shows it.
+        `on_coverage` receives the flow's suite coverage after Run all, None when cleared."""
         self._hub = hub
         self._blockers = blockers
         self._on_scope = on_scope
         self._integration = integration
         self._on_statuses = on_statuses
         self._on_finished = on_finished
+        self._on_coverage = on_coverage
         self._flow_id: str | None = None
         self._sample: dict[str, Any] | None = None
         self._payloads: list[TestPayload] = []
@@ -123,6 +128,7 @@ class TestPanel:
         self._set_stale(False)
         self._clear_error()
         self._summary.clear()
+        self._suite.clear()
         self._refresh_payloads()
         self.show_step(self._step)
         self._loading = background_tasks.create(
@@ -145,6 +151,16 @@ class TestPanel:
             self._fail(exc)
             return
         await self._execute(upto=step_id, reuse_from=reuse)
+
+    async def _run_all(self) -> None:
+        await self._settle()
+        if self._flow_id is None:
+            self._show_error("Open a flow to run its suite.")
+            return
+        if self._dirty and not await self._save():
+            return
+        self._clear_error()
+        await self._suite.run(self._flow_id)
 
     def mark_stale(self) -> None:
         """The flow was edited: the results on screen are from before, until the next run."""
@@ -219,12 +235,21 @@ class TestPanel:
                     ui.button("Stop", icon="stop", on_click=self._stop_run), "stop-test"
                 ).props("dense color=negative")
                 self._stop_button.set_visibility(False)
+                tid(
+                    ui.button("Run all", icon="playlist_play", on_click=self._run_all),
+                    "run-all",
+                ).props("dense outline").tooltip(
+                    "Run every suite payload of this flow and show its path coverage"
+                )
                 self._summary = tid(ui.row().classes("items-center gap-2"), "run-summary")
             self._error = tid(
                 ui.column().classes("w-full gap-0 p-2 rounded bg-red-1 text-negative"),
                 "test-error",
             )
             self._error.set_visibility(False)
+            self._suite = SuiteResults(
+                self._hub, self._integration, on_coverage=self._on_coverage, on_error=self._fail
+            )
             self._stale_note = tid(
                 ui.label(
                     "These results are from before your last edit: run again to see what the "
