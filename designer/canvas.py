@@ -166,6 +166,7 @@ class FlowCanvas(ui.element, component=BUNDLE):
         self._props["statuses"] = {}
         self._props["problems"] = {}
         self._props["coverage"] = {}
+        self._props["pinned"] = []
         self._props["shortcuts"] = {}
         self.selected: tuple[str, ...] = ()
         self.classes("w-full h-full")
@@ -216,6 +217,11 @@ class FlowCanvas(ui.element, component=BUNDLE):
         """Overlay suite coverage (`designer.coverage.coverage_marks`): steps and edges covered
         or not, branch ports taken or not, the covering tests on hover; `{}` removes it."""
         self._props["coverage"] = {key: dict(value) for key, value in marks.items()}
+        self.update()
+
+    def set_pins(self, step_ids: list[str]) -> None:
+        """Show a pin badge on these steps (outputs pinned for test runs)."""
+        self._props["pinned"] = list(step_ids)
         self.update()
 
     def on_select(self, handler: Callable[[str | None], Awaitable[None] | None]) -> FlowCanvas:

@@ -22,6 +22,7 @@
     testing:
       config: {base_url: http://127.0.0.1:8091}   # config values for every test run
       connections: {crm: {api_key: test-key}}     # credentials for test runs (defaults: dummies)
+      pinned: {order_paid: {fetch_rates: {output: {eur: 1.1}}}}   # the designer's pins, by flow
 
 Steps named in `ran`, `skipped`, `steps` and `pinned` must exist in the flow: validation
 (`runtime.validation`, so `validate`, import and `flowyard test`) reports each one that does not
@@ -150,4 +151,9 @@ class TestingSettings(_Strict):
         default_factory=dict,
         description="Credentials for test runs, by connection slot and field; slots left out get "
         "dummy values.",
+    )
+    pinned: dict[str, dict[_StepRef, PinnedOutput]] = Field(
+        default_factory=dict,
+        description="Outputs pinned in the designer (Pin output), by flow id and step id: its "
+        "test runs do not run those steps. Suites use each test's own `pinned:`.",
     )

@@ -186,6 +186,7 @@ class EditorPage:
                 on_scope=self._rescope,
                 blockers=lambda: self.field_errors,
                 on_coverage=self._show_coverage,
+                on_pins=self.canvas.set_pins,
             )
 
     def _show_coverage(self, coverage: dict[str, Any] | None) -> None:

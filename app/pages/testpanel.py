@@ -42,7 +42,7 @@ from app.pages.testpanel_widgets import (
     draw_summary,
     tid,
 )
-from app.services import executions, payloads, testruns
+from app.services import executions, payloads, pins, testruns
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.services.payloads import PayloadInput, PayloadUpdate, TestPayload
@@ -56,6 +56,7 @@ from designer.testing import (
     unrecorded_detail,
     worst_status,
 )
+from runtime.suite_model import PinnedOutput
 
 __all__ = ["TestPanel", "parse_body", "worst_status"]
 
@@ -77,12 +78,14 @@ class TestPanel:
         on_scope: Callable[[], None] | None = None,
         blockers: Callable[[], list[str]] | None = None,
         on_coverage: CoverageCallback | None = None,
+        on_pins: Callable[[list[str]], None] | None = None,
     ) -> None:
         """`on_scope` is called whenever `reference_scope()` may have changed (a payload chosen
         or saved, a run finished), so the inspector can refresh its references and previews.
         `blockers()` lists what must be fixed before a run (field errors the inspector shows,
         each naming its step and field): while it lists anything, Run refuses and shows it.
-        `on_coverage` receives the flow's suite coverage after Run all, None when cleared."""
+        `on_coverage` receives the flow's suite coverage after Run all, None when cleared;
+        `on_pins` the ids of the flow's pinned steps whenever they change (Pin output)."""
         self._hub = hub
         self._blockers = blockers
         self._on_scope = on_scope
@@ -90,6 +93,8 @@ class TestPanel:
         self._on_statuses = on_statuses
         self._on_finished = on_finished
         self._on_coverage = on_coverage
+        self._on_pins = on_pins
+        self._pins: dict[str, PinnedOutput] = {}  # the flow's pinned outputs (in its draft)
         self._flow_id: str | None = None
         self._sample: dict[str, Any] | None = None
         self._payloads: list[TestPayload] = []
@@ -124,6 +129,7 @@ class TestPanel:
             self._loading.cancel()
         self._flow_id = flow_id
         self._payloads, self._selected, self._dirty = [], None, False
+        self._set_pins({})
         self._detail, self._live = None, None
         self._set_stale(False)
         self._clear_error()
@@ -303,7 +309,39 @@ class TestPanel:
             running=self._running is not None and not self._running.done(),
             on_iteration=self._pick_iteration,
             run_upto=self.run_upto if self._flow_id is not None else None,
+            pinned=self._step in self._pins,
+            on_pin=self._pin if self._flow_id is not None else None,
         )
+
+    async def _pin(self, record: dict[str, Any], pin: bool) -> None:
+        """Pin the output of `record`'s step for test runs (or unpin it), in the draft."""
+        flow_id, step_id = self._flow_id, str(record["step_id"])
+        if flow_id is None:
+            return
+        try:
+            if pin:
+                changed = await pins.pin_output(
+                    self._hub,
+                    self._integration,
+                    flow_id,
+                    step_id,
+                    record.get("output"),
+                    record.get("port"),
+                )
+            else:
+                changed = await pins.unpin_output(self._hub, self._integration, flow_id, step_id)
+        except ServiceError as exc:
+            self._fail(exc)
+            return
+        if flow_id == self._flow_id:
+            self._clear_error()
+            self._set_pins(changed)
+            self._draw_step()
+
+    def _set_pins(self, pinned: dict[str, PinnedOutput]) -> None:
+        self._pins = pinned
+        if self._on_pins is not None:
+            self._on_pins(sorted(pinned))
 
     def _pick_iteration(self, event: Any) -> None:
         self._iteration = int(event.value)
@@ -339,11 +377,13 @@ class TestPanel:
             found = await payloads.list_payloads(self._hub, self._integration, flow_id)
             last = await testruns.last_test_run(self._hub, self._integration, flow_id)
             detail = await executions.get_execution(self._hub, last) if last else None
+            pinned = await pins.flow_pins(self._hub, self._integration, flow_id)
         except ServiceError as exc:
             self._fail(exc)
             return
         if flow_id != self._flow_id:
             return
+        self._set_pins(pinned)
         self._payloads = found
         remembered = self._chosen.get(flow_id)
         ids = [p.id for p in found]
@@ -537,6 +577,7 @@ class TestPanel:
                 observer=live,
                 upto=upto,
                 reuse_from=reuse_from,
+                pinned=self._pins,
             ),
             name="flowyard-test-run",
         )

@@ -195,12 +195,16 @@ def draw_step(
     running: bool,
     on_iteration: Callable[[Any], None],
     run_upto: Callable[[str], Awaitable[None]] | None,
+    pinned: bool = False,
+    on_pin: Callable[[dict[str, Any], bool], Awaitable[None]] | None = None,
 ) -> int:
     """Draw in `view` the records of `step_id` among the last run's `records`, one at a time.
 
     `iteration` is the index of the record to show (a loop's steps have one per iteration);
     `on_iteration` receives the change event when another is chosen. `running`: the run still
-    goes. `run_upto` backs the "Run up to here" button (None: no button). Returns the index shown.
+    goes. `run_upto` backs the "Run up to here" button (None: no button). `pinned`: the step's
+    output is pinned now; `on_pin(record, pin)` backs Pin output (pin True) / Unpin (None: no
+    button). Returns the index shown.
     """
     view.clear()
     with view:
@@ -213,6 +217,12 @@ def draw_step(
         if not records:
             note = "has not finished yet" if running else "did not run in the last test run"
             ui.label(f"Step '{step_id}' {note}.").classes("text-grey-7")
+            if pinned and on_pin is not None:
+                unpin = {"step_id": step_id}
+                tid(
+                    ui.button("Unpin", icon="push_pin", on_click=lambda: on_pin(unpin, False)),
+                    "step-unpin",
+                ).props("flat dense")
             return iteration
         iteration = min(iteration, len(records) - 1)
         record = records[iteration]
@@ -224,6 +234,10 @@ def draw_step(
             ui.label(f"{attempt}{duration(record['duration_ms'])}").classes("text-caption")
             if record.get("port"):
                 ui.label(f"→ {record['port']}").classes("text-caption")
+            if record.get("pinned"):
+                tid(ui.badge("pinned", color="deep-purple"), "step-pinned").tooltip(
+                    "Not run: its pinned output was used"
+                )
             if len(records) > 1:
                 options = {
                     i: f"#{'.'.join(map(str, r['iteration_path'])) or '-'} {r['status']}"
@@ -243,6 +257,25 @@ def draw_step(
                     ui.button("Run up to here", on_click=lambda: run_upto(target)),
                     "run-upto",
                 ).props("flat dense")
+            if (
+                on_pin is not None
+                and record["iteration_path"] == []
+                and (pinned or record["status"] == "succeeded")
+            ):
+                label, icon, name = (
+                    ("Unpin", "push_pin", "step-unpin")
+                    if pinned
+                    else ("Pin output", "push_pin", "step-pin")
+                )
+                pin_button = tid(
+                    ui.button(label, icon=icon, on_click=lambda: on_pin(record, not pinned)),
+                    name,
+                ).props("flat dense")
+                pin_button.tooltip(
+                    "Run this step again in test runs"
+                    if pinned
+                    else "Test runs use this output instead of running the step"
+                )
         if record.get("error"):
             error = record["error"]
             with tid(ui.column().classes("w-full gap-0 text-negative"), "step-error"):
