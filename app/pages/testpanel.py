@@ -32,7 +32,13 @@ from typing import Any
 from nicegui import background_tasks, ui
 
 from app.pages.testpanel_data import remembered_splitter
-from app.pages.testpanel_suite import CoverageCallback, SuiteResults
+from app.pages.testpanel_suite import (
+    CoverageCallback,
+    SuiteResults,
+    draw_suite_payload,
+    suite_index,
+    suite_key,
+)
 from app.pages.testpanel_widgets import (
     PanelRoot,
     PayloadForm,
@@ -42,7 +48,7 @@ from app.pages.testpanel_widgets import (
     draw_summary,
     tid,
 )
-from app.services import executions, payloads, pins, testruns
+from app.services import executions, payloads, pins, suites, testruns
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.services.payloads import PayloadInput, PayloadUpdate, TestPayload
@@ -56,7 +62,7 @@ from designer.testing import (
     unrecorded_detail,
     worst_status,
 )
-from runtime.suite_model import PinnedOutput
+from runtime.suite_model import FlowTest, PinnedOutput
 
 __all__ = ["TestPanel", "parse_body", "worst_status"]
 
@@ -100,6 +106,8 @@ class TestPanel:
         self._payloads: list[TestPayload] = []
         self._chosen: dict[str, int] = {}  # the payload last selected per flow
         self._selected: int | None = None
+        self._tests: list[FlowTest] = []  # the flow's suite payloads (its `tests:`)
+        self._suite_pick: int | None = None  # the suite payload chosen instead of a saved one
         self._dirty = False
         self._stale = False  # the flow was edited since the results on screen were run
         self._quiet = False  # set while the editor is filled from a payload
@@ -129,6 +137,7 @@ class TestPanel:
             self._loading.cancel()
         self._flow_id = flow_id
         self._payloads, self._selected, self._dirty = [], None, False
+        self._tests, self._suite_pick = [], None
         self._set_pins({})
         self._detail, self._live = None, None
         self._set_stale(False)
@@ -199,6 +208,8 @@ class TestPanel:
         run's succeeded steps; inside loops the first iteration's)."""
         chosen = self._payload(self._selected)
         request = chosen.model_dump(include={"body", "headers", "query"}) if chosen else None
+        if self._suite_pick is not None:
+            request = self._tests[self._suite_pick].request.model_dump()
         return reference_scope(self._records(), request, self._sample)
 
     # ------------------------------------------------------------------------------ drawing
@@ -278,6 +289,8 @@ class TestPanel:
             ) as splitter:
                 with splitter.before, ui.column().classes("w-full gap-1 pr-2"):
                     self._form = PayloadForm(self._changed, self._save)
+                    self._suite_view = tid(ui.column().classes("w-full gap-1"), "suite-payload")
+                    self._suite_view.set_visibility(False)
                 with splitter.after:
                     self._step_view = tid(ui.column().classes("w-full gap-1 pl-2"), "step-view")
         self._refresh_payloads()
@@ -286,10 +299,18 @@ class TestPanel:
     def _refresh_payloads(self) -> None:
         self._quiet = True
         try:
-            self._select.set_options({p.id: p.name for p in self._payloads}, value=self._selected)
-            chosen = self._payload(self._selected)
+            options: dict[int | str, str] = {p.id: p.name for p in self._payloads}
+            options.update({suite_key(i): f"{t.name} · suite" for i, t in enumerate(self._tests)})
+            pick = self._suite_pick
+            self._select.set_options(
+                options, value=suite_key(pick) if pick is not None else self._selected
+            )
+            draw_suite_payload(self._suite_view, self._tests[pick] if pick is not None else None)
+            chosen = self._payload(self._selected) if pick is None else None
             self._form.element.set_visibility(chosen is not None)
-            self._form.empty.set_visibility(chosen is None and self._flow_id is not None)
+            self._form.empty.set_visibility(
+                chosen is None and pick is None and self._flow_id is not None
+            )
             for button in (self._duplicate_button, self._delete_button):
                 button.set_enabled(chosen is not None)
             if chosen is not None:
@@ -378,12 +399,14 @@ class TestPanel:
             last = await testruns.last_test_run(self._hub, self._integration, flow_id)
             detail = await executions.get_execution(self._hub, last) if last else None
             pinned = await pins.flow_pins(self._hub, self._integration, flow_id)
+            tests = await suites.flow_tests(self._hub, self._integration, flow_id)
         except ServiceError as exc:
             self._fail(exc)
             return
         if flow_id != self._flow_id:
             return
         self._set_pins(pinned)
+        self._tests = tests
         self._payloads = found
         remembered = self._chosen.get(flow_id)
         ids = [p.id for p in found]
@@ -405,6 +428,7 @@ class TestPanel:
             return
         if flow_id == self._flow_id:
             self._payloads = found
+            self._suite_pick = None
             self._choose(select if select in {p.id for p in found} else None)
             self._refresh_payloads()
 
@@ -424,14 +448,18 @@ class TestPanel:
             self._form.unsaved.set_visibility(True)
 
     async def _on_select(self, event: Any) -> None:
-        if self._quiet or event.value == self._selected:
+        pick = self._suite_pick
+        current = suite_key(pick) if pick is not None else self._selected
+        if self._quiet or event.value == current:
             return
         if self._dirty and not await self._save():
             self._quiet = True  # stay on the payload with the unsaved, invalid edits
-            self._select.value = self._selected
+            self._select.value = current
             self._quiet = False
             return
-        self._choose(event.value)
+        self._suite_pick = suite_index(event.value)
+        if self._suite_pick is None:
+            self._choose(event.value)
         self._refresh_payloads()
         self._scope_changed()
 
@@ -568,16 +596,17 @@ class TestPanel:
         )
         self._live = live
         self._emit({})
+        test = self._tests[self._suite_pick] if self._suite_pick is not None else None
         task = asyncio.create_task(
             testruns.run_test(
                 self._hub,
                 self._integration,
                 flow_id,
-                self._selected,
+                test.request if test is not None else self._selected,
                 observer=live,
                 upto=upto,
                 reuse_from=reuse_from,
-                pinned=self._pins,
+                pinned={**self._pins, **test.pinned} if test is not None else self._pins,
             ),
             name="flowyard-test-run",
         )

@@ -13,10 +13,14 @@ tests' recorded responses) and shows:
 `on_coverage` receives the flow's coverage JSON (`runtime.coverage.FlowCoverage.to_json`) after
 a run and `None` when the results are cleared: the editor overlays it on the canvas. Refusals
 (an invalid flow, config without a test value) go to `on_error`, never as a traceback.
+
+The suite payloads also join the panel's payload dropdown (`suite_key(index)` beside the saved
+payloads' ids, read back with `suite_index`), shown read-only by `draw_suite_payload`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +31,9 @@ from app.pages.testpanel_widgets import tid
 from app.services import suites
 from app.services.errors import ServiceError
 from app.services.hub import Hub
+from runtime.suite_model import FlowTest
 
-__all__ = ["CoverageCallback", "SuiteResults"]
+__all__ = ["CoverageCallback", "SuiteResults", "draw_suite_payload", "suite_index", "suite_key"]
 
 log = logging.getLogger("flowyard.pages.testpanel_suite")
 
@@ -151,3 +156,45 @@ def _uncovered(coverage: dict[str, Any]) -> list[str]:
     steps = [s["step"] for s in coverage["steps"] if not s["covered_by"]]
     paths = [f"{p['step']}:{p['port']}" for p in coverage["paths"] if not p["covered_by"]]
     return [*steps, *paths]
+
+
+# --- suite payloads in the payload library ------------------------------------------------------
+
+_SUITE = "suite:"
+
+
+def suite_key(index: int) -> str:
+    """The payload dropdown's key for the flow's suite test at `index` (saved payloads use
+    their integer ids)."""
+    return f"{_SUITE}{index}"
+
+
+def suite_index(value: Any) -> int | None:
+    """The suite test index of a dropdown key, None for a saved payload's id."""
+    if isinstance(value, str) and value.startswith(_SUITE) and value[len(_SUITE) :].isdigit():
+        return int(value[len(_SUITE) :])
+    return None
+
+
+def draw_suite_payload(view: ui.column, test: FlowTest | None) -> None:
+    """Show suite test `test` read-only in `view` (hidden when None): it lives in the flow's
+    `tests:` in the integration file and changes there."""
+    view.clear()
+    view.set_visibility(test is not None)
+    if test is None:
+        return
+    with view:
+        ui.label(f"Suite test '{test.name}'").classes("text-bold")
+        ui.label(
+            "From the flow's `tests:` in the integration file (read-only here). Run runs its "
+            "request on the draft, with its pinned steps; Run all checks its expectations."
+        ).classes("text-caption text-grey-8")
+        request = test.request.model_dump(mode="json")
+        tid(
+            ui.label(json.dumps(request, indent=2, ensure_ascii=False)).classes(
+                "w-full font-mono text-xs whitespace-pre-wrap break-all"
+            ),
+            "suite-payload-request",
+        )
+        if test.pinned:
+            ui.label(f"Pinned: {', '.join(test.pinned)}").classes("text-caption")

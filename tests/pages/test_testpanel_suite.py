@@ -15,11 +15,13 @@ from nicegui.testing import User
 
 from app.pages.layout import hub as current_hub
 from app.pages.testpanel import TestPanel
+from app.services import executions, payloads, testruns
 from app.services.hub import Hub
+from app.services.payloads import PayloadInput
 from designer.coverage import coverage_marks
 from runtime.files import parse_integration
 from tests.pages.conftest import import_yaml
-from tests.pages.test_testpanel import text, until
+from tests.pages.test_testpanel import only, text, until
 
 INTEGRATION = "Suite checks"
 YAML = """
@@ -98,6 +100,46 @@ async def test_run_all_shows_each_payload_first_mismatch_and_coverage(
     user.find(marker="suite-clear").click()
     await user.should_not_see(marker="suite-summary")
     assert coverage[-1] is None
+
+
+async def test_suite_payloads_join_the_dropdown_and_run_like_saved_ones(
+    user: User, hub: Hub, tmp_path: Path
+) -> None:
+    await open_panel(user, hub, tmp_path)
+    await payloads.create_payload(
+        hub, INTEGRATION, PayloadInput(flow_id="orders", name="Saved", body={"kind": "x"})
+    )
+    await user.open("/testpanel-suite")
+    select = only(user, "payload-select")
+    await until(lambda: len(select.options) == 3, what="saved and suite payloads listed")
+    assert select.options == {
+        1: "Saved",
+        "suite:0": "order seven · suite",
+        "suite:1": "order eight expects nine · suite",
+    }
+    with user:
+        select.value = "suite:1"
+    await user.should_see(marker="suite-payload-request")
+    assert '"id": 8' in text(user, "suite-payload-request")
+    await user.should_not_see(marker="payload-body")
+    user.find(marker="run-test").click()
+    await user.should_see(marker="run-link", retries=200)
+    run = await last_run(hub)
+    steps = {r["step_id"]: r for r in run["steps"]}
+    assert steps["shape"]["output"] == {"id": 8}
+    assert "other" not in steps or steps["other"]["status"] == "skipped"
+
+    # Back to the saved payload: its form comes back.
+    with user:
+        select.value = 1
+    await user.should_see(marker="payload-body")
+    await user.should_not_see(marker="suite-payload-request")
+
+
+async def last_run(hub: Hub) -> dict[str, Any]:
+    execution = await testruns.last_test_run(hub, INTEGRATION, "orders")
+    assert execution is not None
+    return await executions.get_execution(hub, execution)
 
 
 async def test_run_all_refusal_is_shown_not_raised(user: User, hub: Hub, tmp_path: Path) -> None:
