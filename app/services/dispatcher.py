@@ -227,7 +227,11 @@ class WorkerPool:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     loop.call_soon_threadsafe(self._wake.set)
 
-            self._listener = InboxListener(self.hub.db, wake)
+            def changed(instance_id: str | None) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self.hub.forget_instance, instance_id)
+
+            self._listener = InboxListener(self.hub.db, wake, on_instance=changed)
             self._listener.start()
         self._services = [
             asyncio.create_task(self._claim_loop(), name="flowyard-claim"),
@@ -292,9 +296,12 @@ class WorkerPool:
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         return await self._replies.wait(execution_id, seconds)
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
         self.environments.invalidate(instance_id)
-        self._options.pop(instance_id, None)
+        if instance_id is None:
+            self._options.clear()
+        else:
+            self._options.pop(instance_id, None)
         self._wake.set()  # an enabled or activated instance may have rows waiting
 
     async def run_lifecycle(

@@ -180,17 +180,20 @@ class EnvironmentCache:
         self._hub = hub
         self._cache: dict[str, InstanceEnvironment] = {}
         self._generation: dict[str, int] = {}
+        self._epoch = 0
+        """Bumped when every instance is forgotten, so loads already under way are not kept."""
         self._lock = threading.Lock()
 
     def get_blocking(self, instance_id: str) -> InstanceEnvironment:
         with self._lock:
             cached = self._cache.get(instance_id)
-            generation = self._generation.get(instance_id, 0)
+            generation = (self._epoch, self._generation.get(instance_id, 0))
         if cached is not None:
             return cached
         env = load_environment(self._hub, instance_id)
         with self._lock:
-            if self._generation.get(instance_id, 0) == generation and not env.follows_draft:
+            now = (self._epoch, self._generation.get(instance_id, 0))
+            if now == generation and not env.follows_draft:
                 self._cache[instance_id] = env
         return env
 
@@ -203,7 +206,12 @@ class EnvironmentCache:
             return cached
         return await asyncio.to_thread(self.get_blocking, instance_id)
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
+        """Forget one instance's environment (None: every instance's)."""
         with self._lock:
-            self._cache.pop(instance_id, None)
-            self._generation[instance_id] = self._generation.get(instance_id, 0) + 1
+            if instance_id is None:
+                self._cache.clear()
+                self._epoch += 1
+            else:
+                self._cache.pop(instance_id, None)
+                self._generation[instance_id] = self._generation.get(instance_id, 0) + 1

@@ -113,7 +113,7 @@ class FakeDispatcher:
         self.lifecycle.append((instance_id, flow_id, event))
         return ExecutionResult("pre1", flow_id, Status.SUCCEEDED, 0.0, 1.0, output=self.route_to)
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
         pass
 
 

@@ -213,7 +213,7 @@ class FakeDispatcher:
 
     def __init__(self) -> None:
         self.hub: Hub | None = None
-        self.invalidated: list[str] = []
+        self.invalidated: list[str | None] = []
         self.status_seen: list[tuple[str, str]] = []
 
     def notify(self) -> None:
@@ -225,7 +225,7 @@ class FakeDispatcher:
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         return None
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
         self.invalidated.append(instance_id)
 
     async def run_lifecycle(
