@@ -32,6 +32,7 @@ not make its flow unreadable.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -67,6 +68,13 @@ class TestRequest(_Strict):
     headers: dict[str, str | int | float | bool] = Field(default_factory=dict)
     query: dict[str, Any] = Field(default_factory=dict)
     method: str = Field("POST", pattern=r"^[A-Za-z]{1,16}$")
+
+    def header_text(self) -> dict[str, str]:
+        """The headers as sent: YAML numbers and booleans as their JSON text (`2`, `true`)."""
+        return {
+            str(k): json.dumps(v) if isinstance(v, bool) else str(v)
+            for k, v in self.headers.items()
+        }
 
 
 class StepExpectation(_Strict):

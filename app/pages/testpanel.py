@@ -38,6 +38,7 @@ from app.pages.testpanel_suite import (
     draw_suite_payload,
     suite_index,
     suite_key,
+    suite_request,
 )
 from app.pages.testpanel_widgets import (
     PanelRoot,
@@ -602,7 +603,7 @@ class TestPanel:
                 self._hub,
                 self._integration,
                 flow_id,
-                test.request if test is not None else self._selected,
+                suite_request(test) if test is not None else self._selected,
                 observer=live,
                 upto=upto,
                 reuse_from=reuse_from,

@@ -28,12 +28,19 @@ from typing import Any
 from nicegui import ui
 
 from app.pages.testpanel_widgets import tid
-from app.services import suites
+from app.services import suites, testruns
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from runtime.suite_model import FlowTest
 
-__all__ = ["CoverageCallback", "SuiteResults", "draw_suite_payload", "suite_index", "suite_key"]
+__all__ = [
+    "CoverageCallback",
+    "SuiteResults",
+    "draw_suite_payload",
+    "suite_index",
+    "suite_key",
+    "suite_request",
+]
 
 log = logging.getLogger("flowyard.pages.testpanel_suite")
 
@@ -174,6 +181,18 @@ def suite_index(value: Any) -> int | None:
     if isinstance(value, str) and value.startswith(_SUITE) and value[len(_SUITE) :].isdigit():
         return int(value[len(_SUITE) :])
     return None
+
+
+def suite_request(test: FlowTest) -> testruns.TestRequest:
+    """Suite test `test`'s request for a designer test run, sent as `flowyard test` sends it
+    (header numbers and booleans as text)."""
+    request = test.request
+    return testruns.TestRequest(
+        method=request.method,
+        body=request.body,
+        headers=request.header_text(),
+        query=dict(request.query),
+    )
 
 
 def draw_suite_payload(view: ui.column, test: FlowTest | None) -> None:

@@ -53,7 +53,7 @@ flows:
           ran: [shape]
           steps: {shape: {output: {id: 7}}}
       - name: order eight expects nine
-        request: {body: {kind: order, id: 8}}
+        request: {body: {kind: order, id: 8}, headers: {X-Attempt: 2, X-Live: true}}
         expect:
           steps: {shape: {output: {id: 9}}}
 """
@@ -127,6 +127,10 @@ async def test_suite_payloads_join_the_dropdown_and_run_like_saved_ones(
     run = await last_run(hub)
     steps = {r["step_id"]: r for r in run["steps"]}
     assert steps["shape"]["output"] == {"id": 8}
+    # Header values a suite may write as numbers or booleans are sent as text, as `flowyard test`
+    # sends them.
+    headers = steps["receive"]["output"]["headers"]
+    assert (headers["x-attempt"], headers["x-live"]) == ("2", "true")
     assert "other" not in steps or steps["other"]["status"] == "skipped"
 
     # Back to the saved payload: its form comes back.
