@@ -309,8 +309,9 @@ class TestPanel:
             draw_suite_payload(self._suite_view, self._tests[pick] if pick is not None else None)
             chosen = self._payload(self._selected) if pick is None else None
             self._form.element.set_visibility(chosen is not None)
-            self._form.empty.set_visibility(
-                chosen is None and pick is None and self._flow_id is not None
+            self._form.show_empty(
+                chosen is None and pick is None and self._flow_id is not None,
+                suite=bool(self._tests),
             )
             for button in (self._duplicate_button, self._delete_button):
                 button.set_enabled(chosen is not None)

@@ -102,20 +102,27 @@ class _Pairs:
         self._on_change()
 
 
+_NO_PAYLOAD = (
+    "No test payload yet: create one, start from the trigger's sample, or listen for a real "
+    "request."
+)
+_NO_SAVED_PAYLOAD = (
+    "No saved payload: pick one of the flow's suite tests in the list, or create one, start "
+    "from the trigger's sample, or listen for a real request."
+)
+
+
 class PayloadForm:
     """The selected test payload's editor, drawn in the current container.
 
-    `empty` is the label to show instead when there is no payload. `on_change` is called on every
-    edit (filling the form calls it too), `on_save` by the Save button.
+    `empty` is the label to show instead when there is no payload (`show_empty`). `on_change` is
+    called on every edit (filling the form calls it too), `on_save` by the Save button.
     """
 
     def __init__(
         self, on_change: Callable[[], None], on_save: Callable[[], Awaitable[bool]]
     ) -> None:
-        self.empty = ui.label(
-            "No test payload yet: create one, start from the trigger's sample, or listen for a "
-            "real request."
-        ).classes("text-grey-7")
+        self.empty = ui.label(_NO_PAYLOAD).classes("text-grey-7")
         with ui.column().classes("w-full gap-1") as self.element:
             with ui.row().classes("w-full items-center gap-2 no-wrap"):
                 self.name = tid(
@@ -134,6 +141,11 @@ class PayloadForm:
             self.body_error = tid(ui.label("").classes("text-negative text-sm"), "body-error")
             self.headers = _Pairs("Headers", "payload-headers", on_change)
             self.query = _Pairs("Query", "payload-query", on_change)
+
+    def show_empty(self, visible: bool, *, suite: bool) -> None:
+        """Show or hide the no-payload note; `suite` when the flow has suite tests to pick."""
+        self.empty.set_text(_NO_SAVED_PAYLOAD if suite else _NO_PAYLOAD)
+        self.empty.set_visibility(visible)
 
     def fill(self, payload: TestPayload) -> None:
         """Show `payload` in the form."""

@@ -106,6 +106,9 @@ async def test_suite_payloads_join_the_dropdown_and_run_like_saved_ones(
     user: User, hub: Hub, tmp_path: Path
 ) -> None:
     await open_panel(user, hub, tmp_path)
+    # No saved payload yet, but the suite's are there: the panel points to them.
+    await user.should_see("No saved payload: pick one of the flow's suite tests")
+    await user.should_not_see("No test payload yet")
     await payloads.create_payload(
         hub, INTEGRATION, PayloadInput(flow_id="orders", name="Saved", body={"kind": "x"})
     )
