@@ -3,8 +3,9 @@
 It shows the execution's status, flow, instance, duration, recovered flag and error; the flow
 drawn read-only with each step's status; every step record (loop iterations included) where
 selecting one shows its input, output, logs, duration, attempt and error; the request; and
-Replay, which queues the request again and opens the new execution. A run still going is followed
-until it ends.
+Replay, which queues the request again and opens the new execution; Replay on draft, which opens
+the diff view (`app.pages.replay_view`); and Save as test. Executions of a test instance are
+labelled so. A run still going is followed until it ends.
 
 `app.pages.executions` registers `execution_page` (with the list), so importing that one module
 registers both pages. `Names`, the display names of flows and instances, serves both pages.
@@ -20,6 +21,7 @@ from typing import Any
 from nicegui import ui
 
 from app.pages.layout import duration, frame, hub, show_error, status_badge, when
+from app.pages.replay_view import save_as_test_dialog
 from app.services import executions, instances, integrations
 from app.services.editor import auto_layout
 from app.services.errors import NotFound, ServiceError
@@ -40,6 +42,8 @@ class Names:
 
     flows: dict[str, str] = field(default_factory=dict)
     instances: dict[str, str] = field(default_factory=dict)
+    tests: set[str] = field(default_factory=set)
+    """Ids of test instances (they follow the draft)."""
 
     @classmethod
     async def load(cls) -> Names:
@@ -50,8 +54,9 @@ class Names:
                 owners.setdefault(flow.id, []).append(item.name)
                 labels.setdefault(flow.id, flow.name or flow.id)
         flows = {fid: f"{labels[fid]} ({', '.join(names)})" for fid, names in owners.items()}
-        deployed = {i.id: i.name for i in await instances.list_instances(hub())}
-        return cls(flows=flows, instances=deployed)
+        listed = await instances.list_instances(hub())
+        deployed = {i.id: i.name for i in listed}
+        return cls(flows=flows, instances=deployed, tests={i.id for i in listed if i.test})
 
     def flow(self, flow_id: str) -> str:
         return self.flows.get(flow_id, flow_id)
@@ -60,6 +65,11 @@ class Names:
         if instance_id is None:
             return "—"
         return self.instances.get(instance_id, "(deleted)")
+
+    def instance_label(self, instance_id: str | None) -> str:
+        """The instance's name, `(test instance)` after a test instance's."""
+        name = self.instance(instance_id)
+        return f"{name} (test instance)" if instance_id in self.tests else name
 
 
 def step_statuses(steps: list[dict[str, Any]]) -> dict[str, str]:
@@ -191,6 +201,22 @@ async def _replay(execution_id: str) -> None:
     ui.navigate.to(f"/executions/{new_id}")
 
 
+def _draft_buttons(detail: dict[str, Any]) -> None:
+    """Replay on draft and Save as test: for a finished run that was not called by another."""
+    usable = detail["status"] in _FINISHED and detail["parent_execution_id"] is None
+    target = f"/executions/{detail['id']}/replay-on-draft"
+    ui.button("Replay on draft", icon="difference", on_click=lambda: ui.navigate.to(target)).props(
+        'data-testid="replay-on-draft-button"'
+    ).tooltip(
+        "Run this request on the current draft, answered by this run's recorded calls, and diff"
+    ).mark("replay-on-draft-button").set_enabled(usable)
+    ui.button(
+        "Save as test",
+        icon="playlist_add",
+        on_click=lambda: save_as_test_dialog(detail["id"]).open(),
+    ).props('data-testid="save-as-test-button"').mark("save-as-test-button").set_enabled(usable)
+
+
 def _header(detail: dict[str, Any], names: Names, flow_name: str) -> None:
     with ui.card().classes("w-full").mark("execution-header"):
         with ui.row().classes("w-full items-center gap-3"):
@@ -198,6 +224,8 @@ def _header(detail: dict[str, Any], names: Names, flow_name: str) -> None:
             ui.label(flow_name).classes("text-h6").mark("execution-flow")
             if detail["recovered"]:
                 ui.badge("recovered after a restart", color="warning").mark("recovered")
+            if detail["instance_id"] in names.tests:
+                ui.badge("test instance", color="purple-7").mark("test-instance")
             ui.space()
             ui.button(
                 "Replay",
@@ -206,6 +234,7 @@ def _header(detail: dict[str, Any], names: Names, flow_name: str) -> None:
             ).props('data-testid="replay-button"').mark("replay-button").set_enabled(
                 detail["request"] is not None
             )
+            _draft_buttons(detail)
         facts = {
             "Execution": detail["id"],
             "Instance": names.instance(detail["instance_id"]),

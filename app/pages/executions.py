@@ -5,8 +5,10 @@ counts by status, a chart of executions and average durations over time (buckete
 hour or day by the range), and the newest executions page by page. The filters are kept in the URL
 (`?status=&flow=&instance=&period=&q=&source=&page=`), so a filtered view can be linked to.
 
-`/executions/{id}`: one execution, drawn by `app.pages.execution_detail` and registered here, so
-that importing this module registers both pages.
+`/executions/{id}`: one execution, drawn by `app.pages.execution_detail`, and
+`/executions/{id}/replay-on-draft`, its replay on the draft with a diff (`app.pages.replay_view`),
+are registered here, so that importing this module registers all three pages. Executions of a test
+instance read `(test instance)` after the instance's name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from nicegui import ui
 
 from app.pages.execution_detail import Names, execution_page, step_statuses
 from app.pages.layout import duration, frame, hub, show_error, status_badge, when
+from app.pages.replay_view import replay_page
 from app.services import executions
 from app.services.errors import ServiceError
 
@@ -302,7 +305,7 @@ class _ListView:
                 status_badge(item["status"])
             for text, width in (
                 (self.names.flow(item["flow_id"]), widths[2]),
-                (self.names.instance(item["instance_id"]), widths[3]),
+                (self.names.instance_label(item["instance_id"]), widths[3]),
             ):
                 ui.label(text).classes(width).props["title"] = text  # the whole name on hover
             ui.label(duration(item["duration_ms"])).classes(widths[4])
@@ -356,3 +359,6 @@ async def executions_page(
 # Registered here rather than in its own module: the page tests import this module afresh for
 # each test (NiceGUI's test reset unregisters every page), and a module it imports stays cached.
 ui.page("/executions/{execution_id}", title="Execution · Flowyard")(execution_page)
+ui.page("/executions/{execution_id}/replay-on-draft", title="Replay on draft · Flowyard")(
+    replay_page
+)

@@ -88,7 +88,7 @@ def test_new_user_builds_tests_and_deploys_an_integration(
     expect(node(page, "trigger")).to_be_visible()
     drop_from_palette(page, "branch.expression", 380, 220)
     drop_from_palette(page, "http.request", 660, 120)
-    drop_from_palette(page, "http.request", 660, 340)
+    drop_from_palette(page, "http.request", 560, 320)  # left of the minimap (bottom right)
     for step_id in ("expression", "request", "request_2"):
         expect(node(page, step_id)).to_be_visible()
     connect(page, "trigger", "out", "expression")
