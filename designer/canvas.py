@@ -3,8 +3,8 @@
 Python owns the graph. `FlowCanvas.show(...)` pushes the whole graph with a new revision; the
 browser reloads only when the revision changes, since every NiceGUI update resends all props.
 Each user edit in the browser arrives once as a `CanvasEvent` (moved, removed, connected,
-dropped from the palette, selection) and is never pushed back. Run statuses and validation
-problems are separate props, so badges never travel back with the graph.
+dropped from the palette, selection) and is never pushed back. Run statuses, validation
+problems and suite coverage are separate props, so badges never travel back with the graph.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from nicegui.events import GenericEventArguments
 
 from components.api import DEFAULT_PORT
 from components.registry import Registry
+from designer.coverage import edge_id
 from designer.editing import step_ports
 from runtime.model import Flow, Position
 
@@ -89,7 +90,7 @@ def canvas_graph(
         )
     edges = [
         {
-            "id": f"{edge.source}:{edge.port}->{edge.target}",
+            "id": edge_id(edge.source, edge.port, edge.target),
             "source": edge.source,
             "target": edge.target,
             "port": edge.port,
@@ -164,6 +165,8 @@ class FlowCanvas(ui.element, component=BUNDLE):
         self._props["graph"] = {"revision": 0, "nodes": [], "edges": []}
         self._props["statuses"] = {}
         self._props["problems"] = {}
+        self._props["coverage"] = {}
+        self._props["pinned"] = []
         self._props["shortcuts"] = {}
         self.selected: tuple[str, ...] = ()
         self.classes("w-full h-full")
@@ -208,6 +211,17 @@ class FlowCanvas(ui.element, component=BUNDLE):
     def set_problems(self, problems: Mapping[str, str]) -> None:
         """Validation problems per step id, drawn as a dashed outline with the message as title."""
         self._props["problems"] = dict(problems)
+        self.update()
+
+    def set_coverage(self, marks: Mapping[str, Mapping[str, list[str]]]) -> None:
+        """Overlay suite coverage (`designer.coverage.coverage_marks`): steps and edges covered
+        or not, branch ports taken or not, the covering tests on hover; `{}` removes it."""
+        self._props["coverage"] = {key: dict(value) for key, value in marks.items()}
+        self.update()
+
+    def set_pins(self, step_ids: list[str]) -> None:
+        """Show a pin badge on these steps (outputs pinned for test runs)."""
+        self._props["pinned"] = list(step_ids)
         self.update()
 
     def on_select(self, handler: Callable[[str | None], Awaitable[None] | None]) -> FlowCanvas:

@@ -22,6 +22,7 @@
     testing:
       config: {base_url: http://127.0.0.1:8091}   # config values for every test run
       connections: {crm: {api_key: test-key}}     # credentials for test runs (defaults: dummies)
+      pinned: {order_paid: {fetch_rates: {output: {eur: 1.1}}}}   # the designer's pins, by flow
 
 Steps named in `ran`, `skipped`, `steps` and `pinned` must exist in the flow: validation
 (`runtime.validation`, so `validate`, import and `flowyard test`) reports each one that does not
@@ -31,6 +32,7 @@ not make its flow unreadable.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -66,6 +68,13 @@ class TestRequest(_Strict):
     headers: dict[str, str | int | float | bool] = Field(default_factory=dict)
     query: dict[str, Any] = Field(default_factory=dict)
     method: str = Field("POST", pattern=r"^[A-Za-z]{1,16}$")
+
+    def header_text(self) -> dict[str, str]:
+        """The headers as sent: YAML numbers and booleans as their JSON text (`2`, `true`)."""
+        return {
+            str(k): json.dumps(v) if isinstance(v, bool) else str(v)
+            for k, v in self.headers.items()
+        }
 
 
 class StepExpectation(_Strict):
@@ -150,4 +159,9 @@ class TestingSettings(_Strict):
         default_factory=dict,
         description="Credentials for test runs, by connection slot and field; slots left out get "
         "dummy values.",
+    )
+    pinned: dict[str, dict[_StepRef, PinnedOutput]] = Field(
+        default_factory=dict,
+        description="Outputs pinned in the designer (Pin output), by flow id and step id: its "
+        "test runs do not run those steps. Suites use each test's own `pinned:`.",
     )

@@ -179,10 +179,7 @@ def suite_connections(
 
 def _event(test: FlowTest) -> TriggerEvent:
     request = test.request
-    headers = {
-        str(k).lower(): json.dumps(v) if isinstance(v, bool) else str(v)
-        for k, v in request.headers.items()
-    }
+    headers = {k.lower(): v for k, v in request.header_text().items()}
     body = request.body
     if body is None:
         raw = b""

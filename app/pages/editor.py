@@ -28,6 +28,7 @@ from app.services.errors import Conflict, NotFound, ServiceError
 from app.services.hub import Hub
 from app.services.integrations import IssueView
 from designer.canvas import CanvasEvent, FlowCanvas
+from designer.coverage import coverage_marks
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
 from designer.history import histories
 from designer.inspector import Inspector, field_problems
@@ -184,7 +185,15 @@ class EditorPage:
                 on_statuses=self.canvas.set_statuses,
                 on_scope=self._rescope,
                 blockers=lambda: self.field_errors,
+                on_coverage=self._show_coverage,
+                on_pins=self.canvas.set_pins,
             )
+
+    def _show_coverage(self, coverage: dict[str, Any] | None) -> None:
+        """Overlay Run all's coverage on the canvas (None: remove it)."""
+        editor = self.editor
+        marks = coverage_marks(editor.flow, coverage) if editor and coverage else {}
+        self.canvas.set_coverage(marks)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -214,6 +223,7 @@ class EditorPage:
             self._show_problems([])
             return
         self.canvas.set_statuses({})
+        self.canvas.set_coverage({})
         self.canvas.show(editor.flow, self.hub.registry, editor.layout, fit=fit)
         self._refresh()
         trigger = editor.flow.trigger

@@ -5,7 +5,8 @@ container (the editor puts it in a drawer under the canvas) and talks only to se
 `payloads` (create, edit, duplicate, delete), `testruns` (run, run up to a step, listen) and
 `executions` (the step records of a finished run). The editor wires it::
 
-    panel = TestPanel(hub, name, on_statuses=canvas.set_statuses, on_finished=...)
+    panel = TestPanel(hub, name, on_statuses=canvas.set_statuses, on_finished=...,
+                      on_coverage=...)          # Run all's coverage (None: cleared)
     panel.set_flow(flow.id, trigger_sample)      # on every flow tab change
     canvas.on_select(panel.show_step)            # the selected step's records
     await panel.run_upto(step_id)                # the inspector's "Run up to here"
@@ -18,7 +19,7 @@ Service refusals are shown in the panel (`test-error`), never as a traceback.
 
 The rules that need no drawing (badges, payload conversion, the reference scope) are in
 `designer.testing`; the payload form, step view and run summary in
-`app.pages.testpanel_widgets`.
+`app.pages.testpanel_widgets`; Run all's results in `app.pages.testpanel_suite`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ from typing import Any
 from nicegui import background_tasks, ui
 
 from app.pages.testpanel_data import remembered_splitter
+from app.pages.testpanel_suite import (
+    CoverageCallback,
+    SuiteResults,
+    draw_suite_payload,
+    suite_index,
+    suite_key,
+    suite_request,
+)
 from app.pages.testpanel_widgets import (
     PanelRoot,
     PayloadForm,
@@ -40,7 +49,7 @@ from app.pages.testpanel_widgets import (
     draw_summary,
     tid,
 )
-from app.services import executions, payloads, testruns
+from app.services import executions, payloads, pins, suites, testruns
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.services.payloads import PayloadInput, PayloadUpdate, TestPayload
@@ -54,6 +63,7 @@ from designer.testing import (
     unrecorded_detail,
     worst_status,
 )
+from runtime.suite_model import FlowTest, PinnedOutput
 
 __all__ = ["TestPanel", "parse_body", "worst_status"]
 
@@ -74,22 +84,31 @@ class TestPanel:
         on_finished: Callable[[dict[str, Any]], None] | None = None,
         on_scope: Callable[[], None] | None = None,
         blockers: Callable[[], list[str]] | None = None,
+        on_coverage: CoverageCallback | None = None,
+        on_pins: Callable[[list[str]], None] | None = None,
     ) -> None:
         """`on_scope` is called whenever `reference_scope()` may have changed (a payload chosen
         or saved, a run finished), so the inspector can refresh its references and previews.
         `blockers()` lists what must be fixed before a run (field errors the inspector shows,
-        each naming its step and field): while it lists anything, Run refuses and shows it."""
+        each naming its step and field): while it lists anything, Run refuses and shows it.
+        `on_coverage` receives the flow's suite coverage after Run all, None when cleared;
+        `on_pins` the ids of the flow's pinned steps whenever they change (Pin output)."""
         self._hub = hub
         self._blockers = blockers
         self._on_scope = on_scope
         self._integration = integration
         self._on_statuses = on_statuses
         self._on_finished = on_finished
+        self._on_coverage = on_coverage
+        self._on_pins = on_pins
+        self._pins: dict[str, PinnedOutput] = {}  # the flow's pinned outputs (in its draft)
         self._flow_id: str | None = None
         self._sample: dict[str, Any] | None = None
         self._payloads: list[TestPayload] = []
         self._chosen: dict[str, int] = {}  # the payload last selected per flow
         self._selected: int | None = None
+        self._tests: list[FlowTest] = []  # the flow's suite payloads (its `tests:`)
+        self._suite_pick: int | None = None  # the suite payload chosen instead of a saved one
         self._dirty = False
         self._stale = False  # the flow was edited since the results on screen were run
         self._quiet = False  # set while the editor is filled from a payload
@@ -119,10 +138,13 @@ class TestPanel:
             self._loading.cancel()
         self._flow_id = flow_id
         self._payloads, self._selected, self._dirty = [], None, False
+        self._tests, self._suite_pick = [], None
+        self._set_pins({})
         self._detail, self._live = None, None
         self._set_stale(False)
         self._clear_error()
         self._summary.clear()
+        self._suite.clear()
         self._refresh_payloads()
         self.show_step(self._step)
         self._loading = background_tasks.create(
@@ -145,6 +167,16 @@ class TestPanel:
             self._fail(exc)
             return
         await self._execute(upto=step_id, reuse_from=reuse)
+
+    async def _run_all(self) -> None:
+        await self._settle()
+        if self._flow_id is None:
+            self._show_error("Open a flow to run its suite.")
+            return
+        if self._dirty and not await self._save():
+            return
+        self._clear_error()
+        await self._suite.run(self._flow_id)
 
     def mark_stale(self) -> None:
         """The flow was edited: the results on screen are from before, until the next run."""
@@ -177,6 +209,8 @@ class TestPanel:
         run's succeeded steps; inside loops the first iteration's)."""
         chosen = self._payload(self._selected)
         request = chosen.model_dump(include={"body", "headers", "query"}) if chosen else None
+        if self._suite_pick is not None:
+            request = self._tests[self._suite_pick].request.model_dump()
         return reference_scope(self._records(), request, self._sample)
 
     # ------------------------------------------------------------------------------ drawing
@@ -219,12 +253,21 @@ class TestPanel:
                     ui.button("Stop", icon="stop", on_click=self._stop_run), "stop-test"
                 ).props("dense color=negative")
                 self._stop_button.set_visibility(False)
+                tid(
+                    ui.button("Run all", icon="playlist_play", on_click=self._run_all),
+                    "run-all",
+                ).props("dense outline").tooltip(
+                    "Run every suite payload of this flow and show its path coverage"
+                )
                 self._summary = tid(ui.row().classes("items-center gap-2"), "run-summary")
             self._error = tid(
                 ui.column().classes("w-full gap-0 p-2 rounded bg-red-1 text-negative"),
                 "test-error",
             )
             self._error.set_visibility(False)
+            self._suite = SuiteResults(
+                self._hub, self._integration, on_coverage=self._on_coverage, on_error=self._fail
+            )
             self._stale_note = tid(
                 ui.label(
                     "These results are from before your last edit: run again to see what the "
@@ -247,6 +290,8 @@ class TestPanel:
             ) as splitter:
                 with splitter.before, ui.column().classes("w-full gap-1 pr-2"):
                     self._form = PayloadForm(self._changed, self._save)
+                    self._suite_view = tid(ui.column().classes("w-full gap-1"), "suite-payload")
+                    self._suite_view.set_visibility(False)
                 with splitter.after:
                     self._step_view = tid(ui.column().classes("w-full gap-1 pl-2"), "step-view")
         self._refresh_payloads()
@@ -255,10 +300,19 @@ class TestPanel:
     def _refresh_payloads(self) -> None:
         self._quiet = True
         try:
-            self._select.set_options({p.id: p.name for p in self._payloads}, value=self._selected)
-            chosen = self._payload(self._selected)
+            options: dict[int | str, str] = {p.id: p.name for p in self._payloads}
+            options.update({suite_key(i): f"{t.name} · suite" for i, t in enumerate(self._tests)})
+            pick = self._suite_pick
+            self._select.set_options(
+                options, value=suite_key(pick) if pick is not None else self._selected
+            )
+            draw_suite_payload(self._suite_view, self._tests[pick] if pick is not None else None)
+            chosen = self._payload(self._selected) if pick is None else None
             self._form.element.set_visibility(chosen is not None)
-            self._form.empty.set_visibility(chosen is None and self._flow_id is not None)
+            self._form.show_empty(
+                chosen is None and pick is None and self._flow_id is not None,
+                suite=bool(self._tests),
+            )
             for button in (self._duplicate_button, self._delete_button):
                 button.set_enabled(chosen is not None)
             if chosen is not None:
@@ -278,7 +332,39 @@ class TestPanel:
             running=self._running is not None and not self._running.done(),
             on_iteration=self._pick_iteration,
             run_upto=self.run_upto if self._flow_id is not None else None,
+            pinned=self._step in self._pins,
+            on_pin=self._pin if self._flow_id is not None else None,
         )
+
+    async def _pin(self, record: dict[str, Any], pin: bool) -> None:
+        """Pin the output of `record`'s step for test runs (or unpin it), in the draft."""
+        flow_id, step_id = self._flow_id, str(record["step_id"])
+        if flow_id is None:
+            return
+        try:
+            if pin:
+                changed = await pins.pin_output(
+                    self._hub,
+                    self._integration,
+                    flow_id,
+                    step_id,
+                    record.get("output"),
+                    record.get("port"),
+                )
+            else:
+                changed = await pins.unpin_output(self._hub, self._integration, flow_id, step_id)
+        except ServiceError as exc:
+            self._fail(exc)
+            return
+        if flow_id == self._flow_id:
+            self._clear_error()
+            self._set_pins(changed)
+            self._draw_step()
+
+    def _set_pins(self, pinned: dict[str, PinnedOutput]) -> None:
+        self._pins = pinned
+        if self._on_pins is not None:
+            self._on_pins(sorted(pinned))
 
     def _pick_iteration(self, event: Any) -> None:
         self._iteration = int(event.value)
@@ -314,11 +400,15 @@ class TestPanel:
             found = await payloads.list_payloads(self._hub, self._integration, flow_id)
             last = await testruns.last_test_run(self._hub, self._integration, flow_id)
             detail = await executions.get_execution(self._hub, last) if last else None
+            pinned = await pins.flow_pins(self._hub, self._integration, flow_id)
+            tests = await suites.flow_tests(self._hub, self._integration, flow_id)
         except ServiceError as exc:
             self._fail(exc)
             return
         if flow_id != self._flow_id:
             return
+        self._set_pins(pinned)
+        self._tests = tests
         self._payloads = found
         remembered = self._chosen.get(flow_id)
         ids = [p.id for p in found]
@@ -340,6 +430,7 @@ class TestPanel:
             return
         if flow_id == self._flow_id:
             self._payloads = found
+            self._suite_pick = None
             self._choose(select if select in {p.id for p in found} else None)
             self._refresh_payloads()
 
@@ -359,14 +450,18 @@ class TestPanel:
             self._form.unsaved.set_visibility(True)
 
     async def _on_select(self, event: Any) -> None:
-        if self._quiet or event.value == self._selected:
+        pick = self._suite_pick
+        current = suite_key(pick) if pick is not None else self._selected
+        if self._quiet or event.value == current:
             return
         if self._dirty and not await self._save():
             self._quiet = True  # stay on the payload with the unsaved, invalid edits
-            self._select.value = self._selected
+            self._select.value = current
             self._quiet = False
             return
-        self._choose(event.value)
+        self._suite_pick = suite_index(event.value)
+        if self._suite_pick is None:
+            self._choose(event.value)
         self._refresh_payloads()
         self._scope_changed()
 
@@ -503,15 +598,17 @@ class TestPanel:
         )
         self._live = live
         self._emit({})
+        test = self._tests[self._suite_pick] if self._suite_pick is not None else None
         task = asyncio.create_task(
             testruns.run_test(
                 self._hub,
                 self._integration,
                 flow_id,
-                self._selected,
+                suite_request(test) if test is not None else self._selected,
                 observer=live,
                 upto=upto,
                 reuse_from=reuse_from,
+                pinned={**self._pins, **test.pinned} if test is not None else self._pins,
             ),
             name="flowyard-test-run",
         )

@@ -102,20 +102,27 @@ class _Pairs:
         self._on_change()
 
 
+_NO_PAYLOAD = (
+    "No test payload yet: create one, start from the trigger's sample, or listen for a real "
+    "request."
+)
+_NO_SAVED_PAYLOAD = (
+    "No saved payload: pick one of the flow's suite tests in the list, or create one, start "
+    "from the trigger's sample, or listen for a real request."
+)
+
+
 class PayloadForm:
     """The selected test payload's editor, drawn in the current container.
 
-    `empty` is the label to show instead when there is no payload. `on_change` is called on every
-    edit (filling the form calls it too), `on_save` by the Save button.
+    `empty` is the label to show instead when there is no payload (`show_empty`). `on_change` is
+    called on every edit (filling the form calls it too), `on_save` by the Save button.
     """
 
     def __init__(
         self, on_change: Callable[[], None], on_save: Callable[[], Awaitable[bool]]
     ) -> None:
-        self.empty = ui.label(
-            "No test payload yet: create one, start from the trigger's sample, or listen for a "
-            "real request."
-        ).classes("text-grey-7")
+        self.empty = ui.label(_NO_PAYLOAD).classes("text-grey-7")
         with ui.column().classes("w-full gap-1") as self.element:
             with ui.row().classes("w-full items-center gap-2 no-wrap"):
                 self.name = tid(
@@ -134,6 +141,11 @@ class PayloadForm:
             self.body_error = tid(ui.label("").classes("text-negative text-sm"), "body-error")
             self.headers = _Pairs("Headers", "payload-headers", on_change)
             self.query = _Pairs("Query", "payload-query", on_change)
+
+    def show_empty(self, visible: bool, *, suite: bool) -> None:
+        """Show or hide the no-payload note; `suite` when the flow has suite tests to pick."""
+        self.empty.set_text(_NO_SAVED_PAYLOAD if suite else _NO_PAYLOAD)
+        self.empty.set_visibility(visible)
 
     def fill(self, payload: TestPayload) -> None:
         """Show `payload` in the form."""
@@ -195,12 +207,16 @@ def draw_step(
     running: bool,
     on_iteration: Callable[[Any], None],
     run_upto: Callable[[str], Awaitable[None]] | None,
+    pinned: bool = False,
+    on_pin: Callable[[dict[str, Any], bool], Awaitable[None]] | None = None,
 ) -> int:
     """Draw in `view` the records of `step_id` among the last run's `records`, one at a time.
 
     `iteration` is the index of the record to show (a loop's steps have one per iteration);
     `on_iteration` receives the change event when another is chosen. `running`: the run still
-    goes. `run_upto` backs the "Run up to here" button (None: no button). Returns the index shown.
+    goes. `run_upto` backs the "Run up to here" button (None: no button). `pinned`: the step's
+    output is pinned now; `on_pin(record, pin)` backs Pin output (pin True) / Unpin (None: no
+    button). Returns the index shown.
     """
     view.clear()
     with view:
@@ -213,6 +229,12 @@ def draw_step(
         if not records:
             note = "has not finished yet" if running else "did not run in the last test run"
             ui.label(f"Step '{step_id}' {note}.").classes("text-grey-7")
+            if pinned and on_pin is not None:
+                unpin = {"step_id": step_id}
+                tid(
+                    ui.button("Unpin", icon="push_pin", on_click=lambda: on_pin(unpin, False)),
+                    "step-unpin",
+                ).props("flat dense")
             return iteration
         iteration = min(iteration, len(records) - 1)
         record = records[iteration]
@@ -224,6 +246,10 @@ def draw_step(
             ui.label(f"{attempt}{duration(record['duration_ms'])}").classes("text-caption")
             if record.get("port"):
                 ui.label(f"→ {record['port']}").classes("text-caption")
+            if record.get("pinned"):
+                tid(ui.badge("pinned", color="deep-purple"), "step-pinned").tooltip(
+                    "Not run: its pinned output was used"
+                )
             if len(records) > 1:
                 options = {
                     i: f"#{'.'.join(map(str, r['iteration_path'])) or '-'} {r['status']}"
@@ -243,6 +269,25 @@ def draw_step(
                     ui.button("Run up to here", on_click=lambda: run_upto(target)),
                     "run-upto",
                 ).props("flat dense")
+            if (
+                on_pin is not None
+                and record["iteration_path"] == []
+                and (pinned or record["status"] == "succeeded")
+            ):
+                label, icon, name = (
+                    ("Unpin", "push_pin", "step-unpin")
+                    if pinned
+                    else ("Pin output", "push_pin", "step-pin")
+                )
+                pin_button = tid(
+                    ui.button(label, icon=icon, on_click=lambda: on_pin(record, not pinned)),
+                    name,
+                ).props("flat dense")
+                pin_button.tooltip(
+                    "Run this step again in test runs"
+                    if pinned
+                    else "Test runs use this output instead of running the step"
+                )
         if record.get("error"):
             error = record["error"]
             with tid(ui.column().classes("w-full gap-0 text-negative"), "step-error"):

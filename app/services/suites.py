@@ -18,10 +18,11 @@ from app.services.errors import InvalidInput, NotFound
 from app.services.hub import Hub
 from app.services.integrations import IssueView
 from runtime.model import Integration
+from runtime.suite_model import FlowTest
 from runtime.suites import run_suite, suite_config
 from runtime.validation import errors_only, validate_flow
 
-__all__ = ["run_suites"]
+__all__ = ["flow_tests", "run_suites"]
 
 
 def _load(hub: Hub, name: str) -> Integration:
@@ -30,6 +31,16 @@ def _load(hub: Hub, name: str) -> Integration:
             return repo.load_integration(session, name)
         except repo.NotFound:
             raise NotFound(f"There is no integration named '{name}'.") from None
+
+
+async def flow_tests(hub: Hub, name: str, flow_id: str) -> list[FlowTest]:
+    """The suite payloads (`tests:`) of one flow of the draft, in file order, whole (request,
+    pins, expectations); NotFound for an unknown integration or flow."""
+    integration = await asyncio.to_thread(_load, hub, name)
+    flow = next((f for f in integration.flows if f.id == flow_id), None)
+    if flow is None:
+        raise NotFound(f"Integration '{name}' has no flow '{flow_id}'.")
+    return list(flow.tests)
 
 
 async def run_suites(hub: Hub, name: str, flows: Sequence[str] | None = None) -> dict[str, Any]:
