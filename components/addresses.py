@@ -3,8 +3,9 @@
 Cloud metadata endpoints are always refused: they hand out the server's own credentials.
 Private, loopback, link-local and multicast addresses are refused when the server sets
 `FLOWYARD_HTTP_BLOCK_PRIVATE=1`. The HTTP request action checks a URL before it sends
-(`check_url_address`: a clear, non-retried step error); the shared client's transport checks the address it actually connects
-to, so a DNS answer that changes after that check (rebinding) is refused too, for every component.
+(`check_url_address`: a clear, non-retried step error); the shared client's transport checks
+the address it actually connects to, so a DNS answer that changes after that check (rebinding)
+is refused too, for every component.
 """
 
 from __future__ import annotations
