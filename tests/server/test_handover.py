@@ -199,6 +199,7 @@ async def test_redeliveries_and_dedup_keys_are_refused_as_before(
         twice = await s.client.post(f"/webhooks/{s.tokens['keyed']}", json={"n": 5})
         assert twice.json() == {"execution_id": keyed, "duplicate": True}
         await wait_until(all_finished(s.hub.db))
+        await wait_until(lambda: not s.pool.running)
         # the duplicates' reserved workers were freed: both workers can be held again
         held = [s.pool.try_reserve(s.instance_id, "main") for _ in range(3)]
         assert [h is not None for h in held] == [True, True, False]
