@@ -224,6 +224,11 @@ class WorkerPool:
         self._reserved = 0
         self._handing: set[asyncio.Future[tuple[str, bool]]] = set()
         self._handed_back: list[int] = []
+        # The last claim found fewer claimable rows than it had room for, and nothing was queued
+        # since (`notify` counts in `_notified`): the claim loop does not claim again until
+        # something is queued or its poll interval passes.
+        self._drained = False
+        self._notified = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lifecycle: set[asyncio.Task[Any]] = set()
         self._services: list[asyncio.Task[None]] = []
@@ -253,7 +258,7 @@ class WorkerPool:
 
             def wake() -> None:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(self._wake.set)
+                    loop.call_soon_threadsafe(self.notify)
 
             self._listener = InboxListener(self.hub.db, wake)
             self._listener.start()
@@ -310,6 +315,8 @@ class WorkerPool:
     # ------------------------------------------------------------------------------ Dispatcher
 
     def notify(self) -> None:
+        self._notified += 1
+        self._drained = False
         self._wake.set()
 
     def start_now(self, row: Claimed) -> None:
@@ -370,7 +377,7 @@ class WorkerPool:
     def invalidate(self, instance_id: str) -> None:
         self.environments.invalidate(instance_id)
         self._options.pop(instance_id, None)
-        self._wake.set()  # an enabled or activated instance may have rows waiting
+        self.notify()  # an enabled or activated instance may have rows waiting
 
     async def run_lifecycle(
         self, instance_id: str, flow_id: str, event: TriggerEvent
@@ -465,6 +472,7 @@ class WorkerPool:
             if free <= 0:
                 return None
             self._leasing += free
+            notified = self._notified
         try:
             with conn.begin_nested():  # a failed claim must not undo the records around it
                 rows = inbox.claim_rows(
@@ -483,6 +491,7 @@ class WorkerPool:
                 self._leasing -= free
                 if committed:
                     self._ready.extend(rows)
+                    self._drained = len(rows) < free and notified == self._notified
             if committed and rows and self._loop is not None:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     self._loop.call_soon_threadsafe(self._wake.set)
@@ -506,15 +515,19 @@ class WorkerPool:
             # While executions are committing, their transaction claims for the slots they free.
             with self._ready_lock:
                 idle = self._free() > 0
-            if idle and self._committing == 0:
+            # A finished run wakes the loop to start ready rows; once a claim came back short
+            # (the usual case when webhooks are handed over) it does not query again for that.
+            if idle and self._committing == 0 and not self._drained:
                 try:
                     await to_thread_shielded(self._claim)  # stop() waits for its commit
                 except Exception:
                     log.exception("could not claim queued requests")
                 if self._ready:
                     continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:  # due retries, expired leases, rows queued without a notify
+                self._drained = False
 
     # ------------------------------------------------------------------------------ running
 
@@ -542,6 +555,7 @@ class WorkerPool:
             log.exception("execution %s could not be recorded; it will run again", row.execution_id)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(inbox.requeue, self.hub.db, [row.id])
+            self._drained = False
         finally:
             self._running.pop(row.id, None)
             self._wake.set()
