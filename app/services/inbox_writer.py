@@ -106,8 +106,11 @@ class InboxWriter:
             ]
 
     def _write_batch(
-        self, rows: list[dict[str, Any]], limits: list[int | None]
+        self, rows: list[dict[str, Any]], limits: list[int | None] | None = None
     ) -> list[tuple[str, bool]]:
+        """Store `rows` in one transaction; `limits` as `submit` takes them (None: no limits)."""
+        if limits is None:
+            limits = [None] * len(rows)
         inbox = table_of(InboxRow)
         results: list[tuple[str, bool]] = []
         fresh: list[dict[str, Any]] = []
