@@ -224,10 +224,10 @@ class WorkerPool:
         self._reserved = 0
         self._handing: set[asyncio.Future[tuple[str, bool]]] = set()
         self._handed_back: list[int] = []
-        # The last claim found fewer claimable rows than it had room for, and nothing was queued
-        # since (`notify` counts in `_notified`): the claim loop does not claim again until
-        # something is queued or its poll interval passes.
-        self._drained = False
+        # Until then (monotonic), the claim loop does not claim: the last claim found fewer
+        # rows than it had room for, and nothing was queued since (`notify` counts in
+        # `_notified` and ends it); it lasts one poll interval (due retries, expired leases).
+        self._drained_until = 0.0
         self._notified = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lifecycle: set[asyncio.Task[Any]] = set()
@@ -316,7 +316,7 @@ class WorkerPool:
 
     def notify(self) -> None:
         self._notified += 1
-        self._drained = False
+        self._drained_until = 0.0
         self._wake.set()
 
     def start_now(self, row: Claimed) -> None:
@@ -491,7 +491,8 @@ class WorkerPool:
                 self._leasing -= free
                 if committed:
                     self._ready.extend(rows)
-                    self._drained = len(rows) < free and notified == self._notified
+                    if len(rows) < free and notified == self._notified:
+                        self._drained_until = time.monotonic() + self.poll_interval
             if committed and rows and self._loop is not None:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     self._loop.call_soon_threadsafe(self._wake.set)
@@ -517,17 +518,16 @@ class WorkerPool:
                 idle = self._free() > 0
             # A finished run wakes the loop to start ready rows; once a claim came back short
             # (the usual case when webhooks are handed over) it does not query again for that.
-            if idle and self._committing == 0 and not self._drained:
+            drained = time.monotonic() < self._drained_until
+            if idle and self._committing == 0 and not drained:
                 try:
                     await to_thread_shielded(self._claim)  # stop() waits for its commit
                 except Exception:
                     log.exception("could not claim queued requests")
                 if self._ready:
                     continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:  # due retries, expired leases, rows queued without a notify
-                self._drained = False
 
     # ------------------------------------------------------------------------------ running
 
@@ -555,7 +555,7 @@ class WorkerPool:
             log.exception("execution %s could not be recorded; it will run again", row.execution_id)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(inbox.requeue, self.hub.db, [row.id])
-            self._drained = False
+            self._drained_until = 0.0
         finally:
             self._running.pop(row.id, None)
             self._wake.set()

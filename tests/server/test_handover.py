@@ -8,6 +8,7 @@ one always does. They run on SQLite and, with FLOWYARD_TEST_DB=postgresql, on Po
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -90,7 +91,12 @@ class Site:
 
 @asynccontextmanager
 async def site(
-    tmp_path: Path, flows: list[dict[str, Any]], *, workers: int = 4, **settings: Any
+    tmp_path: Path,
+    flows: list[dict[str, Any]],
+    *,
+    workers: int = 4,
+    poll_interval: float = 0.05,
+    **settings: Any,
 ) -> AsyncIterator[Site]:
     """A webhook route in front of a started pool whose instance's flows are loaded."""
     async with make_hub(tmp_path, workers=workers, **settings) as hub:
@@ -101,7 +107,7 @@ async def site(
         app = FastAPI()
         webhooks.install(app)
         app.state.hub = hub
-        pool = WorkerPool(hub, poll_interval=0.05)
+        pool = WorkerPool(hub, poll_interval=poll_interval)
         hub.dispatcher = pool
         await pool.start()
         # The first request of an instance is queued while the pool loads its flows; warm up.
@@ -131,6 +137,30 @@ async def test_an_async_webhook_runs_at_once_without_being_claimed(
     assert (row.status, row.recovered) == ("done", False)
     assert run is not None and (run.status, run.output, run.recovered) == ("succeeded", 7, False)
     assert steps == ["trigger", "nap", "echo"]
+
+
+async def test_finished_handed_over_runs_do_not_send_the_claim_loop_to_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop_claims: list[float] = []
+    real = WorkerPool._claim
+
+    def counting(pool: WorkerPool) -> None:
+        loop_claims.append(time.monotonic())
+        real(pool)
+
+    monkeypatch.setattr(WorkerPool, "_claim", counting)
+    # a long poll interval: only a finished run could wake the loop into another claim
+    async with site(tmp_path, [webhook_flow("main", [ECHO])], poll_interval=30) as s:
+        await wait_until(lambda: len(loop_claims) == 1)  # at start: finds nothing
+        for n in range(3):
+            await s.post("main", {"n": n})
+            await wait_until(all_finished(s.hub.db))
+            await wait_until(lambda: not s.pool.running)
+        await asyncio.sleep(0.1)
+        assert len(loop_claims) == 1
+        s.pool.notify()  # something was queued: the loop claims again at once
+        await wait_until(lambda: len(loop_claims) == 2)
 
 
 async def test_with_every_worker_busy_a_webhook_is_queued_and_claimed(
