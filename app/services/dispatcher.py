@@ -353,22 +353,27 @@ class WorkerPool:
 
     def _hand_over(self, values: dict[str, Any], stored: asyncio.Future[tuple[str, bool]]) -> None:
         """`stored` finished: run the row if it was committed leased to us, else free the slot."""
+        # not stored (the sender retries), or a duplicate: nothing to run
+        fresh = not stored.cancelled() and stored.exception() is None and not stored.result()[1]
+        if not fresh or values["status"] != "running":
+            self._handing.discard(stored)
+            with self._ready_lock:
+                self._reserved -= 1
+            if fresh:  # over its flow's limit: stored queued
+                self.notify()
+            return
+        # Started on the loop's next turn, after the request's own task has resumed: the ack
+        # goes out before the flow's first (synchronous) steps take the event loop. `stored`
+        # stays in `_handing` until then, so a `stop()` beginning meanwhile waits for the row.
+        asyncio.get_running_loop().call_soon(self._start_reserved, claimed_from(values), stored)
+
+    def _start_reserved(self, row: Claimed, stored: asyncio.Future[tuple[str, bool]]) -> None:
         self._handing.discard(stored)
         with self._ready_lock:
             self._reserved -= 1
-        if stored.cancelled() or stored.exception() is not None:
-            return  # nothing was acknowledged; the sender retries
-        duplicate = stored.result()[1]
-        if duplicate:
-            return
-        if values["status"] != "running":  # over its flow's limit: stored queued
-            self.notify()
-            return
-        row = claimed_from(values)
-        if self._stopping:
-            with self._ready_lock:
+            if self._stopping:
                 self._handed_back.append(row.id)
-            return
+                return
         self.start_now(row)
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:

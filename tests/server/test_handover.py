@@ -152,15 +152,25 @@ async def test_finished_handed_over_runs_do_not_send_the_claim_loop_to_the_datab
     monkeypatch.setattr(WorkerPool, "_claim", counting)
     # a long poll interval: only a finished run could wake the loop into another claim
     async with site(tmp_path, [webhook_flow("main", [ECHO])], poll_interval=30) as s:
-        await wait_until(lambda: len(loop_claims) == 1)  # at start: finds nothing
+        # Claims that find nothing: at start, and on PostgreSQL once LISTEN is up (it wakes the
+        # loop for whatever was queued meanwhile). Wait until the last one came back short.
+        listener = s.pool._listener
+        await wait_until(
+            lambda: (
+                (listener is None or (listener.listening.is_set() and s.pool._notified > 0))
+                and s.pool._drained_until > time.monotonic()
+            )
+        )
+        before = len(loop_claims)
+        assert before >= 1
         for n in range(3):
             await s.post("main", {"n": n})
             await wait_until(all_finished(s.hub.db))
             await wait_until(lambda: not s.pool.running)
         await asyncio.sleep(0.1)
-        assert len(loop_claims) == 1
+        assert len(loop_claims) == before
         s.pool.notify()  # something was queued: the loop claims again at once
-        await wait_until(lambda: len(loop_claims) == 2)
+        await wait_until(lambda: len(loop_claims) == before + 1)
 
 
 async def test_with_every_worker_busy_a_webhook_is_queued_and_claimed(
