@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 CANVAS := designer/frontend
 BUNDLE := $(CANVAS)/dist/flowyard_canvas.js
 NODE_STAMP := $(CANVAS)/node_modules/.installed
+# Real public OpenAPI documents the OpenAPI component tests read, from npm (tests/openapi_specs).
+SPECS := tests/openapi_specs
+SPECS_STAMP := $(SPECS)/node_modules/.installed
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 # Debian packages the browser and desktop tests drive; installed only when one is missing.
 # Qt's window and web engine (desktop extra) load these X, GL and sound libraries; chromium
@@ -38,6 +41,10 @@ $(BUNDLE): $(NODE_STAMP) $(CANVAS)/vite.config.js $(wildcard $(CANVAS)/src/*)
 
 canvas: $(BUNDLE)
 
+$(SPECS_STAMP): $(SPECS)/package.json $(SPECS)/package-lock.json
+	cd $(SPECS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(SPECS_STAMP)
+
 browser:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -46,7 +53,7 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-test: $(STAMP) $(BUNDLE) browser postgres lint typecheck pytest
+test: $(STAMP) $(BUNDLE) $(SPECS_STAMP) browser postgres lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -57,10 +64,11 @@ typecheck: $(STAMP)
 
 # The whole suite on SQLite, then the database-backed suites (and the scaling bench's own test)
 # on a PostgreSQL server the session starts itself (tests/postgres.py).
-pytest: $(STAMP) $(BUNDLE) browser postgres
+pytest: $(STAMP) $(BUNDLE) $(SPECS_STAMP) browser postgres
 	$(BIN)/pytest
 	FLOWYARD_TEST_DB=postgresql $(BIN)/pytest tests/persistence tests/server tests/e2e \
 		tests/test_bench_scale.py
+	$(BIN)/flowyard test examples/*.yaml --components-dir examples/components --min-coverage 100
 
 # The README's pictures (docs/screenshots/), taken by the browser tests from the product as it is.
 screenshots: $(STAMP) $(BUNDLE) browser

@@ -65,6 +65,10 @@ class UsageProblem(Exception):
 def main() -> None:
     """Entry point of the `flowyard` script."""
     importlib.import_module("app.cli_server")  # registers serve, import and export on `app`
+    importlib.import_module("app.cli_components")  # registers `component ...`
+    importlib.import_module("app.cli_test")  # registers test
+    importlib.import_module("app.cli_deploy")  # registers deploy (--dry-run)
+    importlib.import_module("app.cli_replay")  # registers replay (--draft)
     app(prog_name="flowyard")
 
 
@@ -87,6 +91,37 @@ override) the file's; header names are lower-cased, as the webhook server passes
 Exit codes: 0 the flow succeeded; 1 it failed or crashed; 2 the file, flow name,
 payload or an option is invalid, or the flow fails validation.
 """
+
+
+ConfigOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="KEY=VALUE",
+        help="Config variable, typed as declared; repeatable.",
+    ),
+]
+ConnectionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--connection", metavar="SLOT.FIELD=VALUE", help="A connection's credential; repeatable."
+    ),
+]
+ConnectionEnvOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--connection-env",
+        metavar="SLOT.FIELD=VAR",
+        help="A connection's credential read from environment variable VAR (kept out of "
+        "shell history); repeatable.",
+    ),
+]
+ComponentsDirOption = Annotated[
+    Path | None,
+    typer.Option("--components-dir", metavar="DIR", help="Folder of custom components."),
+]
+"""Options `run` shares with other commands (`deploy --dry-run`, `replay`)."""
 
 
 @dataclass(slots=True)
@@ -119,36 +154,10 @@ def run(
         list[str] | None,
         typer.Option("--query", "-q", metavar="KEY=VALUE", help="Query parameter; repeatable."),
     ] = None,
-    config: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--config",
-            "-c",
-            metavar="KEY=VALUE",
-            help="Config variable, typed as declared; repeatable.",
-        ),
-    ] = None,
-    connection: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--connection",
-            metavar="SLOT.FIELD=VALUE",
-            help="A connection's credential; repeatable.",
-        ),
-    ] = None,
-    connection_env: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--connection-env",
-            metavar="SLOT.FIELD=VAR",
-            help="A connection's credential read from environment variable VAR (kept out of "
-            "shell history); repeatable.",
-        ),
-    ] = None,
-    components_dir: Annotated[
-        Path | None,
-        typer.Option("--components-dir", metavar="DIR", help="Folder of custom components."),
-    ] = None,
+    config: ConfigOption = None,
+    connection: ConnectionOption = None,
+    connection_env: ConnectionEnvOption = None,
+    components_dir: ComponentsDirOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of text.")
     ] = False,

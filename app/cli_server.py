@@ -1,7 +1,8 @@
-"""The server half of the `flowyard` CLI: `serve`, `worker`, `desktop`, `import`, `export`.
+"""The server half of the `flowyard` CLI: `serve`, `worker`, `desktop`, `import`, `publish`,
+`export`.
 
-`import` and `export` talk to a running server with `--server URL` (through the REST API), or
-work directly on a data directory with the same services the API uses.
+`import`, `publish` and `export` talk to a running server with `--server URL` (through the REST
+API), or work directly on a data directory with the same services the API uses.
 """
 
 from __future__ import annotations
@@ -281,6 +282,36 @@ def export_command(
         typer.echo(asyncio.run(local()), nl=False)
     except ServiceError as exc:
         _fail(exc.message, exc.details)
+
+
+@app.command("publish")
+def publish_command(
+    name: Annotated[str, typer.Argument(help="Integration name.")],
+    note: Annotated[str, typer.Option(help="What changed, shown in the version history.")] = "",
+    server: ServerUrl = None,
+    data_dir: DataDir = Path(".flowyard"),
+) -> None:
+    """Freeze an integration's draft as a new version that instances can run."""
+    if server:
+        response = httpx.post(
+            f"{server.rstrip('/')}/api/integrations/{name}/publish",
+            json={"note": note or None},
+            headers=_server_headers(),
+            timeout=30,
+        )
+        version = _answer(response)["version"]
+    else:
+        from app.services import integrations
+
+        async def local() -> int:
+            async with _local_hub(data_dir) as hub:
+                return await integrations.publish(hub, name, note)
+
+        try:
+            version = asyncio.run(local())
+        except ServiceError as exc:
+            _fail(exc.message, exc.details)
+    typer.echo(f"published {name} version {version}")
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -35,10 +35,10 @@ from app.heap import settle_heap
 from app.persistence import SecretBox, load_secret_key, open_database
 from app.persistence.db import database_url, dispose_when_idle
 from app.persistence.lock import server_lock
+from app.services.apis import registry_for
 from app.services.errors import ServiceError
 from app.services.hub import Hub
 from app.settings import Settings
-from components.registry import default_registry
 from runtime.http import make_http_client
 
 __all__ = ["NO_TELEMETRY", "api_token", "create_app"]
@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
         exclusive = database_url(settings.data_dir).startswith("sqlite")
         with server_lock(settings.data_dir) if exclusive else contextlib.nullcontext():
             db = open_database(settings.data_dir)
-            registry = default_registry(settings.components_dir)
+            registry = registry_for(settings)
             for problem in registry.problems:
                 log.warning("component %s not loaded: %s", problem.source, problem.message)
             box = SecretBox(load_secret_key(settings.data_dir))
@@ -136,7 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         telemetry=NO_TELEMETRY,
     )
-    from app.routes import api, webhooks
+    from app.routes import api, oauth, webhooks
 
     webhooks.install(app)  # first: the host and token checks below wrap its fast path
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=_allowed_hosts(settings))
@@ -168,7 +168,9 @@ def create_app(settings: Settings) -> FastAPI:
         ]
         return _ErrorResponse({"error": "Invalid request.", "details": details}, status_code=422)
 
+    app.include_router(oauth.api_router)  # before `api`: its catch-all answers unknown paths
     app.include_router(api.router)
+    app.include_router(oauth.router)
     if settings.ui:
         ui_secret = _install_secret(settings.data_dir, "ui-storage-secret")
         if not settings.loopback_only:
@@ -240,8 +242,11 @@ def _mount_ui(app: FastAPI, settings: Settings, storage_secret: str) -> None:
 
     importlib.import_module("app.pages.home")  # registers the pages
     importlib.import_module("app.pages.executions")
+    importlib.import_module("app.pages.connections")
     importlib.import_module("app.pages.instances")
+    importlib.import_module("app.pages.deploy")
     importlib.import_module("app.pages.editor")
+    importlib.import_module("app.pages.versions")
 
     # NiceGUI's socket.io accepts any Origin by default: only this server's own pages may connect.
     core.sio.eio.cors_allowed_origins = _allowed_origins(settings)

@@ -19,10 +19,10 @@ from aiohttp import web
 
 from app.persistence import SecretBox, load_secret_key
 from app.persistence.db import DatabaseError, dispose_when_idle, open_database_checked, shared
+from app.services.apis import registry_for
 from app.services.dispatcher import WorkerPool
 from app.services.hub import Hub
 from app.settings import Settings
-from components.registry import default_registry
 from runtime.http import make_http_client
 
 __all__ = ["WorkerError", "run_worker"]
@@ -59,7 +59,7 @@ async def run_worker(
             box = SecretBox(load_secret_key(settings.data_dir, create=False))
         except Exception as exc:
             raise WorkerError(str(exc)) from None
-        registry = default_registry(settings.components_dir)
+        registry = registry_for(settings)
         for problem in registry.problems:
             log.warning("component %s not loaded: %s", problem.source, problem.message)
         async with make_http_client() as http:

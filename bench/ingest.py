@@ -110,7 +110,7 @@ class _NoopDispatcher:
     async def run_lifecycle(self, instance_id: str, flow_id: str, event: Any) -> Any:
         raise RuntimeError("not used by the benchmark")
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
         pass
 
 

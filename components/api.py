@@ -32,6 +32,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import httpx
@@ -46,33 +47,48 @@ from components.addresses import (
 )
 from components.errors import (
     FlowyardError,
+    Refused,
     RetryableError,
     StepConfigError,
     StepError,
     StopFlow,
 )
 from components.exchange import Fetched, fetch
+from components.ingress import (
+    Admission,
+    IncomingRequest,
+    Ingress,
+    ReceiveSettings,
+    Response,
+)
 from components.patterns import Pattern, PatternError, compile_pattern
+from components.signatures import SignatureSettings, verify_signature
 
 __all__ = [
     "BLOCK_PRIVATE_ENV",
     "DEFAULT_PORT",
     "HEADER_NAME",
     "Action",
+    "Admission",
     "Component",
     "Connection",
     "Fetched",
     "FlowyardError",
     "HttpHeaders",
+    "IncomingRequest",
+    "Ingress",
     "Inputs",
     "LogLine",
     "LoopPlan",
     "NoInputs",
     "Pattern",
     "PatternError",
+    "ReceiveSettings",
+    "Refused",
     "Response",
     "Result",
     "RetryableError",
+    "SignatureSettings",
     "StateScope",
     "StateStore",
     "StepConfigError",
@@ -80,6 +96,7 @@ __all__ = [
     "StepError",
     "StepLogger",
     "StopFlow",
+    "TokenSource",
     "Trigger",
     "TriggerContext",
     "TriggerEvent",
@@ -90,13 +107,14 @@ __all__ = [
     "fetch",
     "host_refusal",
     "literal_address",
+    "verify_signature",
 ]
 
 DEFAULT_PORT = "out"
 """The port an action takes when it has only one."""
 
 StateScope = Literal["instance", "flow"]
-TriggerKind = Literal["webhook", "schedule", "manual", "deploy", "delete"]
+TriggerKind = Literal["webhook", "schedule", "manual", "deploy", "delete", "error"]
 
 InputsT = TypeVar("InputsT", bound=BaseModel)
 
@@ -145,15 +163,6 @@ class LoopPlan:
 
 
 @dataclass(frozen=True, slots=True)
-class Response:
-    """The reply of a synchronous webhook, set by the respond step."""
-
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any = None
-
-
-@dataclass(frozen=True, slots=True)
 class LogLine:
     """One log line of a step record."""
 
@@ -194,13 +203,34 @@ class StepLogger:
         self._add(logging.getLevelName(level).lower(), message, args)
 
 
+class TokenSource(Protocol):
+    """Access tokens of an OAuth 2.0 connection, kept fresh by the host.
+
+    Implementations refresh at most once at a time per connection, store what they get, and raise
+    `StepConfigError` naming the connection when it needs a new consent ("reconnect ...").
+    """
+
+    async def access_token(self) -> str:
+        """A current access token, refreshed first when it is about to expire."""
+        ...
+
+    async def refreshed(self, rejected: str) -> str:
+        """A new access token after the API refused `rejected` (a 401); if another run has
+        refreshed meanwhile, its token, without a second refresh."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """Credentials from a connection slot. `values` are secrets; `secret(name)` reveals one."""
+    """Credentials from a connection slot. `values` are secrets; `secret(name)` reveals one.
+
+    An `oauth2` connection the host keeps fresh has `tokens`; `auth()` signs requests with it.
+    """
 
     key: str
     type: str
     values: Mapping[str, SecretStr] = field(default_factory=dict)
+    tokens: TokenSource | None = None
 
     def secret(self, name: str) -> str:
         """The plain value of one credential field; `StepConfigError` if it is unset."""
@@ -211,6 +241,36 @@ class Connection:
                 hint=f"Set '{name}' on the '{self.key}' connection of this instance.",
             )
         return value.get_secret_value()
+
+    async def bearer_token(self) -> str:
+        """The token to send as `Authorization: Bearer`: a fresh OAuth access token, else the
+        stored `access_token` (oauth2) or `token` (bearer)."""
+        if self.tokens is not None:
+            return await self.tokens.access_token()
+        return self.secret("token" if self.type == "bearer" else "access_token")
+
+    def auth(self) -> httpx.Auth:
+        """httpx auth sending the bearer token; after a 401 it gets a refreshed OAuth token and
+        sends the request once more. Pass it to `ctx.http.send(request, auth=...)`."""
+        return _BearerAuth(self)
+
+
+class _BearerAuth(httpx.Auth):
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def sync_auth_flow(self, request: httpx.Request) -> Any:
+        raise RuntimeError("Connection.auth() works with the async client (ctx.http) only.")
+
+    async def async_auth_flow(self, request: httpx.Request) -> Any:
+        token = await self._connection.bearer_token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        tokens = self._connection.tokens
+        if response.status_code == 401 and tokens is not None:
+            await response.aread()
+            request.headers["Authorization"] = f"Bearer {await tokens.refreshed(token)}"
+            yield request
 
 
 class StateStore(Protocol):
@@ -318,11 +378,52 @@ class Action(_Described, ABC, Generic[InputsT]):
 
 
 class Trigger(_Described, Generic[InputsT]):
-    """What starts a flow. `run` turns the event into the trigger's output (the default: as is)."""
+    """What starts a flow. `run` turns the event into the trigger's output (the default: as is).
+
+    Webhook-kind triggers own their ingress: the server asks `ingress` how to receive requests
+    and `admit` whether to take each one before it stores anything (see `components.ingress`).
+    Schedule-kind triggers say when they fire with `next_fires`.
+    """
 
     kind: ClassVar[TriggerKind]
     sample_payload: ClassVar[Mapping[str, Any]] = {"body": {}, "headers": {}, "query": {}}
     ports: ClassVar[tuple[str, ...]] = (DEFAULT_PORT,)
+
+    def ingress(self, inputs: InputsT) -> Ingress:
+        """How the server receives requests for a flow with these inputs (webhook kind).
+
+        Called once per deployed flow, not per request. The default reads the inputs' fields
+        named as `ReceiveSettings`' (methods, max_body_bytes, sync...); raise `ValueError` or a
+        pydantic `ValidationError` when the inputs cannot take requests.
+        """
+        return self._receive_settings(inputs).ingress()
+
+    def admit(self, inputs: InputsT, request: IncomingRequest) -> Admission:
+        """Accept a request before it is stored, or raise `Refused(status, message)`.
+
+        Runs on the server's event loop for every request, after the method and body-size
+        checks: it must not block. Return the delivery id redeliveries share, and a `reply`
+        for a handshake. The default checks `ReceiveSettings`' `signature` and
+        `delivery_id_header` fields when the inputs have them.
+        """
+        return self._receive_settings(inputs).admit(request)
+
+    def next_fires(self, inputs: InputsT, after: datetime, count: int) -> list[datetime]:
+        """The next `count` fire times strictly after `after` (schedule kind), aware datetimes.
+
+        Raise `ValueError` with a readable message when the inputs cannot say. The server fires
+        each time once: a fire time is the delivery id of its run.
+        """
+        del inputs, after, count
+        return []
+
+    def _receive_settings(self, inputs: InputsT) -> ReceiveSettings:
+        # `admit` runs per request: validate the inputs' receive fields once per inputs object.
+        held = self.__dict__.get("_receive_held")
+        if held is None or held[0] is not inputs:
+            held = self.__dict__["_receive_held"] = (inputs, ReceiveSettings.of(inputs))
+        settings: ReceiveSettings = held[1]
+        return settings
 
     async def run(self, inputs: InputsT, event: TriggerEvent, ctx: TriggerContext) -> Any:
         """Check or reshape the event; raise `StepError` to refuse it."""

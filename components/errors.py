@@ -6,8 +6,11 @@ component author needs, so they live below `components.api` and the runtime re-e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "FlowyardError",
+    "Refused",
     "RetryableError",
     "StepConfigError",
     "StepError",
@@ -59,3 +62,23 @@ class StopFlow(StepError):
     """Raised by the stop step: ends the execution as failed with the user's own message."""
 
     kind = "stopped"
+
+
+class Refused(StepError):
+    """A trigger refuses a request before it is stored: the server answers `status` (401 for a
+    bad signature, 403, 400..., or 503 for "retry later"; anything else is sent as 400) with
+    `message` and `hint`, plus any extra `headers`."""
+
+    kind = "refused"
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        hint: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.headers = dict(headers or {})

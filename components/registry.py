@@ -145,24 +145,32 @@ class Registry:
             self.problems.append(RegistryProblem(str(folder), "custom components folder not found"))
             return
         for path in sorted(folder.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
-            module_name = f"flowyard_custom_{path.stem}"
-            try:
-                spec = importlib.util.spec_from_file_location(module_name, path)
-                if spec is None or spec.loader is None:
-                    raise ImportError(f"cannot import {path}")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[module_name] = module
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                sys.modules.pop(module_name, None)
-                self.problems.append(RegistryProblem(str(path), _describe(exc)))
-                continue
-            if not self.add_module(module, source=str(path)):
-                self.problems.append(
-                    RegistryProblem(str(path), "the file defines no Component value")
-                )
+            if not path.name.startswith("_"):
+                self.load_file(path)
+
+    def load_file(self, path: Path, *, replace: bool = False) -> bool:
+        """Import one component file and register its components (with `replace`, in place of
+        components with the same keys: a regenerated API); a failure becomes a problem."""
+        module_name = f"flowyard_custom_{path.stem}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            self.problems.append(RegistryProblem(str(path), _describe(exc)))
+            return False
+        if replace:
+            for value in vars(module).values():
+                if isinstance(value, Component):
+                    self._components.pop(value.key, None)
+        if not self.add_module(module, source=str(path)):
+            self.problems.append(RegistryProblem(str(path), "the file defines no Component value"))
+            return False
+        return True
 
 
 def _describe(exc: BaseException) -> str:

@@ -158,14 +158,17 @@ class FlowCanvas(ui.element, component=BUNDLE):
         self._revision = 0
         self._handlers: list[Handler] = [on_change] if on_change else []
         self._select_handlers: list[Callable[[str | None], Awaitable[None] | None]] = []
+        self._shortcut_handlers: list[Callable[[str], Awaitable[None] | None]] = []
         self._props["canvasid"] = f"flowyard-canvas-{next(_ids)}"
         self._props["readonly"] = readonly
         self._props["graph"] = {"revision": 0, "nodes": [], "edges": []}
         self._props["statuses"] = {}
         self._props["problems"] = {}
+        self._props["shortcuts"] = {}
         self.selected: tuple[str, ...] = ()
         self.classes("w-full h-full")
         self.on("change", self._receive)
+        self.on("shortcut", self._shortcut)
 
     @property
     def revision(self) -> int:
@@ -212,6 +215,16 @@ class FlowCanvas(ui.element, component=BUNDLE):
         self._select_handlers.append(handler)
         return self
 
+    def set_shortcuts(
+        self, keys: Mapping[str, str], handler: Callable[[str], Awaitable[None] | None]
+    ) -> FlowCanvas:
+        """Listen for `keys` (combination -> action, see `designer.shortcuts.keymap`) and call
+        `handler` with the action; never while a field or code editor has the keys."""
+        self._props["shortcuts"] = dict(keys)
+        self._shortcut_handlers.append(handler)
+        self.update()
+        return self
+
     def focus(self, step_id: str, *, center: bool = True) -> None:
         """Select `step_id` and (unless not `center`) centre the view on it."""
         self.run_method("focusNode", step_id, center)
@@ -223,6 +236,15 @@ class FlowCanvas(ui.element, component=BUNDLE):
     def select_all(self) -> None:
         """Select every step (the browser then reports the selection)."""
         self.run_method("selectAll")
+
+    async def _shortcut(self, event: GenericEventArguments) -> None:
+        action = event.args.get("action") if isinstance(event.args, dict) else None
+        if action not in self._props["shortcuts"].values():
+            return  # a stale page or a forged event: nothing to do
+        for handler in self._shortcut_handlers:
+            outcome = handler(str(action))
+            if outcome is not None:
+                await outcome
 
     async def _receive(self, event: GenericEventArguments) -> None:
         try:

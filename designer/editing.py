@@ -17,13 +17,14 @@ import networkx as nx
 
 from components.registry import Registry
 from runtime.graph import to_graph
-from runtime.model import DEFAULT_PORT, Edge, Flow, Position, Step
+from runtime.model import DEFAULT_PORT, Edge, Flow, FlowSettings, Position, Step
 
 __all__ = [
     "COALESCE_SECONDS",
     "Clipboard",
     "EditError",
     "FlowEditor",
+    "History",
     "is_trigger",
     "new_step_id",
     "step_ports",
@@ -87,6 +88,20 @@ class _State:
     layout: Mapping[str, Position]
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """A snapshot of a `FlowEditor`'s undo and redo stacks and the state they lead from.
+
+    `flow` and `layout` are the editor's state when the snapshot was taken: the history applies
+    only to an editor showing exactly that flow (see `FlowEditor.adopt_history`).
+    """
+
+    flow: Flow
+    layout: Mapping[str, Position]
+    undo: tuple[_State, ...]
+    redo: tuple[_State, ...]
+
+
 @dataclass
 class FlowEditor:
     """One flow being edited, with its positions and undo/redo history."""
@@ -115,6 +130,23 @@ class FlowEditor:
         self.flow = flow
         if layout is not None:
             self.layout = dict(layout)
+
+    def history(self) -> History:
+        """The undo/redo history as it stands (immutable states: nothing is copied deeply)."""
+        return History(self.flow, dict(self.layout), tuple(self._undo), tuple(self._redo))
+
+    def adopt_history(self, history: History) -> bool:
+        """Take over `history` if it leads from the flow this editor shows; False otherwise.
+
+        A history recorded on another flow (edited elsewhere since) would undo into edits this
+        editor never saw, so it is refused and this editor's own history is kept.
+        """
+        if history.flow != self.flow:
+            return False
+        self._undo = list(history.undo)
+        self._redo = list(history.redo)
+        self._last_replace = None
+        return True
 
     def undo(self) -> bool:
         """Go back one edit; False when there is nothing to undo."""
@@ -346,6 +378,10 @@ class FlowEditor:
     def set_layout(self, layout: Mapping[str, Position]) -> None:
         """Replace every position at once (auto-layout), as one undoable edit."""
         self._commit(self.flow, {**self.layout, **layout})
+
+    def set_settings(self, settings: FlowSettings) -> None:
+        """Replace the flow's settings (timeouts, concurrency, retry, ...), as one undoable edit."""
+        self._commit(self.flow.model_copy(update={"settings": settings}))
 
     def replace_flow(self, flow: Flow, layout: Mapping[str, Position]) -> None:
         """Load another version of the flow (after a reload); clears the history."""

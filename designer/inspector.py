@@ -80,7 +80,9 @@ __all__ = [
     "FieldSpec",
     "Inspector",
     "OnChange",
+    "OnErrors",
     "ParseError",
+    "field_problems",
     "field_specs",
     "format_loose",
     "parse_loose",
@@ -89,6 +91,7 @@ __all__ = [
 
 ActionClass = type[Action[Any]] | type[Trigger[Any]]
 OnChange = Callable[[Step], Awaitable[None] | None]
+OnErrors = Callable[[dict[str, list[str]]], None]
 _LEAVES: frozenset[Kind] = frozenset(
     {"text", "secret", "number", "integer", "boolean", "enum", "multienum", "connection", "json"}
 )
@@ -150,7 +153,9 @@ class Inspector(CompositeWidgets):
     `action` is the step's action (or trigger) class from the registry; `config` and
     `connections` are the integration's; `references` says what the step can read (see
     `ReferenceSource`). `on_change(step)` (sync or async) receives each valid edit as a new,
-    frozen `Step`; it is never called by `show`.
+    frozen `Step`; it is never called by `show`. `on_errors(errors)` receives `errors` each
+    time it changes: while it is not empty the form shows something the saved step does not
+    hold, so the editor lists these as problems and refuses to run the flow.
     """
 
     def __init__(
@@ -159,11 +164,14 @@ class Inspector(CompositeWidgets):
         action: ActionClass | None,
         *,
         on_change: OnChange,
+        on_errors: OnErrors | None = None,
         config: Sequence[ConfigVariable] = (),
         connections: Sequence[ConnectionSlot] = (),
         references: ReferenceSource | None = None,
     ) -> None:
         self._on_change = on_change
+        self._on_errors = on_errors
+        self._reported: dict[str, list[str]] = {}
         self._config = tuple(config)
         self._connections = tuple(connections)
         self._source = references or ReferenceSource()
@@ -194,6 +202,7 @@ class Inspector(CompositeWidgets):
         flow: Flow,
         scope: Mapping[str, Any] | None = None,
         on_change: OnChange,
+        on_errors: OnErrors | None = None,
         origin: str = "",
     ) -> Inspector:
         """An inspector for a step of `flow`: its action from `registry`, the integration's config
@@ -203,6 +212,7 @@ class Inspector(CompositeWidgets):
             step,
             step_action(step, flow, registry),
             on_change=on_change,
+            on_errors=on_errors,
             config=integration.config,
             connections=integration.connections,
             references=source_for_step(flow, step.id, registry, scope or {}, origin=origin),
@@ -278,6 +288,10 @@ class Inspector(CompositeWidgets):
         self._local.clear()
         self._general, self._general_shown = None, []
         self._outcome = _Outcome()
+        if self._reported:
+            self._reported = {}
+            if self._on_errors is not None:
+                self._on_errors({})
         self.element.clear()
         with self.element:
             ui.label("Select a step on the canvas to edit it.").classes("text-grey-7")
@@ -410,8 +424,15 @@ class Inspector(CompositeWidgets):
         for slot in self._slots.values():
             problems = shown.get(id(slot), [])
             text = "\n".join(dict.fromkeys(p.message for p in problems))
-            slot.show(text, any(p.blocking for p in problems), *self._preview_text(slot))
+            blocking = any(p.blocking for p in problems)
+            # A value with an error has no preview: the error says it once.
+            slot.show(text, blocking, *(("", True) if blocking else self._preview_text(slot)))
         self._show_general(general)
+        errors = self.errors
+        if errors != self._reported:
+            self._reported = errors
+            if self._on_errors is not None:
+                self._on_errors(errors)
         if emit and outcome.step is not None and outcome.step != self._step:
             self._step = outcome.step
             result = self._on_change(outcome.step)
@@ -427,8 +448,15 @@ class Inspector(CompositeWidgets):
         if result is None:
             return "", True
         text = result.text
+        where = self._source.origin or "sample data"
+        if result.ok and result.empty:
+            names = ", ".join(result.empty)
+            return (
+                f"= {text}\n⚠ Nothing at {names} in the {where}: check the spelling, or pick "
+                "the field from the reference list.",
+                False,
+            )
         if result.ok and result.value is None:
-            where = self._source.origin or "sample data"
             text = f"null (nothing at this path in the {where})"
         return (f"= {text}", True) if result.ok else (f"⚠ {text}", False)
 
@@ -451,6 +479,18 @@ class Inspector(CompositeWidgets):
                             "Remove", on_click=lambda k=loc: self._set(k, UNSET)
                         ).props("flat dense no-caps size=sm")
                         tag(button, f"inspector-remove-unknown-{loc[1]}")
+
+
+def field_problems(step: Step, errors: Mapping[str, Sequence[str]]) -> list[str]:
+    """`Inspector.errors` of `step` as sentences naming the step and field, for the problems
+    list and a refused test run."""
+    lines = []
+    for key, messages in errors.items():
+        setting = key.removeprefix("step.")
+        where = f"setting '{setting}'" if setting != key else f"input '{key}'"
+        for message in messages:
+            lines.append(f"Step '{step.label}', {where}: {message}")
+    return lines
 
 
 def step_action(step: Step, flow: Flow, registry: Registry) -> ActionClass | None:

@@ -110,7 +110,7 @@ class Slot:
             if label is None:
                 continue
             label.text = text
-            label.classes(replace=f"text-caption whitespace-pre-line break-all {colour}")
+            label.classes(replace=f"text-caption whitespace-pre-line break-words {colour}")
             label.set_visibility(bool(text))
 
 
@@ -171,6 +171,7 @@ class FieldWidgets(ABC):
                 body = ui.column().classes("grow gap-1 min-w-0")
                 tools = ui.row().classes("items-center no-wrap gap-0 pt-2")
             slot.error = ui.label().classes("text-caption whitespace-pre-line")
+            tag(slot.error, f"error-{dotted(path)}")
             slot.error.set_visibility(False)
             if inputs:
                 slot.preview = ui.label().classes("text-caption break-all")

@@ -28,6 +28,7 @@ from runtime.expressions import ExpressionLimits, compile_value, render, step_re
 from runtime.graph import LOOP_PORTS, loop_bodies, loop_owners, to_graph
 from runtime.model import ConfigVariable, Flow, Step
 from runtime.redaction import MASK
+from runtime.templates import Hole, split
 
 __all__ = [
     "PREVIEW_LIMITS",
@@ -195,6 +196,10 @@ def describe(value: Any, limit: int = 60) -> str:
         text = "{…}" if value else "{}"
         if value and len(value) <= 8:
             text = "{" + ", ".join(value) + "}"
+    elif isinstance(value, list) and value and all(_scalar(v) for v in value):
+        text = json.dumps(value, ensure_ascii=False, default=str)  # e.g. ["bug", "ui"]
+        count = f"[{len(value)} item{'s' if len(value) != 1 else ''}]"
+        text = text if len(text) <= limit else count
     elif isinstance(value, list):
         text = f"[{len(value)} item{'s' if len(value) != 1 else ''}]"
     else:
@@ -203,6 +208,10 @@ def describe(value: Any, limit: int = 60) -> str:
         except (TypeError, ValueError):
             text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 class _Walker:
@@ -232,10 +241,27 @@ class _Walker:
                 if child is not None:
                     self.walk(child, str(key), value[key], section, depth + 1)
         elif isinstance(value, list) and value:
-            # One representative item: `[0]`; JSONata maps a path over the rest if asked to.
+            # Each field of the items twice: of every item (`labels.name[]`: JSONata maps the path
+            # over the list; `[]` keeps a list of one a list, so the preview's type is the run's)
+            # and of the first item (`labels[0].name`).
+            self.every(path, value, section, depth + 1)
             child = join_path(path, 0)
             assert child is not None
-            self.walk(child, "[0]", value[0], section, depth + 1)
+            self.walk(child, "first item [0]", value[0], section, depth + 1)
+
+    def every(self, path: str, items: list[Any], section: str, depth: int) -> None:
+        """The fields of the objects in `items`, each as a path mapped over every item."""
+        keys = dict.fromkeys(k for item in items if isinstance(item, dict) for k in item)
+        for key in list(keys)[: self.max_keys]:
+            child = join_path(path, str(key))
+            if child is None or self.full:
+                continue
+            values = [item[key] for item in items if isinstance(item, dict) and key in item]
+            # JSONata flattens the values of a mapped path one level, as the preview shows.
+            flat = [v for value in values for v in (value if isinstance(value, list) else [value])]
+            self.add(f"{child}[]", f"{key} (every item)", flat, section, depth)
+            if depth < self.max_depth and any(isinstance(v, dict) for v in flat):
+                self.every(child, flat, section, depth + 1)
 
 
 def reference_paths(
@@ -254,8 +280,10 @@ def reference_paths(
     In order: the trigger's fields, each upstream step's output fields (only the steps listed in
     `upstream`, in that order), config variables (declared ones; secret values masked) and, inside
     a loop body, `loop.item...` and `loop.index`. Objects are flattened up to `max_depth` levels
-    below each root and `max_keys` keys each; a list contributes the list itself and its first item
-    (`[0]`). A step without data in `scope` still appears as `steps.<id>.output`.
+    below each root and `max_keys` keys each; a list contributes the list itself, the fields of
+    every item (`labels.name[]`: the list of each item's name, a list even of one) and its first
+    item (`labels[0]`, then `labels[0].name`). A step without data in `scope` still appears as
+    `steps.<id>.output`.
     """
     walker = _Walker(max_depth, max_keys, max_references)
     labels = step_labels or {}
@@ -353,6 +381,8 @@ class Preview:
     text: str
     ok: bool = True
     value: Any = None
+    empty: tuple[str, ...] = ()
+    """Paths the template reads that hold nothing in the scope (a typo, or absent here)."""
 
 
 def preview(
@@ -395,4 +425,53 @@ def preview(
         text = str(result)
     if len(text) > max_chars:
         text = text[: max_chars - 1] + "…"
-    return Preview(text, ok=True, value=result)
+    return Preview(text, ok=True, value=result, empty=tuple(_empty_paths(value, scope, limits)))
+
+
+_PLAIN_PATH = re.compile(
+    r"(?:trigger|steps|config|loop)(?:\.(?:[A-Za-z_]\w*|`[^`]+`)|\[\d*\])+", re.ASCII
+)
+
+
+def _empty_paths(value: Any, scope: Mapping[str, Any], limits: ExpressionLimits) -> list[str]:
+    """The plain paths (`{{ trigger.body.issue.tittle }}`) in `value` that read nothing from
+    `scope`; a step's output is checked only once the step has run."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for item in value.values():
+            found.extend(_empty_paths(item, scope, limits))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_empty_paths(item, scope, limits))
+    elif isinstance(value, str) and "{{" in value:
+        found_steps = scope.get("steps")
+        steps = found_steps if isinstance(found_steps, dict) else {}
+        for part in split(value, lenient=True):
+            if not isinstance(part, Hole) or not _PLAIN_PATH.fullmatch(part.expression):
+                continue
+            root = part.expression.split(".")[:2]
+            if root[0] == "steps" and (len(root) < 2 or root[1] not in steps):
+                continue  # not run yet: the preview says so where it matters
+            if _misses(part.expression, scope, limits) and part.expression not in found:
+                found.append(part.expression)
+    return found
+
+
+_LAST_SEGMENT = re.compile(r"(?:\.(?:[A-Za-z_]\w*|`[^`]+`)|\[\d*\])$", re.ASCII)
+
+
+def _misses(path: str, scope: Mapping[str, Any], limits: ExpressionLimits) -> bool:
+    """Whether `path` reads nothing where the data has something: the nearest part of it that
+    holds a value is not an empty object or list (no sample data at all is not a typo)."""
+    current = path
+    while True:
+        try:
+            value = render("{{ " + current + " }}", scope, limits)
+        except Exception:  # not a reading problem: the preview shows any error
+            return False
+        if value is not None:
+            return current != path and value not in ({}, [])
+        shorter = _LAST_SEGMENT.sub("", current)
+        if shorter == current or "." not in shorter:
+            return False
+        current = shorter

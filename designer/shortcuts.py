@@ -4,13 +4,18 @@ Each `Shortcut` names an `action` (a stable id the editor dispatches on), the ke
 that trigger it (alternatives; written as `Ctrl+Shift+Z`, with key names as the browser reports
 them in `KeyboardEvent.key`) and what it does, as the help dialog shows it. On macOS the editor
 treats Cmd like Ctrl.
+
+The canvas element (`designer.canvas.FlowCanvas.set_shortcuts`) listens for the combinations
+`keymap` gives it and reports their actions, except while a field (an input, a code editor, a
+dialog) has the keys. `delete` is Vue Flow's own key handling, `help` the page frame's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["SHORTCUTS", "Shortcut"]
+__all__ = ["SHORTCUTS", "Shortcut", "keymap"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +37,15 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("fit_view", ("F",), "Fit the whole flow into view"),
     Shortcut("help", ("?",), "Show this help"),
 )
+
+
+def keymap(actions: Iterable[str]) -> dict[str, str]:
+    """Key combination -> action for the given actions (what the canvas element listens for).
+
+    Raises `KeyError` naming an action that `SHORTCUTS` does not list.
+    """
+    wanted = set(actions)
+    unknown = wanted - {s.action for s in SHORTCUTS}
+    if unknown:
+        raise KeyError(f"no shortcut for action(s) {', '.join(sorted(unknown))}")
+    return {keys: s.action for s in SHORTCUTS if s.action in wanted for keys in s.keys}

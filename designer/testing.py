@@ -5,12 +5,13 @@
 - `LiveStatuses`: the observer of one test run, passing on the badges each time a step starts or
   finishes and each finished step record;
 - `parse_body`, `request_parts`, `query_pairs`: a test payload's body, headers and query, between
-  the panel's editor and `app.services.payloads`;
+  the panel's editor and the payloads service;
 - `reference_scope`: what templates would see, for the inspector's reference picker;
 - `unrecorded_detail`: a run's detail from what it reported, when it has no record;
 - `refusal_lines`: the details of a service's refusal, as lines to show.
 
-`app.pages.testpanel` draws the panel with these.
+`app.pages.testpanel` draws the panel with these and hands them plain data: the designer imports
+nothing from `app` (a test pins it).
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from app.services.errors import ServiceError
-from app.services.payloads import TestPayload
-from app.services.testruns import TestRun
 from components.api import Response
 from runtime.observer import ExecutionInfo, ExecutionResult, StepRecord
 
@@ -122,12 +120,13 @@ def query_pairs(query: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 def reference_scope(
     records: Iterable[Mapping[str, Any]],
-    payload: TestPayload | None,
+    payload: Mapping[str, Any] | None,
     sample: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """What templates would see, for the reference picker: `trigger` (the trigger's output in
-    the last run's `records`, else the selected `payload`, else the trigger's `sample` request)
-    and `steps` (outputs of the run's succeeded steps; inside loops the first iteration's)."""
+    the last run's `records`, else the selected `payload`, else the trigger's `sample` request;
+    both `{body, headers, query}`) and `steps` (outputs of the run's succeeded steps; inside
+    loops the first iteration's)."""
     steps: dict[str, Any] = {}
     trigger: Any = None
     for record in records:
@@ -136,11 +135,7 @@ def reference_scope(
         if record["status"] == "succeeded" and record["step_id"] not in steps:
             steps[record["step_id"]] = {"output": record["output"]}
     if trigger is None:
-        source: Mapping[str, Any] = (
-            payload.model_dump(include={"body", "headers", "query"})
-            if payload is not None
-            else sample or {}
-        )
+        source: Mapping[str, Any] = payload if payload is not None else sample or {}
         trigger = {
             "body": source.get("body"),
             "headers": dict(source.get("headers") or {}),
@@ -151,30 +146,48 @@ def reference_scope(
 
 
 def unrecorded_detail(
-    execution_id: str, run: TestRun | None, records: Iterable[StepRecord]
+    execution_id: str,
+    records: Iterable[StepRecord],
+    *,
+    status: str = "cancelled",
+    duration_ms: float | None = None,
+    error: Any = None,
 ) -> dict[str, Any]:
-    """What a run reported (`run`: None when it was stopped), shaped like the detail of a recorded
+    """What a run reported (the defaults: it was stopped), shaped like the detail of a recorded
     execution, for a run whose record cannot be read."""
     return {
         "id": execution_id,
-        "status": run.status if run is not None else "cancelled",
-        "duration_ms": run.duration_ms if run is not None else None,
-        "error": run.error if run is not None else None,
+        "status": status,
+        "duration_ms": duration_ms,
+        "error": error,
         "steps": [record.to_json() for record in records],
     }
 
 
-def refusal_lines(exc: ServiceError) -> list[str]:
-    """A refusal's details as lines: `field: problem`, or each listed problem."""
-    details = exc.details
+def refusal_lines(details: Any) -> list[str]:
+    """A service refusal's `details` as sentences: `field: problem`, or each listed problem
+    (a validation issue as its message and hint, which name the step and input), never as the
+    raw data."""
     if isinstance(details, Mapping):
-        return [f"{key}: {value}" for key, value in details.items()]
+        lines: list[str] = []
+        for key, value in details.items():
+            if isinstance(value, list | Mapping):
+                lines.extend(refusal_lines(value))
+            else:
+                lines.append(f"{key}: {value}")
+        return lines
     if isinstance(details, list):
-        return [
-            str(item.get("message", item)) if isinstance(item, Mapping) else str(item)
-            for item in details
-        ]
+        return [_problem_line(item) for item in details]
     return [] if details is None else [str(details)]
+
+
+def _problem_line(item: Any) -> str:
+    if not isinstance(item, Mapping):
+        return str(item)
+    if "message" not in item:
+        return "; ".join(refusal_lines(item))
+    hint = str(item.get("hint") or "")
+    return f"{item['message']} {hint}".strip()
 
 
 class LiveStatuses:

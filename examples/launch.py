@@ -3,7 +3,9 @@
 Starts the demo CRM and Acme apps (`python -m examples.demoapps`) and `flowyard serve` with the
 example components, imports every `examples/*.yaml`, saves the sample payloads of
 `examples/payloads/` as test payloads, deploys an instance `demo` of the two-way CRM <-> Acme
-integration (unless one is already deployed against these apps), prints the URLs to open, and
+integration (unless one is already deployed against these apps; its CRM connection is OAuth
+2.0, connected through the CRM's consent page as a browser would: `examples/oauth_connect.py`),
+prints the URLs to open, and
 on Ctrl-C or SIGTERM stops every process it started. Exit status: 0 after a stop, 1 when
 something could not start or a process died.
 
@@ -29,12 +31,15 @@ from typing import Any
 import httpx
 
 from examples.demoapps import DEFAULT_ACME_KEY, DEFAULT_CRM_KEY
+from examples.oauth_connect import ConnectError, connect_crm
 
 __all__ = ["DEMO_INSTANCE", "Launcher", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 DEMO_INSTANCE = "demo"
+CRM_CONNECTION = "crm"
+"""The stored OAuth connection to the demo CRM that the demo instance uses."""
 TWO_WAY = "CRM and Acme"
 PAYLOADS = (
     ("Warehouse import", "warehouse_update", "Two updates", "warehouse-update.json"),
@@ -198,6 +203,10 @@ class Launcher:
         return None
 
     def deploy(self) -> dict[str, Any]:
+        try:  # the CRM connection is OAuth 2.0: stored once, connected through its consent
+            connect_crm(self.http, self.url, self.crm_url, CRM_CONNECTION)
+        except ConnectError as exc:
+            raise LaunchError(f"The CRM connection could not be connected: {exc}") from None
         view = self.deployed()
         if view is not None:
             return view
@@ -213,7 +222,7 @@ class Launcher:
                     "webhook_secret": secrets.token_urlsafe(24),
                 },
                 "connections": {
-                    "crm": {"api_key": DEFAULT_CRM_KEY},
+                    "crm": {"credential": CRM_CONNECTION},
                     "acme": {"api_key": DEFAULT_ACME_KEY},
                 },
             },

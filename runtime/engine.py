@@ -19,6 +19,13 @@ neither run nor recorded. `reuse` gives earlier records whose output and port st
 running a step: the step is recorded as succeeded with that output and a log line naming the
 execution it came from.
 
+Pinned steps (test runs). `pinned` gives outputs that stand in for running some steps, wherever
+they run (inside loop bodies too): the step is recorded as succeeded with `pinned` set, and a
+pinned loop does not run its body.
+
+HTTP exchanges. Each step's record keeps the requests it made and their answers
+(`runtime.recorded.capturing`), with the run's secrets masked like the rest of the record.
+
 Failures. A step error is retried by the step's policy when retryable; after the last attempt
 `on_error: fail` fails the execution and `on_error: continue` records the error as the step's
 output and continues on its `error` port if connected, else on its default port.
@@ -69,10 +76,20 @@ from runtime.observer import (
     StepRecord,
 )
 from runtime.prepare import PreparedFlow, PreparedStep, prepare_flow
+from runtime.recorded import capturing
 from runtime.redaction import redact, secret_values
 from runtime.state import BoundState
 
-__all__ = ["backoff_delay", "run_flow"]
+__all__ = ["Pin", "backoff_delay", "run_flow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A pinned step's stand-in result: `output`, leaving on `port` (None: the step's default
+    port, `done` for a loop)."""
+
+    output: Any
+    port: str | None = None
 
 
 class _NullObserver:
@@ -100,6 +117,18 @@ class _Abort(Exception):
         self.error = error
 
 
+def _retry_truth(hint: str, policy: RetryPolicy | None, attempts: int) -> str:
+    """A transient failure's hint, plus what retrying did: components cannot know the policy."""
+    if policy is None:
+        said = (
+            "It was tried once: the step has no retry policy (add one under Error handling "
+            "to retry failures like this)."
+        )
+    else:
+        said = f"It failed all {attempts} attempts its retry policy allows."
+    return f"{hint} {said}".strip()
+
+
 def backoff_delay(
     policy: RetryPolicy, attempt: int, rng_value: float, retry_after: float | None
 ) -> float:
@@ -120,6 +149,7 @@ async def run_flow(
     *,
     only: Collection[str] | None = None,
     reuse: Mapping[str, StepRecord] | None = None,
+    pinned: Mapping[str, Pin] | None = None,
 ) -> ExecutionResult:
     """Run `flow` for `event`. Raises `FlowValidationError` if the flow cannot run at all.
 
@@ -133,7 +163,8 @@ async def run_flow(
     of an earlier run; the step is not run but recorded as succeeded with that record's input,
     output and port. Only top-level steps are reused (not the trigger, not steps inside a loop
     body; a reused loop does not run its body); a record whose port the step no longer has is
-    ignored and the step runs. Called flows run whole.
+    ignored and the step runs. Called flows run whole. `pinned`: step id -> the `Pin` used
+    instead of running it (see the module doc).
     """
     prepared = flow if isinstance(flow, PreparedFlow) else prepare_flow(flow, context.registry)
     if prepared.errors:
@@ -143,6 +174,8 @@ async def run_flow(
         run.only = frozenset(only)
     if reuse:
         run.reuse = reuse
+    if pinned:
+        run.pinned = pinned
     return await run.execute()
 
 
@@ -171,6 +204,7 @@ class _Run:
         self.execution_id = context.execution_id
         self.only: frozenset[str] | None = None
         self.reuse: Mapping[str, StepRecord] = {}
+        self.pinned: Mapping[str, Pin] = {}
         self.steps_run = 0
         self.response: Response | None = None
         self.secrets = _secret_values(context)
@@ -313,7 +347,7 @@ class _Run:
         for step_id in region.roots:
             heapq.heappush(ready, (self.p.steps[step_id].order, step_id))
 
-        only, reuse = self.only, self.reuse
+        only, reuse, pinned = self.only, self.reuse, self.pinned
         while ready:
             _, step_id = heapq.heappop(ready)
             step = self.p.steps[step_id]
@@ -329,6 +363,9 @@ class _Run:
                 if reused_port is not None:
                     resolve_edges(step_id, reused_port)
                     continue
+            if pinned and step_id in pinned:
+                resolve_edges(step_id, self.pin_step(step, scope, pinned[step_id]))
+                continue
             port = await self.run_step(step, scope)
             resolve_edges(step_id, port)
 
@@ -379,6 +416,7 @@ class _Run:
         if self.secrets:  # a secret echoed into an input or output is never recorded
             record.input = redact(record.input, self.secrets)
             record.output = redact(output, self.secrets)
+            record.exchanges = redact(record.exchanges, self.secrets)
             record.error = self.redact_error(error)
         self.obs.step_finished(record)
 
@@ -410,6 +448,28 @@ class _Run:
         self.set_output(scope, step.id, earlier.output)
         return earlier.port
 
+    def pin_step(self, step: PreparedStep, scope: _Scope, pin: Pin) -> str:
+        """Record `step` with its pinned output instead of running it; return its port."""
+        record = self.start_record(step, scope.iteration)
+        record.pinned = True
+        logger = StepLogger(self.secrets)
+        default = "done" if {"body", "done"} <= set(step.ports) else step.ports[0]  # a loop
+        port = pin.port or default
+        if port not in step.ports:
+            error = ErrorInfo(
+                StepConfigError.kind,
+                f"Step '{step.label}' is pinned on port '{port}', which it does not have "
+                f"(its ports: {', '.join(step.ports)}).",
+                "Fix the pin's port, or leave it out to use the step's default port.",
+                step.id,
+            )
+            self.end_record(record, Status.FAILED, logger, error=error)
+            raise _Abort(error)
+        logger.info("pinned output used; the step did not run")
+        self.end_record(record, Status.SUCCEEDED, logger, output=pin.output, port=port)
+        self.set_output(scope, step.id, pin.output)
+        return port
+
     def resolve_inputs(self, step: PreparedStep, values: Mapping[str, Any]) -> pydantic.BaseModel:
         """Render templates, then validate against the action's Inputs model."""
         raw = step.inputs.render(values, self.limits) if not step.inputs.static else step.raw
@@ -439,10 +499,12 @@ class _Run:
         while True:
             record.attempt = attempt
             try:
-                result = await self.attempt(step, inputs, logger, scope, attempt)
+                with capturing(record.exchanges):
+                    result = await self.attempt(step, inputs, logger, scope, attempt)
             except RetryableError as exc:
                 policy = step.step.retry
                 if policy is None or attempt >= policy.max_attempts:
+                    exc.hint = _retry_truth(exc.hint, policy, attempt)
                     return self.fail_step(step, record, logger, scope, exc)
                 delay = backoff_delay(policy, attempt, self.ctx.random.random(), exc.retry_after)
                 logger.warning(

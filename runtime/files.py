@@ -275,7 +275,7 @@ def _where(loc: tuple[int | str, ...], data: Any) -> list[str]:
             item = node[segment] if isinstance(node, list) and segment < len(node) else None
             label = f"[{segment}]"
             if isinstance(item, dict):
-                ident = item.get("id", item.get("key"))
+                ident = item.get("id", item.get("key", item.get("name")))
                 if isinstance(ident, str) and ident:
                     label += f" ({ident})"
             parts[-1] += label
@@ -395,7 +395,8 @@ def _plain(value: Any, *, full: bool = False) -> Any:
         for name, info in type(value).model_fields.items():
             field_value = getattr(value, name)
             default = info.get_default(call_default_factory=True)
-            if not full and name not in keep and field_value == default:
+            given = getattr(value, "keep_set_fields", False) and name in value.model_fields_set
+            if not full and name not in keep and field_value == default and not given:
                 continue
             out[info.alias or name] = _plain(field_value, full=full or default is None)
         return out

@@ -47,6 +47,12 @@ def flow_to_node_link(flow: Flow) -> dict[str, Any]:
         trigger=flow.trigger.id,
         settings=flow.settings.model_dump(mode="json"),
     )
+    if flow.tests:  # the suite travels with the flow (kept out when empty: older stored forms)
+        graph.graph["tests"] = [t.model_dump(mode="json", exclude_unset=True) for t in flow.tests]
+    if flow.test_responses:
+        graph.graph["test_responses"] = [
+            r.model_dump(mode="json", exclude_unset=True) for r in flow.test_responses
+        ]
     for step in flow.all_steps():
         graph.add_node(step.id, **step.model_dump(mode="json", exclude={"id"}, exclude_unset=True))
     # networkx yields edges in adjacency order, not file order: `order` restores the file's order
@@ -69,6 +75,8 @@ def flow_from_node_link(data: dict[str, Any]) -> Flow:
             "name": meta.get("name", ""),
             "description": meta.get("description", ""),
             "settings": meta.get("settings", {}),
+            "tests": meta.get("tests", []),
+            "test_responses": meta.get("test_responses", []),
             "trigger": trigger,
             "steps": list(steps.values()),
             "edges": [

@@ -40,6 +40,7 @@ from components.addresses import (
     literal_address,
 )
 from components.exchange import Fetched, FetchRequest, fetch_with_httpx, read_capped
+from runtime.recorded import note_exchange, note_response
 
 __all__ = ["AddressRefused", "TransportName", "make_http_client"]
 
@@ -245,6 +246,21 @@ class _Client(httpx.AsyncClient):
         auth: Any = httpx.USE_CLIENT_DEFAULT,
         follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
+        response = await self._send(
+            request, stream=stream, auth=auth, follow_redirects=follow_redirects
+        )
+        if not stream:  # a streamed body is not read yet; `fetch_direct` notes its exchange
+            note_response(response)  # the running step's record keeps it (runtime.recorded)
+        return response
+
+    async def _send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool,
+        auth: Any,
+        follow_redirects: Any,
+    ) -> httpx.Response:
         passthrough = (
             follow_redirects is not True  # the client's default is False
             and auth is httpx.USE_CLIENT_DEFAULT
@@ -277,5 +293,16 @@ class _Client(httpx.AsyncClient):
         less per HTTP step here); otherwise, or for a URL with credentials, through `send`."""
         transport = self._direct
         if isinstance(transport, _Transport) and not sent.url.userinfo and not self.is_closed:
-            return await transport.fetch(sent)
-        return await fetch_with_httpx(self, sent)
+            answer = await transport.fetch(sent)
+        else:
+            answer = await fetch_with_httpx(self, sent)
+        note_exchange(  # the running step's record keeps it (runtime.recorded)
+            sent.method,
+            str(sent.url),
+            sent.headers,
+            sent.content,
+            answer.status_code,
+            answer.headers,
+            answer.content,
+        )
+        return answer

@@ -37,12 +37,57 @@ def jsonata_message(exc: BaseException) -> str:
     return f"{exc} ({exc.error}){where}"
 
 
+def _token(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _found(exc: jexception.JException) -> str:
+    """The token JSONata stopped at (for "Expected X, got Y" it keeps X first)."""
+    return _token(exc.expected if exc.error in ("S0202", "S0203") else exc.current)
+
+
+def _syntax_words(exc: jexception.JException) -> str:
+    """A syntax error in plain words: what is wrong, not JSONata's code."""
+    token = _found(exc)
+    expected = _token(exc.current)
+    if exc.error == "S0201" and token == "..":
+        return 'two dots in a row: a path needs a name between its dots, e.g. "issue.title"'
+    words = {
+        "S0101": "a text in quotes is not closed: add the closing quote",
+        "S0105": "a name in `backquotes` is not closed: add the closing backquote",
+        "S0106": "a comment is not closed: end it with */",
+        "S0201": f'"{token}" cannot follow what comes before it',
+        "S0202": f'"{expected}" was expected but "{token}" was found',
+        "S0203": f'"{expected}" is missing at the end',
+        "S0204": f'"{token}" is not an operator',
+        "S0205": f'"{token}" is not expected here',
+        "S0207": "it ends too early: something must follow the last operator or dot",
+        "S0211": f'"{token}" cannot start a value here',
+    }
+    return words.get(exc.error) or str(exc)
+
+
+def _pointer(expression: str, exc: jexception.JException) -> str:
+    """Where the error is: the text before the offending token, once."""
+    location = exc.location if isinstance(exc.location, int) else -1
+    text = expression.strip()
+    if location <= 0 or location > len(text) or exc.error in ("S0203", "S0207"):
+        return ""
+    start = max(0, location - len(_found(exc)))
+    before = " ".join(text[:start].split())
+    if not before:
+        return " (at the start)"
+    return f' (right after "{before if len(before) <= 40 else "..." + before[-37:]}")'
+
+
 def _compile_error(expression: str, exc: BaseException) -> ExpressionError:
-    location = getattr(exc, "location", -1)
-    near = f" near position {location}" if isinstance(location, int) and location > 0 else ""
+    if isinstance(exc, jexception.JException):
+        problem = _syntax_words(exc) + _pointer(expression, exc)
+    else:
+        problem = jsonata_message(exc)
     return ExpressionError(
-        f"Expression {quote(expression)} does not compile: {jsonata_message(exc)}",
-        hint=f"Fix the JSONata syntax inside {{{{ }}}}{near}.",
+        f"Expression {quote(expression)} does not compile: {problem}",
+        hint="Fix the expression inside {{ }}.",
     )
 
 

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from runtime.recorded import RecordedExchange
+from runtime.suite_model import FlowTest, TestingSettings
 
 __all__ = [
     "DEFAULT_PORT",
+    "ERROR_TRIGGER",
     "EXPRESSION_BUDGET",
+    "AlertSettings",
     "ConfigVariable",
     "ConnectionSlot",
     "Edge",
     "EndpointSettings",
+    "ErrorHandling",
     "ErrorPolicy",
     "Flow",
     "FlowSettings",
@@ -136,6 +142,12 @@ class Flow(_Strict):
     steps: list[Step] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     settings: FlowSettings = Field(default_factory=FlowSettings)
+    tests: list[FlowTest] = Field(
+        default_factory=list, description="Payload suite: test requests and what they expect."
+    )
+    test_responses: list[RecordedExchange] = Field(
+        default_factory=list, description="Recorded answers shared by every test of the flow."
+    )
 
     @property
     def label(self) -> str:
@@ -152,7 +164,13 @@ class Flow(_Strict):
             if step.id in seen:
                 raise ValueError(f"step id '{step.id}' is used twice; step ids must be unique")
             seen.add(step.id)
-        return self
+        names: set[str] = set()
+        for index, test in enumerate(self.tests):
+            where = f"tests[{index}] ({test.name})"
+            if test.name in names:
+                raise ValueError(f"{where}: the test name is used twice; names must be unique")
+            names.add(test.name)
+        return self  # steps a test names are checked by `runtime.validation` (test_unknown_step)
 
 
 class ConfigVariable(_Strict):
@@ -193,6 +211,48 @@ class EndpointSettings(_Strict):
     )
 
 
+ERROR_TRIGGER = "instance.error"
+"""The trigger action of an integration's error flow (`ErrorHandling.flow`)."""
+
+
+class AlertSettings(_Strict):
+    """Where a failed execution's JSON summary is POSTed, without writing a flow."""
+
+    url: str = Field(
+        min_length=1,
+        description="HTTP(S) URL, or a template over `config` and `instance`, e.g. "
+        "`{{ config.alert_url }}`.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra request headers (templates allowed), e.g. an Authorization header.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if "{{" in value or value.startswith(("http://", "https://")):
+            return value
+        raise ValueError(
+            f"'{value}' is not an http(s) URL; write one like 'https://hooks.example.com/alerts', "
+            "or a template such as '{{ config.alert_url }}'"
+        )
+
+
+class ErrorHandling(_Strict):
+    """What happens when an execution of the integration ends failed or crashed (after its
+    retries): its error flow runs, and an alert is sent."""
+
+    flow: StepId | None = Field(
+        None,
+        description=f"Id of the error flow (trigger `{ERROR_TRIGGER}`): it runs with the failed "
+        "execution's id, flow, step, error and request. Its own failures never run it again.",
+    )
+    alert: AlertSettings | None = Field(
+        None, description="Send a JSON summary of each failed execution to a URL."
+    )
+
+
 class Position(_Strict):
     x: float
     y: float
@@ -208,6 +268,10 @@ class Integration(_Strict):
     connections: list[ConnectionSlot] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
     endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
+    errors: ErrorHandling = Field(default_factory=ErrorHandling)
+    testing: TestingSettings = Field(
+        default_factory=TestingSettings, description="Config and credentials for test runs."
+    )
     layout: dict[str, dict[str, Position]] = Field(
         default_factory=dict, description="Canvas positions: flow id -> step id -> position."
     )

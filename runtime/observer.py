@@ -64,6 +64,10 @@ class StepRecord:
     port: str | None = None
     error: ErrorInfo | None = None
     logs: list[LogLine] = field(default_factory=list)
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+    """HTTP exchanges the step made, in the recorded form of `runtime.recorded`."""
+    pinned: bool = False
+    """The step did not run: its output was pinned for a test run."""
     mono_start: float = field(default=0.0, repr=False, compare=False)
     """perf_counter() when the step started; internal, not part of the JSON form."""
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MASK", "redact", "secret_values"]
+__all__ = ["MASK", "credential_header", "redact", "secret_values"]
 
 MASK = "***"
+_CREDENTIAL_HEADER = re.compile(
+    r"^(authorization|proxy-authorization|cookie|set-cookie)$|api[-_]?key|token|secret|signature",
+    re.IGNORECASE,
+)
 _MIN_LENGTH = 4
 """Shorter values would mask ordinary text (and say little about the secret anyway)."""
 
@@ -30,3 +35,9 @@ def redact(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, list):
         return [redact(v, secrets) for v in value]
     return value
+
+
+def credential_header(name: str) -> bool:
+    """Whether a header of this name carries a credential (Authorization, a cookie, an API key,
+    a token, a secret or a signature): its value is masked, or left out, where it is kept."""
+    return _CREDENTIAL_HEADER.search(name) is not None

@@ -1,7 +1,8 @@
 """Flow validation: every problem, each naming its step and the fix.
 
-Run on save, on import and before every run. Errors make a flow refuse to run; warnings (an
-unconnected branch port, a step the trigger cannot reach) are shown but do not block.
+Run on save, on import and before every run. Errors make a flow refuse to run; warnings (a loop
+with nothing in its body, a step the trigger cannot reach) are shown but do not block. A branch
+port without an edge is no problem at all: that path does nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from runtime.errors import ExpressionError, Issue
 from runtime.expressions import compile_value, step_references
 from runtime.graph import LOOP_PORTS, loop_bodies, to_graph
 from runtime.input_problems import input_problems
-from runtime.model import Flow, Integration, Step
+from runtime.model import ERROR_TRIGGER, Flow, Integration, Step
 
 __all__ = ["errors_only", "validate_flow", "validate_integration"]
 
@@ -43,6 +44,16 @@ def validate_integration(integration: Integration, registry: Registry) -> list[I
                     severity=issue.severity,
                 )
             )
+    flow_ids = {f.id for f in integration.flows}
+    if integration.errors.flow is not None and integration.errors.flow not in flow_ids:
+        issues.append(
+            Issue(
+                code="unknown_error_flow",
+                message=f"The integration's errors.flow names flow '{integration.errors.flow}', "
+                "which does not exist.",
+                hint=f"Name an existing flow whose trigger is '{ERROR_TRIGGER}', or remove it.",
+            )
+        )
     return issues
 
 
@@ -91,13 +102,41 @@ class _Validator:
 
     def run(self) -> None:
         self.check_components()
+        self.check_error_flow()
         self.check_edges()
+        self.check_tests()
         if not self.check_cycles():
             return  # reachability and ancestry are meaningless in a cyclic graph
         self.check_reachability()
         self.check_loops()
         for step in self.flow.all_steps():
             self.check_inputs(step)
+
+    def check_error_flow(self) -> None:
+        if self.integration is None or self.integration.errors.flow != self.flow.id:
+            return
+        if self.flow.trigger.action != ERROR_TRIGGER:
+            self.add(
+                "error_flow_trigger",
+                self.flow.trigger.id,
+                f"This flow is the integration's errors.flow but its trigger is "
+                f"'{self.flow.trigger.action}'.",
+                f"Give it the trigger '{ERROR_TRIGGER}', or name another flow in errors.flow.",
+            )
+
+    def check_tests(self) -> None:
+        # An error, not a file-shape error: deleting or renaming a step in the designer must
+        # not make the stored flow unreadable; the test is flagged until it is updated.
+        for index, test in enumerate(self.flow.tests):
+            for place, step_id in test.step_refs():
+                if step_id not in self.steps:
+                    self.add(
+                        "test_unknown_step",
+                        None,
+                        f"tests[{index}] ({test.name}) > {place}: there is no step '{step_id}' "
+                        f"in flow '{self.flow.label}'.",
+                        f"Its steps: {', '.join(self.steps)}. Update or remove the test.",
+                    )
 
     def check_components(self) -> None:
         trigger = self.flow.trigger
@@ -173,19 +212,21 @@ class _Validator:
                     f"(its ports: {', '.join(ports)}); the edge to {self.name(dst)} uses it.",
                     "Connect the edge from one of the step's ports.",
                 )
-        for step_id, cls in self.classes.items():
-            ports = action_ports(cls, self.steps[step_id])
-            if len(ports) < 2:
-                continue
-            for port in ports:
-                if port != "error" and port not in connected.get(step_id, set()):
-                    self.add(
-                        "unconnected_port",
-                        step_id,
-                        f"Step {self.name(step_id)} has no edge on port '{port}'.",
-                        "Connect it or remove the port.",
-                        warn=True,
-                    )
+        # An unconnected branch port (or a loop's `done`) means "nothing more on that path":
+        # a choice, not a mistake, and a warning the user could only clear with a dummy step.
+        # A loop whose `body` leads nowhere repeats nothing, which is worth a word.
+        for step_id in self.classes:
+            step = self.steps[step_id]
+            if self.is_loop(step) and "body" not in connected.get(step_id, set()):
+                self.add(
+                    "unconnected_port",
+                    step_id,
+                    f"Step {self.name(step_id)} has no edge on port 'body': "
+                    "the loop repeats nothing.",
+                    "Connect the steps to run for each item to its 'body' port, or remove the "
+                    "loop.",
+                    warn=True,
+                )
 
     def check_cycles(self) -> bool:
         try:

@@ -34,6 +34,7 @@ def test_component_api_exports_are_pinned() -> None:
         "StepLogger",
         "StopFlow",
         "Trigger",
+        "TokenSource",
         "TriggerContext",
         "TriggerEvent",
         "TriggerKind",
@@ -50,6 +51,14 @@ def test_component_api_exports_are_pinned() -> None:
         "Pattern",
         "PatternError",
         "compile_pattern",
+        # the receive-side contract of triggers (components.ingress) and the signature schemes
+        "Admission",
+        "IncomingRequest",
+        "Ingress",
+        "ReceiveSettings",
+        "Refused",
+        "SignatureSettings",
+        "verify_signature",
     }
     assert len(components.api.__all__) == len(set(components.api.__all__))
     for name in components.api.__all__:
@@ -81,3 +90,24 @@ def test_components_api_imports_nothing_above_it() -> None:
     for path in [ROOT / "components" / "api.py", ROOT / "components" / "registry.py"]:
         for module in imported_modules(path):
             assert module.split(".")[0] not in ("runtime", "app", "designer"), (path, module)
+
+
+def test_app_calls_triggers_only_through_the_component_api() -> None:
+    """A built-in trigger is one implementation of the contract custom triggers implement too:
+    nothing in `app` may reach past `components.api` into `components.builtin`, by an import
+    statement, `from components import builtin`, or a module name handed to importlib."""
+    files = sorted((ROOT / "app").rglob("*.py"))
+    assert len(files) > 20
+    for path in files:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        where = path.relative_to(ROOT)
+        for module in imported_modules(path):
+            assert not module.startswith("components.builtin"), f"{where} imports {module}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "components":
+                assert "builtin" not in {a.name for a in node.names}, f"{where} imports builtin"
+            if isinstance(node, ast.Call) and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    named = first.value
+                    assert not named.startswith("components.builtin"), f"{where}: {named}"

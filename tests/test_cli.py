@@ -155,7 +155,7 @@ def test_validate_checks_literal_inputs_against_each_action(tmp_path: Path) -> N
         "    trigger:\n"
         "      id: hook\n"
         "      action: webhook.webhook\n"
-        "      inputs: {signature: {scheme: hmac, secret: s}, max_body_bytes: lots}\n"
+        "      inputs: {signature: {scheme: hmac_md5, secret: s}, max_body_bytes: lots}\n"
         "    steps:\n"
         "      - id: fetch\n"
         "        name: Fetch order\n"
@@ -167,8 +167,8 @@ def test_validate_checks_literal_inputs_against_each_action(tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     lines = result.stdout.splitlines()
     for line in (
-        "bad.yaml: main > hook: Trigger 'hook' input 'signature.scheme': 'hmac' is not one of "
-        "none, hmac_sha256, standard_webhooks.",
+        "bad.yaml: main > hook: Trigger 'hook' input 'signature.scheme': 'hmac_md5' is not one "
+        "of none, github, stripe, slack, shopify, standard_webhooks, hmac, hmac_sha256.",
         "bad.yaml: main > hook: Trigger 'hook' input 'max_body_bytes': should be a whole "
         "number, not 'lots'.",
         "bad.yaml: main > fetch: Step 'Fetch order' input 'method': 'FETCH' is not one of GET, "

@@ -432,13 +432,40 @@ def test_limits_must_be_positive() -> None:
 # --- errors ------------------------------------------------------------------------------------
 
 
-def test_a_syntax_error_quotes_the_expression_and_position() -> None:
+def test_a_syntax_error_quotes_the_expression_and_says_what_is_wrong() -> None:
     with pytest.raises(ExpressionError) as caught:
         compile_value({"url": "{{ trigger.body. }}"})
     message = caught.value.message
     assert message.startswith('Expression "trigger.body." does not compile:')
-    assert "at position 13" in message
-    assert "position 13" in caught.value.hint
+    assert "it ends too early" in message
+
+
+def test_a_syntax_error_points_at_the_mistake_once_in_words() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_value("{{ trigger.body.issue..title }}")
+    error = caught.value
+    assert error.message == (
+        'Expression "trigger.body.issue..title" does not compile: two dots in a row: a path '
+        'needs a name between its dots, e.g. "issue.title" (right after "trigger.body.issue")'
+    )
+    assert error.hint == "Fix the expression inside {{ }}."
+    for jargon in ("S0201", "position"):
+        assert jargon not in f"{error.message} {error.hint}"
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("a(b]", '")" was expected but "]" was found (right after "a(b")'),
+        ("$foo(", '")" is missing at the end'),
+        ("a ++ b", '"+" cannot start a value here (right after "a +")'),
+        ("a b", '"b" cannot follow what comes before it (right after "a")'),
+    ],
+)
+def test_syntax_errors_in_words(expression: str, words: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_value("{{ " + expression + " }}")
+    assert caught.value.message.endswith(f"does not compile: {words}")
 
 
 @pytest.mark.parametrize(

@@ -80,9 +80,10 @@ layout:
     allowed_step_keys = "id, name, action, inputs, on_error, retry, timeout, notes"
     assert errors == [
         "w.yaml: colour: unknown key; allowed here: name, description, version, config, "
-        "connections, flows, endpoint, layout (line 2)",
+        "connections, flows, endpoint, errors, testing, layout (line 2)",
         "w.yaml: flows[0] (warehouse_update) > stesp: unknown key; did you mean 'steps'? "
-        "allowed here: id, name, description, trigger, steps, edges, settings (line 6)",
+        "allowed here: id, name, description, trigger, steps, edges, settings, tests, "
+        "test_responses (line 6)",
         "w.yaml: flows[0] (warehouse_update) > steps[1] (route) > on_eror: unknown key; did you "
         f"mean 'on_error'? allowed here: {allowed_step_keys} (line 12)",
         "w.yaml: flows[0] (warehouse_update) > steps[2] (send) > retry > jiter: unknown key; "
@@ -453,6 +454,8 @@ def test_schema_is_json_schema_of_the_integration() -> None:
         "connections",
         "flows",
         "endpoint",
+        "errors",
+        "testing",
         "layout",
     ]
     defs = schema["$defs"]

@@ -71,6 +71,38 @@ def test_lists_offer_the_list_and_its_first_item() -> None:
     assert "trigger.body.data.tags[0]" in found
 
 
+def test_lists_of_objects_offer_every_item_and_the_first_item() -> None:
+    labels = [{"name": "bug", "color": "red"}, {"name": "ui"}]
+    scope = {"trigger": {"body": {"issue": {"labels": labels}}}}
+    refs = by_path(reference_paths(scope, []))
+    every = refs["trigger.body.issue.labels.name[]"]
+    assert every.label == "name (every item)"
+    assert every.sample_value == ["bug", "ui"]
+    assert refs["trigger.body.issue.labels.color[]"].sample_value == ["red"]
+    first = refs["trigger.body.issue.labels[0].name"]
+    assert first.sample_value == "bug"
+    assert refs["trigger.body.issue.labels[0]"].label == "first item [0]"
+    # what the preview shows is what a run computes: JSONata maps the path over every item
+    shown = preview("{{ trigger.body.issue.labels.name[] }}", scope)
+    assert shown is not None and shown.ok and shown.value == ["bug", "ui"]
+    built = preview('{{ "bug" in trigger.body.issue.labels.name[] }}', scope)
+    assert built is not None and built.value is True
+    # a list of one stays a list, as the menu's sample shows, so "contains" means the same
+    one = {"trigger": {"body": {"issue": {"labels": [{"name": "debug"}]}}}}
+    single = preview("{{ trigger.body.issue.labels.name[] }}", one)
+    assert single is not None and single.value == ["debug"]
+
+
+def test_every_item_reaches_nested_lists_of_objects() -> None:
+    orders = [{"lines": [{"sku": "A"}, {"sku": "B"}]}, {"lines": [{"sku": "C"}]}]
+    refs = by_path(reference_paths({"trigger": {"body": {"orders": orders}}}, []))
+    assert refs["trigger.body.orders.lines.sku[]"].sample_value == ["A", "B", "C"]
+    shown = preview(
+        "{{ trigger.body.orders.lines.sku[] }}", {"trigger": {"body": {"orders": orders}}}
+    )
+    assert shown is not None and shown.value == ["A", "B", "C"]
+
+
 def test_keys_that_are_not_names_are_quoted_with_backticks() -> None:
     refs = by_path(reference_paths(SCOPE, []))
     assert refs["trigger.headers.`content-type`"].sample_value == "application/json"
@@ -145,7 +177,9 @@ def test_a_self_referencing_structure_does_not_hang() -> None:
 
 def test_describe_keeps_samples_short() -> None:
     assert describe("x" * 200, limit=20) == '"' + "x" * 18 + "…"
-    assert describe([1, 2, 3]) == "[3 items]"
+    assert describe([1, 2, 3]) == "[1, 2, 3]"  # a short list of plain values as itself
+    assert describe(list(range(40)), limit=20) == "[40 items]"
+    assert describe([{"a": 1}]) == "[1 item]"
     assert describe({"a": 1, "b": 2}) == "{a, b}"
     assert describe(None) == "null"
 
@@ -319,3 +353,25 @@ def test_source_inside_a_loop_body_samples_loop_item() -> None:
 def test_source_for_an_unknown_step_is_just_the_scope() -> None:
     unknown = source_for_step(FLOW, "nope", default_registry(), SCOPE)
     assert list(unknown.upstream) == [] and unknown.scope == SCOPE
+
+
+def test_a_path_that_reads_nothing_is_named_in_the_preview() -> None:
+    scope = {"trigger": {"body": {"issue": {"title": "Crash"}}}, "steps": {"fetch": {"output": 1}}}
+    typo = preview("New: {{ trigger.body.issue.tittle }}", scope)
+    assert typo is not None and typo.ok
+    assert typo.empty == ("trigger.body.issue.tittle",)
+    fine = preview("New: {{ trigger.body.issue.title }}", scope)
+    assert fine is not None and fine.empty == ()
+    later = preview("{{ steps.later.output.id }}", scope)  # not run yet: no warning
+    assert later is not None and later.empty == ()
+    wrong = preview({"a": ["{{ steps.fetch.output.id }}"]}, scope)
+    assert wrong is not None and wrong.empty == ("steps.fetch.output.id",)
+
+
+def test_no_sample_data_is_not_a_typo() -> None:
+    empty: dict[str, Any] = {"trigger": {"body": {}, "headers": {}, "query": {}}}
+    shown = preview("{{ trigger.body.issue.title }}", empty)
+    assert shown is not None and shown.empty == ()
+    nested = {"trigger": {"body": {"issue": {"title": "x"}}}}
+    shown = preview("{{ trigger.body.isue.title }}", nested)  # the typo is one level up
+    assert shown is not None and shown.empty == ("trigger.body.isue.title",)

@@ -143,7 +143,8 @@ def test_bad_expression(registry: Registry) -> None:
     assert issue.message.startswith("Step 'Calc':")
 
 
-def test_unconnected_branch_port_is_a_warning(registry: Registry) -> None:
+def test_an_unconnected_branch_port_is_no_problem(registry: Registry) -> None:
+    """A branch port without an edge means "do nothing on that path": nothing to warn about."""
     f = flow(
         [
             {
@@ -156,10 +157,29 @@ def test_unconnected_branch_port_is_a_warning(registry: Registry) -> None:
         ],
         [("trigger", "route"), ("route", "x", "one")],
     )
+    assert validate_flow(f, registry) == []
+
+
+def test_a_loop_without_a_body_is_a_warning_but_its_done_port_may_stay_open(
+    registry: Registry,
+) -> None:
+    each = {"id": "each", "name": "Each", "action": "loop.items", "inputs": {"items": [1]}}
+    with_body = flow([each, echo("inner")], [("trigger", "each"), ("each", "inner", "body")])
+    assert validate_flow(with_body, registry) == []
+    without = flow([each, echo("after")], [("trigger", "each"), ("each", "after", "done")])
+    issues = validate_flow(without, registry)
+    assert [(i.severity, i.code, i.step) for i in issues] == [
+        ("warning", "unconnected_port", "each")
+    ]
+    assert issues[0].message == (
+        "Step 'Each' has no edge on port 'body': the loop repeats nothing."
+    )
+
+
+def test_other_warnings_stay(registry: Registry) -> None:
+    f = flow([echo("lonely", "Lonely")], [])
     issues = validate_flow(f, registry)
-    assert [i.severity for i in issues] == ["warning"]
-    assert issues[0].message == "Step 'Route' has no edge on port 'else'."
-    assert issues[0].hint == "Connect it or remove the port."
+    assert [(i.severity, i.code) for i in issues] == [("warning", "unreachable")]
 
 
 def test_loop_body_must_not_be_entered_from_outside(registry: Registry) -> None:
@@ -298,7 +318,7 @@ def test_a_template_does_not_hide_the_literal_fields_beside_it(registry: Registr
     assert set(found) == {"signature.scheme", "methods[2]"}
     assert found["signature.scheme"].message == (
         "Trigger 'Receive' input 'signature.scheme': 'hmac_sha512' is not one of none, "
-        "hmac_sha256, standard_webhooks."
+        "github, stripe, slack, shopify, standard_webhooks, hmac, hmac_sha256."
     )
     assert found["methods[2]"].step == "trigger"
 
@@ -319,7 +339,8 @@ def test_trigger_settings_are_checked_like_step_inputs(registry: Registry) -> No
     assert "whsec_not" not in found["signature.secret"].message  # a secret is never echoed
     assert found["signature.schem"].message == (
         "Trigger 'Receive' input 'signature.schem': there is no such setting; did you mean "
-        "'scheme'? Allowed: scheme, header, prefix, secret, tolerance_seconds."
+        "'scheme'? Allowed: scheme, header, prefix, algorithm, encoding, signed_content, "
+        "timestamp_header, secret, tolerance_seconds."
     )
     assert found["max_body_bytes"].message == (
         "Trigger 'Receive' input 'max_body_bytes': should be a whole number, not '1 MB'."

@@ -145,7 +145,7 @@ class ConfigEditor:
             )
             ui.button(
                 icon="delete", on_click=lambda: self._remove(self.variables, row, line)
-            ).props("flat dense")
+            ).props("flat dense").tooltip("Remove this variable")
         self.variables.append(row)
 
     def _add_connection(self, slot: ConnectionSlot | None) -> None:
@@ -172,7 +172,7 @@ class ConfigEditor:
             row = _Row({"key": key, "type": kind, "required": required, "description": description})
             ui.button(
                 icon="delete", on_click=lambda: self._remove(self.connections, row, line)
-            ).props("flat dense")
+            ).props("flat dense").tooltip("Remove this connection")
         self.connections.append(row)
 
     def _clear_errors(self) -> None:

@@ -11,42 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 from nicegui import ui
 
+from app.pages.add_api import add_api_dialog
+from app.pages.flow_settings import open_flow_settings
 from app.pages.layout import frame, hub, show_error
 from app.pages.testpanel import TestPanel
+from app.pages.testpanel_data import remembered_splitter
+from app.pages.versions import VersionBar
 from app.services import editor as editor_service
 from app.services.errors import Conflict, NotFound, ServiceError
 from app.services.hub import Hub
 from app.services.integrations import IssueView
-from components.api import Component
-from designer.canvas import DRAG_TYPE, CanvasEvent, FlowCanvas
+from designer.canvas import CanvasEvent, FlowCanvas
 from designer.editing import Clipboard, EditError, FlowEditor, is_trigger
-from designer.inspector import Inspector
+from designer.history import histories
+from designer.inspector import Inspector, field_problems
+from designer.palette import Palette
 from designer.references import source_for_step
-from runtime.model import Position, Step
+from designer.shortcuts import keymap
+from runtime.model import FlowSettings, Position, Step
 
 __all__ = ["EditorPage", "editor_page", "new_integration_dialog"]
 
+_UNSAVED_HINT = "The step still holds its last saved value: fix the field or undo the edit."
+
 _clipboards: dict[str, Clipboard] = {}
 """Copied steps per browser client id (copy in one tab, paste in another flow)."""
-
-
-def palette_entries(components: Iterable[Component]) -> dict[str, list[tuple[str, str, str]]]:
-    """(key, title, description) of every trigger and action, by component category."""
-    groups: dict[str, list[tuple[str, str, str]]] = {}
-    for component in components:
-        entries = groups.setdefault(component.category, [])
-        for trigger in component.triggers:
-            title = f"{trigger.title} (trigger)"
-            entries.append((f"{component.key}.{trigger.key}", title, trigger.description))
-        for action in component.actions:
-            entries.append((f"{component.key}.{action.key}", action.title, action.description))
-    return groups
 
 
 class EditorPage:
@@ -66,6 +61,8 @@ class EditorPage:
         self.conflict = False
         self.canvas: FlowCanvas
         self.inspector: Inspector | None = None
+        self.field_errors: list[str] = []
+        """What the inspector shows that the saved step does not hold (a field error)."""
         self.test_panel: TestPanel
 
     # -- building -------------------------------------------------------------------------------
@@ -77,7 +74,11 @@ class EditorPage:
             ui.button(icon="add", on_click=self._add_flow_dialog).props(
                 'flat dense data-testid="add-flow"'
             ).mark("add-flow").tooltip("Add a flow")
+            ui.button(icon="drive_file_rename_outline", on_click=self._rename_flow_dialog).props(
+                'flat dense data-testid="rename-flow"'
+            ).mark("rename-flow").tooltip("Rename this flow")
             ui.space()
+            self.save_text = ""
             self.saved_label = (
                 ui.label("")
                 .classes("text-caption text-grey-7")
@@ -96,6 +97,10 @@ class EditorPage:
             ui.button(icon="fit_screen", on_click=lambda: self.canvas.fit()).props(
                 "flat dense"
             ).tooltip("Fit view (F)")
+            VersionBar(self.hub, self.name)
+            ui.button(icon="settings", on_click=self._flow_settings).props(
+                'flat dense data-testid="flow-settings-button"'
+            ).mark("flow-settings-button").tooltip("Flow settings")
             ui.button("Config", icon="tune", on_click=self._config_dialog).props(
                 'flat dense no-caps data-testid="config-button"'
             ).mark("config-button")
@@ -115,20 +120,29 @@ class EditorPage:
             ui.space()
             ui.button("Reload", on_click=self.reload).props("dense no-caps").mark("reload")
         # The editor fills the window below the header; palette, panels and canvas scroll inside.
-        body = ui.splitter(value=16, limits=(10, 30)).classes("w-full")
+        # Splitters keep where this browser left them (the inspector's width, the test view's
+        # height) across reloads.
+        body = remembered_splitter("editor-palette", value=16, limits=(10, 30)).classes("w-full")
         body.style("height: calc(100vh - 170px); min-height: 480px")
         with body as outer:
             with outer.before, ui.scroll_area().classes("w-full h-full"):
-                self._palette()
+                ui.button(
+                    "Add an API", icon="add_link", on_click=lambda: add_api_dialog(self.hub)
+                ).props('flat dense no-caps data-testid="add-api"').classes("q-mx-xs").mark(
+                    "add-api"
+                ).tooltip("Make actions from an OpenAPI document")
+                Palette(self.hub.registry, self._add_at_default)
             with (
                 outer.after,
-                ui.splitter(value=72, limits=(45, 85)).classes("w-full h-full") as inner,
+                remembered_splitter("editor-inspector", value=64, limits=(35, 85)).classes(
+                    "w-full h-full"
+                ) as inner,
             ):
                 with (
                     inner.before,
-                    ui.splitter(horizontal=True, value=66, limits=(25, 90)).classes(
-                        "w-full h-full"
-                    ) as stack,
+                    remembered_splitter(
+                        "editor-test-view", horizontal=True, value=50, limits=(15, 90)
+                    ).classes("w-full h-full") as stack,
                 ):
                     with stack.before:
                         self.canvas = FlowCanvas(on_change=self._canvas_changed)
@@ -139,7 +153,7 @@ class EditorPage:
                     self.side = ui.column().classes("w-full gap-2 q-pa-sm")
         self._build_side()
         self._build_test_panel()
-        ui.keyboard(on_key=self._key)
+        self.canvas.set_shortcuts(keymap(self._shortcuts()), self._shortcut)
         self._load_flow(fit=True)
 
     def _fill_tabs(self) -> None:
@@ -151,42 +165,6 @@ class EditorPage:
                 ).mark(f"tab-{flow.id}")
         if self.flow_id:
             self.tabs.value = self.flow_id
-
-    def _palette(self) -> None:
-        with ui.column().classes("w-full gap-1 q-pa-xs"):
-            search = (
-                ui.input(placeholder="Search components")
-                .props('dense clearable data-testid="palette-search"')
-                .mark("palette-search")
-            )
-            search.classes("w-full")
-            items: list[tuple[ui.item, str]] = []
-            groups = palette_entries(self.hub.registry.components())
-            with ui.list().props("dense").classes("w-full"):
-                for category, entries in sorted(groups.items()):
-                    ui.item_label(category).props("header").classes("text-bold")
-                    for key, title, description in entries:
-                        item = ui.item(on_click=lambda k=key: self._add_at_default(k))
-                        item.props(f'draggable="true" data-testid="palette-{key}"').mark(
-                            f"palette-{key}"
-                        )
-                        item.on(
-                            "dragstart",
-                            js_handler=f"(e) => e.dataTransfer.setData('{DRAG_TYPE}', '{key}')",
-                        )
-                        with item, ui.item_section():
-                            ui.item_label(title)
-                            ui.item_label(key).props("caption")
-                        if description:
-                            item.tooltip(description)
-                        items.append((item, f"{key} {title} {description} {category}".lower()))
-
-            def filter_items() -> None:
-                text = (search.value or "").lower().strip()
-                for item, haystack in items:
-                    item.visible = not text or all(word in haystack for word in text.split())
-
-            search.on_value_change(filter_items)
 
     def _build_side(self) -> None:
         self.side.clear()
@@ -201,7 +179,11 @@ class EditorPage:
     def _build_test_panel(self) -> None:
         with self.test_area:
             self.test_panel = TestPanel(
-                self.hub, self.name, on_statuses=self.canvas.set_statuses, on_scope=self._rescope
+                self.hub,
+                self.name,
+                on_statuses=self.canvas.set_statuses,
+                on_scope=self._rescope,
+                blockers=lambda: self.field_errors,
             )
 
     # -- state ----------------------------------------------------------------------------------
@@ -220,6 +202,8 @@ class EditorPage:
             if missing:
                 layout = {**editor_service.auto_layout(flow, self.hub.registry), **layout}
             found = FlowEditor(flow, self.hub.registry, layout)
+            revision = self.state.revisions.get(self.flow_id, 0)
+            histories.restore(self._history_key(), revision, found)
             self.editors[self.flow_id] = found
         return found
 
@@ -247,7 +231,27 @@ class EditorPage:
         self.redo_button.enabled = bool(editor and editor.can_redo)
         if editor is not None:
             issues = editor_service.problems(self.hub, self.state.integration, editor.flow)
-            self._show_problems(issues)
+            unsaved = [
+                IssueView(flow=self.flow_id, step=self.selected, message=line, hint=_UNSAVED_HINT)
+                for line in self.field_errors
+            ]
+            self._show_problems([*unsaved, *issues])
+        self._show_save_state()
+
+    def _show_save_state(self, text: str | None = None) -> None:
+        """The header's save status; a field error overrides it (that edit is not saved)."""
+        if text is not None:
+            self.save_text = text
+        count = len(self.field_errors)
+        self.saved_label.text = (
+            f"Not saved · {count} field error{'s' if count != 1 else ''}"
+            if count
+            else self.save_text
+        )
+
+    def _field_errors(self, step: Step, errors: dict[str, list[str]]) -> None:
+        self.field_errors = field_problems(step, errors)
+        self._refresh()
 
     def _show_problems(self, issues: list[IssueView]) -> None:
         self.problems_area.clear()
@@ -280,6 +284,9 @@ class EditorPage:
 
     def _show_inspector(self, step_id: str | None) -> None:
         self.selected = step_id
+        if self.field_errors:  # the form is redrawn from the saved step: its errors are gone
+            self.field_errors = []
+            self._refresh()
         self.inspector_area.clear()
         editor = self.editor
         step = editor.step(step_id) if editor and step_id else None
@@ -333,13 +340,15 @@ class EditorPage:
             flow=editor.flow,
             scope=self.test_panel.reference_scope(),
             on_change=self._step_changed,
+            on_errors=lambda errors: self._field_errors(step, errors),
         )
 
     # -- edits ----------------------------------------------------------------------------------
 
-    async def _apply(self, edit: Any, *, push: bool) -> bool:
+    async def _apply(self, edit: Any, *, push: bool, typing: str | None = None) -> bool:
         """Run `edit(editor)` and save at once (an edit is never only in the browser); push the
-        graph when Python changed what the canvas shows."""
+        graph when Python changed what the canvas shows. `typing` names an edit in progress
+        whose quick successive saves are one revision (see `editor_service.save_flow`)."""
         editor = self.editor
         if editor is None:
             return False
@@ -352,14 +361,15 @@ class EditorPage:
         if push:
             self.canvas.show(editor.flow, self.hub.registry, editor.layout)
         self._refresh()
-        await self.save()
+        await self.save(typing=typing)
         return True
 
-    async def save(self, *, layout_only: bool = False) -> None:
+    async def save(self, *, layout_only: bool = False, typing: str | None = None) -> None:
         """Save the current flow (or only its positions) with the revision check."""
         editor = self.editor
         if editor is None or self.conflict:
             return
+        history_key = self._history_key()
         async with self.lock:
             try:
                 if layout_only:
@@ -373,20 +383,28 @@ class EditorPage:
                         editor.flow,
                         self.state.revisions.get(self.flow_id, 0),
                         positions=editor.layout,
+                        edit=typing,
                     )
                     self.state.revisions[self.flow_id] = saved.revision
             except Conflict as exc:
                 self.conflict = True
                 self.conflict_text.text = exc.message
                 self.conflict_banner.visible = True
-                self.saved_label.text = "Not saved"
+                self._show_save_state("Not saved")
                 return
             except ServiceError as exc:
                 show_error(exc)
-                self.saved_label.text = "Not saved"
+                self._show_save_state("Not saved")
                 return
         revision = self.state.revisions.get(self.flow_id, 0)
-        self.saved_label.text = f"Saved · revision {revision}"
+        histories.keep(history_key, revision, editor)
+        self._show_save_state(f"Saved · revision {revision}")
+        if not layout_only:
+            self.test_panel.mark_stale()
+
+    def _history_key(self) -> tuple[str, str, str]:
+        """Whose undo history (`designer.history`): this server's, this flow's."""
+        return (str(self.hub.settings.data_dir), self.name, self.flow_id)
 
     async def reload(self) -> None:
         """Drop local edits of every flow and load the stored draft again."""
@@ -399,7 +417,7 @@ class EditorPage:
             self.flow_id = flows[0].id if flows else ""
         self._fill_tabs()
         self._load_flow(fit=True)
-        self.saved_label.text = "Reloaded"
+        self._show_save_state("Reloaded")
 
     async def _canvas_changed(self, event: CanvasEvent) -> None:
         if event.type == "selection":
@@ -474,7 +492,9 @@ class EditorPage:
             or editor.ports(before) != editor.ports(step)
         )
         now = time.monotonic()
-        await self._apply(lambda e: e.replace_step(step, now=now), push=redraw)
+        await self._apply(
+            lambda e: e.replace_step(step, now=now), push=redraw, typing=f"step:{step.id}"
+        )
 
     async def undo(self) -> None:
         await self._history(redo=False)
@@ -516,27 +536,22 @@ class EditorPage:
             return
         await self._apply(lambda e: e.paste(clip), push=True)
 
-    async def _key(self, event: Any) -> None:
-        if not event.action.keydown:
-            return
-        key = str(event.key.name)
-        ctrl = bool(event.modifiers.ctrl or event.modifiers.meta)
-        shift = bool(event.modifiers.shift)
-        lower = key.lower()
-        if ctrl and lower == "z":
-            await (self.redo() if shift else self.undo())
-        elif ctrl and lower == "y":
-            await self.redo()
-        elif ctrl and lower == "c":
-            self.copy()
-        elif ctrl and lower == "v":
-            await self.paste()
-        elif ctrl and lower == "a":
-            self.canvas.select_all()
-        elif not ctrl and lower == "l":
-            await self.auto_layout()
-        elif not ctrl and lower == "f":
-            self.canvas.fit()
+    def _shortcuts(self) -> dict[str, Callable[[], Awaitable[None] | None]]:
+        return {
+            "undo": self.undo,
+            "redo": self.redo,
+            "copy": self.copy,
+            "paste": self.paste,
+            "select_all": self.canvas.select_all,
+            "auto_layout": self.auto_layout,
+            "fit_view": self.canvas.fit,
+        }
+
+    async def _shortcut(self, action: str) -> None:
+        """A canvas shortcut (the canvas ignores keys typed into fields and editors)."""
+        outcome = self._shortcuts()[action]()
+        if outcome is not None:
+            await outcome
 
     # -- flows and config -----------------------------------------------------------------------
 
@@ -545,6 +560,59 @@ class EditorPage:
         if flow_id and flow_id != self.flow_id and self.state.flow(flow_id):
             self.flow_id = flow_id
             self._load_flow(fit=True)
+
+    async def _rename_flow_dialog(self) -> None:
+        flow = self.state.flow(self.flow_id)
+        if flow is None:
+            return
+        with ui.dialog() as dialog, ui.card().classes("w-96"):
+            ui.label(f"Rename flow '{flow.label}'").classes("text-h6")
+            name = (
+                ui.input("Name", value=flow.name)
+                .props('autofocus data-testid="rename-flow-name"')
+                .mark("rename-flow-name")
+                .classes("w-full")
+            )
+            ui.label(f"Its id stays '{flow.id}': webhook URLs and test payloads use it.").classes(
+                "text-caption text-grey-7"
+            )
+            error = (
+                ui.label("")
+                .classes("text-negative text-caption")
+                .props('data-testid="rename-flow-error"')
+                .mark("rename-flow-error")
+            )
+
+            async def rename() -> None:
+                try:
+                    saved = await editor_service.rename_flow(
+                        self.hub,
+                        self.name,
+                        flow.id,
+                        name.value or "",
+                        self.state.revisions.get(flow.id, 0),
+                    )
+                    self.state = await editor_service.load_editor(self.hub, self.name)
+                except ServiceError as exc:
+                    error.text = exc.message
+                    return
+                dialog.close()
+                renamed = self.state.flow(flow.id)
+                editor = self.editors.get(flow.id)
+                if editor is not None and renamed is not None:
+                    # Undo must not bring the old name back: the history starts here.
+                    editor.replace_flow(renamed, editor.layout)
+                self._fill_tabs()
+                self._refresh()
+                self._show_save_state(f"Saved · revision {saved.revision}")
+
+            name.on("keydown.enter", rename)
+            with ui.row():
+                ui.button("Rename", on_click=rename).props('data-testid="rename-flow-save"').mark(
+                    "rename-flow-save"
+                )
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
 
     def _trigger_options(self) -> dict[str, str]:
         options: dict[str, str] = {}
@@ -595,6 +663,15 @@ class EditorPage:
                 )
                 ui.button("Cancel", on_click=dialog.close).props("flat")
         dialog.open()
+
+    def _flow_settings(self) -> None:
+        editor = self.editor
+        if editor is not None:
+
+            async def saved(settings: FlowSettings) -> None:
+                await self._apply(lambda e: e.set_settings(settings), push=False)
+
+            open_flow_settings(editor.flow, saved)
 
     async def _config_dialog(self) -> None:
         from app.pages.config_editor import ConfigEditor

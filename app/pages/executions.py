@@ -26,7 +26,7 @@ from app.services.errors import ServiceError
 __all__ = ["PERIODS", "execution_page", "executions_page", "step_statuses"]
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "crashed")
-SOURCES = ("webhook", "replay", "retry", "schedule", "manual", "test")
+SOURCES = ("webhook", "replay", "retry", "schedule", "manual", "error", "test")
 """Where executions come from (`test`: the designer's test runs)."""
 PAGE_SIZE = 25
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
@@ -284,7 +284,7 @@ class _ListView:
                     "no-executions"
                 )
                 return
-            with ui.row().classes("w-full text-caption text-grey-7 px-2 no-wrap"):
+            with ui.element().classes("w-full text-caption text-grey-7 px-2").style(_GRID):
                 for title, width in _COLUMNS:
                     ui.label(title).classes(width)
             for item in items:
@@ -296,26 +296,35 @@ class _ListView:
         link.props('data-testid="execution-row"').mark(f"execution-row execution-{item['id']}")
         error = (item.get("error") or {}).get("message", "")
         widths = [width for _, width in _COLUMNS]
-        with link, ui.row().classes("w-full items-center px-2 py-1 no-wrap"):
+        with link, ui.element().classes("w-full items-center px-2 py-1").style(_GRID):
             ui.label(when(item["started_at"] or item["queued_at"])).classes(widths[0])
             with ui.element().classes(widths[1]):
                 status_badge(item["status"])
-            ui.label(self.names.flow(item["flow_id"])).classes(widths[2])
-            ui.label(self.names.instance(item["instance_id"])).classes(widths[3])
+            for text, width in (
+                (self.names.flow(item["flow_id"]), widths[2]),
+                (self.names.instance(item["instance_id"]), widths[3]),
+            ):
+                ui.label(text).classes(width).props["title"] = text  # the whole name on hover
             ui.label(duration(item["duration_ms"])).classes(widths[4])
             ui.label(item.get("source") or "lifecycle").classes(widths[5])
-            ui.label(error).classes(f"{widths[6]} text-negative ellipsis")
+            ui.label(error).classes(f"{widths[6]} text-negative")
 
 
 _COLUMNS = (
-    ("Started", "w-40 shrink-0"),
-    ("Status", "w-24 shrink-0"),
-    ("Flow", "w-48 shrink-0 ellipsis"),
-    ("Instance", "w-32 shrink-0 ellipsis"),
-    ("Duration", "w-20 shrink-0"),
-    ("Source", "w-20 shrink-0"),
-    ("Error", "grow min-w-0"),
+    ("Started", ""),
+    ("Status", ""),
+    ("Flow", "ellipsis"),
+    ("Instance", "ellipsis"),
+    ("Duration", ""),
+    ("Source", ""),
+    ("Error", "ellipsis"),
 )
+_GRID = (
+    "display: grid; column-gap: 0.75rem; align-items: center; grid-template-columns: "
+    "10rem 6rem minmax(12rem, 3fr) minmax(6rem, 1fr) 5rem 5rem minmax(0, 2fr)"
+)
+"""One grid for the header and every row, so columns line up; names get most of the room
+(an error is cut before a name is) and carry the whole text as a title."""
 
 
 @ui.page("/executions", title="Executions · Flowyard")
@@ -339,7 +348,7 @@ async def executions_page(
         page=_page_number(page),
     )
     names = await Names.load()
-    with frame("Executions"):
+    with frame("Executions", wide=True):
         view = _ListView(filters, names)
         await view.refresh()
 

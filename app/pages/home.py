@@ -12,7 +12,7 @@ from nicegui import events, ui
 
 from app.pages.editor import new_integration_dialog
 from app.pages.layout import frame, hub, status_badge
-from app.services import instances, integrations
+from app.services import examples, instances, integrations
 from app.services.errors import ServiceError
 
 __all__ = ["MAX", "home", "import_file", "import_upload"]
@@ -34,9 +34,7 @@ async def home() -> None:
             )
             import_upload()
         if not known:
-            ui.label(
-                "None yet: create one, `flowyard import FILE`, or POST a file to /api/integrations."
-            )
+            await start_from_examples()
         for item in known:
             with ui.card().classes("w-full").props(f'data-testid="integration-{item.name}"'):
                 with ui.row().classes("w-full items-center"):
@@ -93,8 +91,44 @@ async def import_file(name: str, data: bytes) -> str | None:
     return None
 
 
+async def start_from_examples() -> None:
+    """An empty start page: the bundled examples, each imported and opened with one click."""
+    offered = await examples.bundled_examples(hub())
+    ui.label("No integrations yet. Start from an example, create one, or import a file.").classes(
+        "text-body1"
+    )
+    if not offered:
+        return
+    error = ui.label("").classes("text-negative whitespace-pre-line").mark("example-error")
+    error.visible = False
+
+    async def open_example(example: examples.Example) -> None:
+        try:
+            summary = await examples.import_example(hub(), example.file)
+        except ServiceError as exc:
+            error.text = "\n".join([exc.message, *([exc.hint] if exc.hint else [])])
+            error.visible = True
+            return
+        ui.navigate.to(f"/integrations/{quote(summary.name, safe='')}")
+
+    with ui.row().classes("w-full gap-3 items-stretch"):
+        for example in offered:
+            with ui.card().classes("w-80").props(f'data-testid="example-{example.file}"'):
+                ui.label(example.name).classes("text-subtitle1 text-weight-medium")
+                ui.label(example.description.strip()).classes(
+                    "text-caption text-grey-8 ellipsis-3-lines"
+                )
+                ui.space()
+                ui.button(
+                    "Open this example",
+                    icon="play_circle",
+                    on_click=lambda e=example: open_example(e),
+                ).props("flat no-caps").mark(f"example-{example.file}")
+
+
 def import_upload() -> ui.upload:
-    """An upload button for integration files; big files travel over HTTP, not the websocket."""
+    """An "Import a file" button for integration files (the uploader itself stays hidden; big
+    files travel over HTTP, not the websocket)."""
 
     async def received(event: events.UploadEventArguments) -> None:
         problem = await import_file(event.file.name, await event.file.read())
@@ -107,10 +141,15 @@ def import_upload() -> ui.upload:
 
     upload = (
         ui.upload(label="Import a file", auto_upload=True, on_upload=received, max_file_size=MAX)
-        .props('accept=".yaml,.yml,.json" flat bordered data-testid="import-upload"')
-        .classes("w-64")
+        .props('accept=".yaml,.yml,.json" data-testid="import-upload"')
+        .classes("hidden")
         .mark("import-upload")
     )
+    button = ui.button(
+        "Import a file", icon="upload_file", on_click=lambda: upload.run_method("pickFiles")
+    )
+    button.props('outline data-testid="import-button"').mark("import-button")
+    button.tooltip("Import an integration file (YAML or JSON)")
     error = ui.label("").classes("text-negative whitespace-pre-line").mark("import-error")
     error.visible = False
     return upload

@@ -1,15 +1,12 @@
 """The instances pages, over `app.services.instances` (the same calls as `/api/instances`).
 
 `/instances`: every instance with its status, an enabled switch, its integration version, each
-flow's webhook URL with a copy button, its deploy runs, and Delete (confirmed first; the tear-down
-runs are shown after). Each integration has a Deploy button.
+flow's webhook URL with a copy button, its connections (status, Connect/Reconnect for OAuth), its
+deploy runs, and Delete (confirmed first; the tear-down runs are shown after). Each integration
+has a Deploy button.
 
-`/instances/deploy?integration=NAME[&version=N]`: the deploy form, drawn from the integration's
-config variables (string, number, integer, boolean, JSON, secret: masked with a show toggle) and
-connection slots (api_key, basic, bearer, oauth2: their credential fields; custom: a JSON object),
-a preview of the deploy runs in the order they will run with the config values they will see
-(secrets masked), and Deploy. The service checks everything; each problem it names is shown on
-its field. A successful deploy shows the new instance with its webhook URLs.
+The deploy page (`/instances/deploy`) is `app.pages.deploy`; a card's Upgrade and Edit values
+dialogs are `app.pages.instance_edit`. A test instance carries a badge saying it follows the draft.
 """
 
 from __future__ import annotations
@@ -20,17 +17,17 @@ from typing import Any
 from urllib.parse import quote
 
 from nicegui import ui
-from nicegui.elements.mixins.validation_element import ValidationElement
-from nicegui.elements.mixins.value_element import ValueElement
 
+from app.pages.connections import connection_rows
+from app.pages.instance_alerts import alerts_section
+from app.pages.instance_edit import change_buttons
 from app.pages.layout import frame, hub, show_error, status_badge, testid, when
 from app.services import instances, integrations
-from app.services.errors import NotFound, ServiceError
-from runtime.model import ConfigVariable, ConnectionSlot, Integration
+from app.services.errors import ServiceError
 
 __all__ = [
     "CONNECTION_FIELDS",
-    "deploy_page",
+    "deploy_url",
     "instance_card",
     "instances_page",
 ]
@@ -48,6 +45,7 @@ The field names are what the built-in components read (`components/builtin/http.
 _TRIGGER_WORDS = {
     "deploy": "runs when an instance is deployed",
     "delete": "runs when an instance is deleted",
+    "error": "runs when an execution fails",
     "schedule": "runs on its schedule",
     "manual": "runs when started by hand",
 }
@@ -55,7 +53,7 @@ _TRIGGER_WORDS = {
 Changed = Callable[[], Awaitable[None]]
 
 
-def _deploy_url(integration: str) -> str:
+def deploy_url(integration: str) -> str:
     return f"/instances/deploy?integration={quote(integration, safe='')}"
 
 
@@ -76,7 +74,11 @@ def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
         with ui.row().classes("w-full items-center gap-3"):
             ui.label(view.name).classes("text-h6")
             status_badge(view.status).mark(f"status-{view.name}")
+            if view.test:
+                badge = ui.badge("test instance: follows the draft", color="orange-8")
+                testid(badge, f"test-badge-{view.name}").mark(f"test-badge-{view.name}")
             ui.space()
+            change_buttons(view, CONNECTION_FIELDS, on_changed)
             _enabled_switch(view)
             ui.link("Executions", f"/executions?instance={view.id}&period=all").mark(
                 f"executions-{view.name}"
@@ -86,9 +88,15 @@ def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
             )
             delete.props("flat color=negative").mark(f"delete-{view.name}")
             testid(delete, f"delete-{view.name}")
-        ui.label(
-            f"{view.integration} · version {view.version} · deployed {when(view.created_at)}"
-        ).classes("text-grey-8")
+        runs = (
+            f"test instance: follows the draft (now version {view.version})"
+            if view.test
+            else f"version {view.version}"
+            + (f" · {view.version_note}" if view.version_note else "")
+        )
+        about = ui.label(f"{view.integration} · {runs} · deployed {when(view.created_at)}")
+        testid(about.classes("text-grey-8"), f"instance-version-{view.name}")
+        about.mark(f"instance-version-{view.name}")
         if view.error:
             with ui.card().classes("w-full bg-red-1 text-negative").mark(f"error-{view.name}"):
                 ui.label(view.error.get("message", "The deploy failed.")).classes("text-bold")
@@ -97,10 +105,13 @@ def instance_card(view: instances.InstanceView, on_changed: Changed) -> None:
                 if view.failed_execution_id:
                     ui.link("Open the failed run", f"/executions/{view.failed_execution_id}")
         _flows(view)
-        if view.config or view.connections:
+        connection_rows(view)
+        if view.config:
             _settings(view)
         if view.lifecycle:
             _deploy_runs(view)
+        if view.alerts:
+            alerts_section(view)
 
 
 def _enabled_switch(view: instances.InstanceView) -> None:
@@ -151,12 +162,10 @@ def _flows(view: instances.InstanceView) -> None:
 
 
 def _settings(view: instances.InstanceView) -> None:
-    with ui.expansion("Config and connections").classes("w-full"):
+    with ui.expansion("Config").classes("w-full"):
         for key, value in view.config.items():
             text = value if isinstance(value, str) else json.dumps(value)
             ui.label(f"{key} = {text}").classes("font-mono text-sm").mark(f"setting-{key}")
-        for connection in view.connections:
-            ui.label(f"connection {connection.slot} ({connection.type})").classes("text-sm")
 
 
 def _runs(runs: list[instances.LifecycleRun]) -> None:
@@ -235,7 +244,7 @@ async def instances_page() -> None:
                 button = ui.button(
                     item.name,
                     icon="rocket_launch",
-                    on_click=lambda name=item.name: ui.navigate.to(_deploy_url(name)),
+                    on_click=lambda name=item.name: ui.navigate.to(deploy_url(name)),
                 )
                 testid(button.props("outline").mark(f"deploy-{item.name}"), f"deploy-{item.name}")
         listing = ui.column().classes("w-full gap-4")
@@ -250,311 +259,3 @@ async def instances_page() -> None:
                     instance_card(view, draw)
 
         await draw()
-
-
-# --- deploy -------------------------------------------------------------------------------------
-
-
-class _DeployForm:
-    """The deploy form of one integration version, its plan preview and its result."""
-
-    def __init__(self, integration: Integration, version: int | None) -> None:
-        self.integration = integration
-        self.version = version
-        self.fields: dict[str, ui.element] = {}
-        """Problem key as the service names it (`name`, `config.x`, ...) -> its input."""
-        self.notes: dict[str, ui.label] = {}
-        """Problem key -> the label showing it, for inputs without their own error text."""
-        self.config: dict[str, Callable[[], Any]] = {}
-        self.plan_generation = 0
-        self.connections: dict[str, Callable[[], Any]] = {}
-        self._draw()
-
-    # drawing
-
-    def _draw(self) -> None:
-        with ui.card().classes("w-full"):
-            name = ui.input("Instance name", on_change=lambda: self._edited("name"))
-            name.props('data-testid="deploy-name"').classes("w-80").mark("deploy-name")
-            self.fields["name"] = name
-            self.name_input = name
-            if self.integration.config:
-                ui.label("Config").classes("text-subtitle1")
-                for variable in self.integration.config:
-                    self._config_input(variable)
-            if self.integration.connections:
-                ui.label("Connections").classes("text-subtitle1")
-                for slot in self.integration.connections:
-                    self._connection_inputs(slot)
-        self.general = ui.column().classes("w-full text-negative").mark("deploy-errors")
-        with ui.card().classes("w-full").mark("deploy-plan"):
-            ui.label("What deploying runs").classes("text-subtitle1")
-            self.plan = ui.column().classes("w-full gap-1")
-        self.button = ui.button("Deploy", icon="rocket_launch", on_click=self.deploy)
-        self.button.props('data-testid="deploy-button"').mark("deploy-button")
-        self.result = ui.column().classes("w-full").mark("deploy-result")
-
-    def _note(self, key: str) -> None:
-        self.notes[key] = ui.label().classes("text-negative text-caption").mark(f"error-{key}")
-        self.notes[key].set_visibility(False)
-
-    def _config_input(self, variable: ConfigVariable) -> None:
-        key = variable.key
-        where = f"config.{key}"
-        element, read = _config_widget(variable)
-        element.classes("w-96").props(f'data-testid="config-{key}"').mark(f"config-{key}")
-        if variable.description:
-            element.props["hint"] = variable.description
-        element.on_value_change(lambda: self._edited(where))
-        self.fields[where] = element
-        self.config[key] = read
-        if not isinstance(element, ValidationElement):
-            self._note(where)
-
-    def _connection_inputs(self, slot: ConnectionSlot) -> None:
-        where = f"connections.{slot.key}"
-        title = f"{slot.key} ({slot.type}){'' if slot.required else ', optional'}"
-        with ui.column().classes("gap-1").mark(f"connection-{slot.key}"):
-            ui.label(title).classes("text-bold")
-            if slot.description:
-                ui.label(slot.description).classes("text-grey-7 text-caption")
-            if slot.type == "custom":
-                area = ui.textarea('Credentials as JSON, e.g. {"client_id": "..."}')
-                area.classes("w-96 font-mono").props(f'data-testid="connection-{slot.key}"')
-                area.mark(f"connection-{slot.key}-json")
-                area.on_value_change(lambda: self._edited(where))
-                self.fields[where] = area
-                self.connections[slot.key] = lambda: _custom(area.value, slot.required)
-                return
-            inputs: dict[str, ui.input] = {}
-            for name, label, secret in CONNECTION_FIELDS.get(slot.type, ()):
-                field_key = f"{where}.{name}"
-                box = ui.input(label, password=secret, password_toggle_button=secret)
-                box.classes("w-96").props(f'data-testid="connection-{slot.key}-{name}"')
-                box.mark(f"connection-{slot.key}-{name}")
-                box.on_value_change(lambda k=field_key: self._edited(k, where))
-                self.fields[field_key] = box
-                inputs[name] = box
-            self._note(where)
-            self.connections[slot.key] = lambda: _credentials(inputs, slot.required)
-
-    async def draw_plan(self) -> None:
-        """Redraw the preview of the deploy runs from the config typed so far."""
-        self.plan_generation += 1
-        generation = self.plan_generation
-        given = {k: v for k, read in self.config.items() if (v := read()) is not None}
-        try:
-            runs = await instances.deploy_plan(
-                hub(), self.integration.name, given, version=self.version
-            )
-            problem = ""
-        except ServiceError as exc:
-            runs, problem = [], exc.message
-            details = exc.details if isinstance(exc.details, dict) else {}
-            problem += "".join(f" {key}: {message}." for key, message in details.items())
-        if generation != self.plan_generation:
-            return  # a later edit is being previewed
-        self.plan.clear()
-        with self.plan:
-            if problem:
-                ui.label(problem).classes("text-negative").mark("plan-problem")
-            elif not runs:
-                ui.label("No deploy flows or hooks: deploying only creates the webhook URLs.")
-            for run in runs:
-                what = "deploy flow" if run.kind == "flow" else f"deploy hook of {run.trigger}"
-                ui.label(f"{run.order}. {run.flow_name} — {what}").classes("text-bold").mark(
-                    f"plan-step-{run.order}"
-                )
-                reads = ", ".join(f"{k} = {_shown(run.config, k)}" for k in run.reads)
-                ui.label(f"reads {reads or 'no config'}").classes("font-mono text-sm ml-4")
-            if runs:
-                ui.label("Config every run sees:").classes("text-grey-7")
-                for variable in self.integration.config:
-                    key = variable.key
-                    ui.label(f"{key} = {_shown(runs[0].config, key)}").classes(
-                        "font-mono text-sm"
-                    ).mark(f"plan-config-{key}")
-
-    # errors
-
-    async def _edited(self, *keys: str) -> None:
-        for key in keys:
-            self._show(key, None)
-        if any(key.startswith("config.") for key in keys):
-            await self.draw_plan()
-
-    def _show(self, key: str, message: str | None) -> bool:
-        """Show `message` on the field of `key`; False when no field has that key."""
-        element = self.fields.get(key)
-        if isinstance(element, ValidationElement):
-            element.error = message
-            return True
-        note = self.notes.get(key)
-        if note is not None:
-            note.text = message or ""
-            note.set_visibility(bool(message))
-            return True
-        return False
-
-    def _clear(self) -> None:
-        for key in [*self.fields, *self.notes]:
-            self._show(key, None)
-        self.general.clear()
-
-    def _problems(self, exc: ServiceError) -> None:
-        show_error(exc)
-        details = exc.details if isinstance(exc.details, dict) else {}
-        with self.general:
-            ui.label(exc.message).classes("text-bold")
-            for key, message in details.items():
-                if key == "issues":
-                    for issue in message:
-                        ui.label(f"{issue.get('message', '')} {issue.get('hint', '')}".strip())
-                elif not self._show(key, str(message)):
-                    ui.label(f"{key}: {message}")
-
-    # deploy
-
-    def request(self) -> instances.DeployRequest:
-        return instances.DeployRequest(
-            name=self.name_input.value or "",
-            integration=self.integration.name,
-            version=self.version,
-            config={k: v for k, read in self.config.items() if (v := read()) is not None},
-            connections={k: v for k, read in self.connections.items() if (v := read()) is not None},
-        )
-
-    async def deploy(self) -> None:
-        self._clear()
-        self.result.clear()
-        self.button.disable()
-        self.button.props("loading")
-        try:
-            view = await instances.deploy(hub(), self.request())
-        except ServiceError as exc:
-            self._problems(exc)
-            return
-        finally:
-            self.button.enable()
-            self.button.props(remove="loading")
-        if view.status == instances.ACTIVE:
-            ui.notify(f"Instance '{view.name}' deployed.", type="positive")
-        else:
-            why = (view.error or {}).get("message", view.status)
-            ui.notify(
-                f"Instance '{view.name}' was created, but its deploy failed: {why}",
-                type="negative",
-                multi_line=True,
-            )
-        with self.result:
-            instance_card(view, self._deleted)
-            ui.link("All instances", "/instances")
-
-    async def _deleted(self) -> None:
-        self.result.clear()
-
-
-def _config_widget(variable: ConfigVariable) -> tuple[ValueElement[Any], Callable[[], Any]]:
-    """The input for a config variable and how to read what it holds (None: not given)."""
-    kind, default = variable.type, variable.default
-    label = f"{variable.key} ({kind}){' *' if variable.required else ''}"
-    if kind == "boolean":
-        if variable.required or default is not None:
-            switch = ui.switch(label, value=bool(default))
-            return switch, lambda: switch.value
-        options: dict[Any, str] = {None: "not set", True: "true", False: "false"}
-        select = ui.select(options, label=label, value=None)
-        return select, lambda: select.value
-    if kind in ("number", "integer"):
-        number = ui.number(label, value=default)
-        return number, lambda: _number(number.value, kind)
-    if kind == "json":
-        text = "" if default is None else json.dumps(default, indent=2)
-        area = ui.textarea(label, value=text).props("autogrow").classes("font-mono")
-        return area, lambda: (area.value or "").strip() or None
-    secret = kind == "secret"
-    box = ui.input(
-        label,
-        value="" if default is None or secret else str(default),
-        password=secret,
-        password_toggle_button=secret,
-    )
-    return box, lambda: box.value or None
-
-
-def _shown(config: dict[str, Any], key: str) -> str:
-    """A config value as the plan shows it (secret ones come masked from the service)."""
-    if key not in config:
-        return "(not set)"
-    value = config[key]
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _number(value: float | None, kind: str) -> float | int | None:
-    if value is None:
-        return None
-    if kind == "integer" and float(value).is_integer():
-        return int(value)
-    return value
-
-
-def _credentials(inputs: dict[str, ui.input], required: bool) -> dict[str, str] | None:
-    """A slot's fields; an optional slot left empty is not given."""
-    values = {name: box.value or "" for name, box in inputs.items()}
-    if not required and not any(values.values()):
-        return None
-    return values
-
-
-def _custom(text: str | None, required: bool) -> Any:
-    """A custom slot's JSON object; text that is not one goes as it is (the service says why)."""
-    text = (text or "").strip()
-    if not text:
-        return {} if required else None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-@ui.page("/instances/deploy", title="Deploy · Flowyard")
-async def deploy_page(integration: str = "", version: str = "") -> None:
-    """The deploy form of one integration (`?integration=NAME&version=N`)."""
-    with frame("Deploy an instance"):
-        known = await integrations.list_integrations(hub())
-        choose = ui.select(
-            {item.name: item.name for item in known},
-            label="Integration",
-            value=integration if any(i.name == integration for i in known) else None,
-            on_change=lambda e: ui.navigate.to(_deploy_url(e.value)),
-        ).classes("w-80")
-        choose.props('data-testid="deploy-integration"').mark("deploy-integration")
-        if not integration:
-            ui.label("Choose the integration to deploy.")
-            return
-        try:
-            detail = await integrations.get_integration(
-                hub(), integration, int(version) if version.isdigit() else None
-            )
-        except NotFound as exc:
-            ui.label(exc.message).classes("text-negative").mark("not-found")
-            return
-        published = [v.version for v in detail.versions if v.published]
-        default = published[-1] if published else detail.versions[-1].version
-        chosen = int(version) if version.isdigit() else default
-        if not version.isdigit() and chosen != detail.version:
-            detail = await integrations.get_integration(hub(), integration, chosen)
-        options = {
-            v.version: f"version {v.version} ({'published' if v.published else 'draft'})"
-            for v in reversed(detail.versions)
-        }
-        ui.select(
-            options,
-            label="Version",
-            value=chosen,
-            on_change=lambda e: ui.navigate.to(f"{_deploy_url(integration)}&version={e.value}"),
-        ).classes("w-80").props('data-testid="deploy-version"').mark("deploy-version")
-        if detail.integration.description:
-            ui.label(detail.integration.description).classes("text-grey-8")
-        form = _DeployForm(detail.integration, int(version) if version.isdigit() else None)
-        await form.draw_plan()

@@ -39,6 +39,7 @@ __all__ = [
     "frame",
     "help_dialog",
     "hub",
+    "preferences",
     "show_error",
     "status_badge",
     "testid",
@@ -47,7 +48,12 @@ __all__ = [
 
 E = TypeVar("E", bound=ui.element)
 
-NAV = (("Integrations", "/"), ("Executions", "/executions"), ("Instances", "/instances"))
+NAV = (
+    ("Integrations", "/"),
+    ("Executions", "/executions"),
+    ("Instances", "/instances"),
+    ("Connections", "/connections"),
+)
 """(label, path) of the header's navigation links."""
 
 _DARK_KEY = "flowyard.dark"
@@ -84,6 +90,25 @@ def _preferences() -> MutableMapping[str, Any] | None:
         return None
 
 
+# `?` opens the help, except typed into a field: `ui.keyboard` skips only focused <input>-like
+# tags, and code editors (CodeMirror) are contenteditable <div>s. The canvas's shortcuts use the
+# same test (FlowCanvas.vue, `typingInField`).
+_HELP_KEY = """<script>
+document.addEventListener('keydown', (e) => {
+  const t = (e.composedPath && e.composedPath()[0]) || e.target;
+  const typing = t instanceof Element && (t.isContentEditable || !!t.closest(
+    'input, textarea, select, [contenteditable]:not([contenteditable="false"]), [role="textbox"], '
+    + '.cm-editor, .nokey, .q-dialog'));
+  if (e.key === '?' && !e.repeat && !typing) emitEvent('flowyard-help');
+});
+</script>"""
+
+
+def preferences() -> MutableMapping[str, Any] | None:
+    """What this browser chose (kept across reloads), or None without a storage secret."""
+    return _preferences()
+
+
 def help_dialog() -> ui.dialog:
     """A dialog listing the keyboard shortcuts (not opened yet)."""
     with ui.dialog().mark("help-dialog") as dialog, ui.card().classes("min-w-[24rem]"):
@@ -117,11 +142,8 @@ def frame(title: str, *, wide: bool = False) -> Iterator[ui.column]:
         theme.props(f"icon={_DARK_ICON[dark.value]}")
         tip.text = _DARK_TIP[dark.value]
 
-    def on_key(event: Any) -> None:
-        if event.action.keydown and event.key.name == "?":
-            help_.open()
-
-    ui.keyboard(on_key=on_key)
+    ui.on("flowyard-help", help_.open)
+    ui.add_body_html(_HELP_KEY)
     with ui.header().classes("items-center gap-4 px-4 py-2"):
         ui.link("Flowyard", "/").classes("text-h6 text-white no-underline")
         for label, path in NAV:

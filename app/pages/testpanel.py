@@ -30,6 +30,7 @@ from typing import Any
 
 from nicegui import background_tasks, ui
 
+from app.pages.testpanel_data import remembered_splitter
 from app.pages.testpanel_widgets import (
     PanelRoot,
     PayloadForm,
@@ -72,10 +73,14 @@ class TestPanel:
         on_statuses: StatusCallback,
         on_finished: Callable[[dict[str, Any]], None] | None = None,
         on_scope: Callable[[], None] | None = None,
+        blockers: Callable[[], list[str]] | None = None,
     ) -> None:
         """`on_scope` is called whenever `reference_scope()` may have changed (a payload chosen
-        or saved, a run finished), so the inspector can refresh its references and previews."""
+        or saved, a run finished), so the inspector can refresh its references and previews.
+        `blockers()` lists what must be fixed before a run (field errors the inspector shows,
+        each naming its step and field): while it lists anything, Run refuses and shows it."""
         self._hub = hub
+        self._blockers = blockers
         self._on_scope = on_scope
         self._integration = integration
         self._on_statuses = on_statuses
@@ -86,6 +91,7 @@ class TestPanel:
         self._chosen: dict[str, int] = {}  # the payload last selected per flow
         self._selected: int | None = None
         self._dirty = False
+        self._stale = False  # the flow was edited since the results on screen were run
         self._quiet = False  # set while the editor is filled from a payload
         self._detail: dict[str, Any] | None = None
         self._live: LiveStatuses | None = None
@@ -114,6 +120,7 @@ class TestPanel:
         self._flow_id = flow_id
         self._payloads, self._selected, self._dirty = [], None, False
         self._detail, self._live = None, None
+        self._set_stale(False)
         self._clear_error()
         self._summary.clear()
         self._refresh_payloads()
@@ -139,6 +146,19 @@ class TestPanel:
             return
         await self._execute(upto=step_id, reuse_from=reuse)
 
+    def mark_stale(self) -> None:
+        """The flow was edited: the results on screen are from before, until the next run."""
+        if self._detail is not None and not self._stale:
+            self._set_stale(True)
+
+    def _set_stale(self, stale: bool) -> None:
+        self._stale = stale
+        self._stale_note.set_visibility(stale)
+        if stale:
+            self._step_view.classes(add="opacity-60")
+        else:
+            self._step_view.classes(remove="opacity-60")
+
     def show_step(self, step_id: str | None) -> None:
         """Show the records of `step_id` in the last run (one per loop iteration, selectable)."""
         if step_id != self._step:
@@ -155,7 +175,9 @@ class TestPanel:
         """What templates would see, for the reference picker: `trigger` (the last run's trigger
         output, else the selected payload, else the sample) and `steps` (outputs of the last
         run's succeeded steps; inside loops the first iteration's)."""
-        return reference_scope(self._records(), self._payload(self._selected), self._sample)
+        chosen = self._payload(self._selected)
+        request = chosen.model_dump(include={"body", "headers", "query"}) if chosen else None
+        return reference_scope(self._records(), request, self._sample)
 
     # ------------------------------------------------------------------------------ drawing
 
@@ -203,6 +225,14 @@ class TestPanel:
                 "test-error",
             )
             self._error.set_visibility(False)
+            self._stale_note = tid(
+                ui.label(
+                    "These results are from before your last edit: run again to see what the "
+                    "flow does now."
+                ).classes("w-full p-1 rounded bg-amber-2 text-black text-caption"),
+                "results-stale",
+            )
+            self._stale_note.set_visibility(False)
             with ui.row().classes("w-full items-center gap-2") as self._listen_row:
                 ui.label("Send a request to").classes("text-caption")
                 self._listen_url = tid(
@@ -212,7 +242,9 @@ class TestPanel:
                     "flat dense round"
                 ).tooltip("Copy the test URL")
             self._listen_row.set_visibility(False)
-            with ui.splitter(value=45).classes("w-full") as splitter:
+            with remembered_splitter("test-payload", value=26, limits=(15, 70)).classes(
+                "w-full"
+            ) as splitter:
                 with splitter.before, ui.column().classes("w-full gap-1 pr-2"):
                     self._form = PayloadForm(self._changed, self._save)
                 with splitter.after:
@@ -263,7 +295,8 @@ class TestPanel:
         self._error.set_visibility(True)
 
     def _fail(self, exc: ServiceError) -> None:
-        self._show_error(exc.message, [*refusal_lines(exc), *([exc.hint] if exc.hint else [])])
+        hint = [exc.hint] if exc.hint else []
+        self._show_error(exc.message, [*refusal_lines(exc.details), *hint])
 
     def _clear_error(self) -> None:
         self._error.clear()
@@ -450,6 +483,14 @@ class TestPanel:
         if flow_id is None:
             self._show_error("Open a flow to run it.")
             return
+        blocking = self._blockers() if self._blockers is not None else []
+        if blocking:
+            self._show_error(
+                "The flow was not run: a field shows a value that is not saved. Fix it (or undo "
+                "the edit) and run again.",
+                blocking,
+            )
+            return
         if self._dirty and not await self._save():
             return
         self._clear_error()
@@ -512,8 +553,19 @@ class TestPanel:
         if live is not self._live:
             return  # the flow changed while the record was read
         if detail is None:  # not recorded: keep what the run reported
-            detail = unrecorded_detail(execution_id, run, live.records)
+            detail = (
+                unrecorded_detail(
+                    execution_id,
+                    live.records,
+                    status=run.status,
+                    duration_ms=run.duration_ms,
+                    error=run.error,
+                )
+                if run is not None
+                else unrecorded_detail(execution_id, live.records)
+            )
         self._detail = detail
+        self._set_stale(False)
         self._emit(badges(detail["steps"]))
         draw_summary(self._summary, self._detail, run)
         self._draw_step()

@@ -3,7 +3,8 @@
 - `PayloadForm`: the selected test payload's name, body (JSON), headers and query, read back as
   a `PayloadUpdate` (or the problems that keep it from being saved);
 - `draw_step`: one step's records from the last test run (a loop iteration at a time), with its
-  status, input, output, error and log lines, and "Run up to here";
+  status, error, input | output side by side (`app.pages.testpanel_data`, also full-window) and
+  log lines, and "Run up to here";
 - `draw_summary`: the run's status, duration, reused steps, response, error and execution link;
 - `ask_name`, `confirm_delete`: the dialogs that name and delete a test payload;
 - `PanelRoot`: the panel's container, which stops the panel's work when deleted;
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from nicegui import ui
 
 from app.pages.layout import duration, status_badge
+from app.pages.testpanel_data import data_pane, remembered_splitter
 from app.services import testruns
 from app.services.payloads import PayloadUpdate, TestPayload
 from designer.testing import parse_body, query_pairs, request_parts
@@ -37,20 +39,10 @@ __all__ = [
 
 E = TypeVar("E", bound=ui.element)
 
-_SHOWN_CHARS = 20_000
-"""Longer inputs and outputs are cut in the panel; the executions page shows them whole."""
-
 
 def tid(element: E, name: str) -> E:
     """Give an element a `data-testid` (browser tests) and the same marker (`user` tests)."""
     return element.props(f'data-testid="{name}"').mark(name)
-
-
-def _pretty(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-    if len(text) > _SHOWN_CHARS:
-        return text[:_SHOWN_CHARS] + f"\n… ({len(text) - _SHOWN_CHARS} more characters)"
-    return text
 
 
 class PanelRoot(ui.column):
@@ -69,6 +61,7 @@ class _Pairs:
 
     def __init__(self, title: str, testid: str, on_change: Callable[[], None]) -> None:
         self._testid = testid
+        self._noun = {"Headers": "header", "Query": "query parameter"}.get(title, title.lower())
         self._on_change = on_change
         self._rows: list[tuple[ui.input, ui.input, ui.row]] = []
         with ui.column().classes("w-full gap-0"):
@@ -77,7 +70,7 @@ class _Pairs:
                 tid(
                     ui.button(icon="add", on_click=self._add_clicked).props("flat dense round"),
                     f"{testid}-add",
-                ).tooltip(f"Add a {title.lower().rstrip('s')}")
+                ).tooltip(f"Add a {self._noun}")
             self._column = tid(ui.column().classes("w-full gap-0"), testid)
 
     def set(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -99,7 +92,8 @@ class _Pairs:
             tid(name.props("dense").classes("w-1/3"), f"{self._testid}-key")
             text = ui.input(value=value, placeholder="value", on_change=self._on_change)
             tid(text.props("dense").classes("grow"), f"{self._testid}-value")
-            ui.button(icon="close", on_click=lambda: self._remove(row)).props("flat dense round")
+            remove = ui.button(icon="close", on_click=lambda: self._remove(row))
+            remove.props("flat dense round").tooltip(f"Remove this {self._noun}")
         self._rows.append((name, text, row))
 
     def _remove(self, row: ui.row) -> None:
@@ -239,6 +233,10 @@ def draw_step(
                     ui.select(options, value=iteration, on_change=on_iteration),
                     "step-iteration",
                 ).props("dense options-dense").classes("min-w-[9rem]")
+            ui.space()
+            full = tid(ui.button(icon="open_in_full"), "step-full")
+            full.on_click(lambda: _open_full(record))
+            full.props("flat dense round").tooltip("Open the input and output full-window")
             if run_upto is not None and record["iteration_path"] == []:
                 target = record["step_id"]
                 tid(
@@ -251,21 +249,37 @@ def draw_step(
                 ui.label(error.get("message", ""))
                 if error.get("hint"):
                     ui.label(error["hint"]).classes("text-caption")
-        for title, key in (("Input", "input"), ("Output", "output")):
-            ui.label(title).classes("text-caption text-bold")
-            tid(
-                ui.label(_pretty(record.get(key))).classes(
-                    "w-full font-mono text-xs whitespace-pre-wrap max-h-48 overflow-auto"
-                ),
-                f"step-{key}",
-            )
-        ui.label("Log").classes("text-caption text-bold")
-        with tid(ui.column().classes("w-full gap-0 font-mono text-xs"), "step-logs"):
-            for line in record.get("logs") or []:
-                ui.label(f"{line.get('level', '').upper():<7} {line.get('message', '')}")
-            if not record.get("logs"):
-                ui.label("(no log lines)").classes("text-grey-7")
+        _input_output(record, "step")
     return iteration
+
+
+def _input_output(record: dict[str, Any], prefix: str) -> None:
+    """A record's input | output side by side (a remembered split), then its log lines."""
+    with remembered_splitter("test-io", value=50, limits=(15, 85)).classes("w-full") as split:
+        with split.before, ui.column().classes("w-full pr-2"):
+            data_pane("Input", record.get("input"), f"{prefix}-input")
+        with split.after, ui.column().classes("w-full pl-2"):
+            data_pane("Output", record.get("output"), f"{prefix}-output")
+    ui.label("Log").classes("text-subtitle2")
+    with tid(ui.column().classes("w-full gap-0 font-mono text-xs"), f"{prefix}-logs"):
+        for line in record.get("logs") or []:
+            ui.label(f"{line.get('level', '').upper():<7} {line.get('message', '')}")
+        if not record.get("logs"):
+            ui.label("(no log lines)").classes("text-grey-7")
+
+
+def _open_full(record: dict[str, Any]) -> None:
+    """The record's input | output in a dialog as large as the window."""
+    with ui.dialog().props("maximized") as dialog, ui.card().classes("w-full h-full"):
+        with ui.row().classes("w-full items-center gap-2"):
+            ui.label(record.get("step_name") or record["step_id"]).classes("text-h6")
+            status_badge(record["status"])
+            ui.space()
+            close = tid(ui.button(icon="close", on_click=dialog.close), "step-full-close")
+            close.props("flat round dense").tooltip("Close (Esc)")
+        _input_output(record, "step-full")
+    dialog.on("hide", dialog.delete)
+    dialog.open()
 
 
 def draw_summary(

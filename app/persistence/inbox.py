@@ -44,6 +44,7 @@ from runtime.ids import new_execution_id
 __all__ = [
     "FINISHED",
     "INBOX_CHANNEL",
+    "INSTANCES_CHANNEL",
     "Claimed",
     "Finish",
     "FlowLimits",
@@ -57,6 +58,7 @@ __all__ = [
     "insert_ignoring_duplicates",
     "lease_within_limits",
     "mark_finished",
+    "notify_instance_changed",
     "notify_queued",
     "prepare_execution",
     "queue_copy",
@@ -140,6 +142,22 @@ def notify_queued(conn: Connection) -> None:
     SQLite, whose workers live in the one server process that queued the rows)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"NOTIFY {INBOX_CHANNEL}"))
+
+
+INSTANCES_CHANNEL = "flowyard_instances"
+"""PostgreSQL NOTIFY channel: an instance changed (deployed, upgraded, disabled, deleted, its config
+or connections edited); its payload is the instance id. Every process drops what it cached of it."""
+
+
+def notify_instance_changed(engine: Engine, instance_id: str) -> None:
+    """Tell every process on this PostgreSQL that `instance_id` changed (a no-op on SQLite, whose
+    one server process made the change itself)."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(
+                text("SELECT pg_notify(:channel, :id)"),
+                {"channel": INSTANCES_CHANNEL, "id": instance_id},
+            )
 
 
 def insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ Integration documents and flow graphs are JSON: a version row holds the integrat
 flows (name, description, config variables, connection slots, layout); each flow is a row holding
 its graph as networkx node-link JSON (`runtime.graph.flow_to_node_link`) and a `revision` used for
 optimistic concurrency. Published versions are frozen; edits go to the one draft version.
+Instances pin a published version, except test instances (`follows_draft`).
 
 Only portable column types are used (JSON, LargeBinary, Float, String, Boolean), so the same
 models serve PostgreSQL. Connection values are stored encrypted (`app.persistence.crypto`);
@@ -22,6 +23,7 @@ __all__ = [
     "INSTANCE_SCOPE",
     "ConfigValueRow",
     "ConnectionRow",
+    "CredentialRow",
     "ExecutionRow",
     "FlowRow",
     "InboxRow",
@@ -29,6 +31,7 @@ __all__ = [
     "InstanceStateRow",
     "IntegrationRow",
     "IntegrationVersionRow",
+    "OAuthStateRow",
     "StepRecordRow",
     "TestPayloadRow",
     "WebhookTokenRow",
@@ -69,6 +72,8 @@ class IntegrationVersionRow(SQLModel, table=True):
     document: dict[str, Any] = _json_required()
     created_at: float
     published_at: float | None = None
+    note: str | None = Field(default=None, max_length=500)
+    """What the publisher wrote about this version (schema version 3)."""
 
 
 class FlowRow(SQLModel, table=True):
@@ -95,6 +100,8 @@ class InstanceRow(SQLModel, table=True):
     version_id: int = Field(foreign_key="integration_versions.id", index=True)
     status: str = Field(default="deploying", max_length=32)
     enabled: bool = True
+    follows_draft: bool = False
+    """A test instance: runs the integration's newest version (the draft), not `version_id`'s."""
     created_at: float
     updated_at: float
 
@@ -109,8 +116,36 @@ class ConfigValueRow(SQLModel, table=True):
     value: Any = _json()
 
 
+class CredentialRow(SQLModel, table=True):
+    """A connection in the workspace's store, chosen by any number of instance slots.
+
+    `encrypted` is Fernet-encrypted JSON of its fields (for `oauth2`: the client settings and the
+    tokens). `version` grows on every change; `refreshing_until` is the lease of the one process
+    refreshing its OAuth tokens (`app.persistence.credentials.claim_refresh`). `status` is `ok`,
+    `not_connected` (OAuth consent not given yet) or `needs_reconnect` (a refresh was refused).
+    """
+
+    __tablename__ = "credentials"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200, unique=True)
+    type: str = Field(max_length=32)
+    encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="ok", max_length=32)
+    problem: str | None = Field(default=None, max_length=2000)
+    version: int = 1
+    refreshing_until: float | None = None
+    created_for: str | None = Field(default=None, max_length=64)
+    """The instance whose deploy created it from typed-in values (removed with it when unused)."""
+    created_at: float
+    updated_at: float
+
+
 class ConnectionRow(SQLModel, table=True):
-    """Credentials for one connection slot of one instance: Fernet-encrypted JSON, never clear."""
+    """One connection slot of one instance: the stored credential it uses.
+
+    `encrypted` is what held the values before the store (schema 3); it is empty now.
+    """
 
     __tablename__ = "connections"
     __table_args__ = (UniqueConstraint("instance_id", "slot"),)
@@ -119,8 +154,22 @@ class ConnectionRow(SQLModel, table=True):
     instance_id: str = Field(foreign_key="instances.id", ondelete="CASCADE", max_length=64)
     slot: str = Field(max_length=64)
     type: str = Field(max_length=32)
-    encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    encrypted: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    credential_id: str | None = Field(
+        default=None, foreign_key="credentials.id", ondelete="RESTRICT", max_length=64, index=True
+    )
     updated_at: float
+
+
+class OAuthStateRow(SQLModel, table=True):
+    """An OAuth consent under way: its `state` and PKCE verifier (encrypted) until the callback."""
+
+    __tablename__ = "oauth_states"
+
+    state: str = Field(primary_key=True, max_length=128)
+    credential_id: str = Field(foreign_key="credentials.id", ondelete="CASCADE", max_length=64)
+    encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: float
 
 
 class TestPayloadRow(SQLModel, table=True):
@@ -171,7 +220,7 @@ class InboxRow(SQLModel, table=True):
     lease_until: float | None = None
     """Set by the worker that claimed the row; an expired lease may be claimed again."""
     source: str = Field(default="webhook", max_length=32)
-    """webhook | replay | manual | schedule | test."""
+    """webhook | replay | retry | manual | schedule | error (an error flow's run) | test."""
     attempt: int = 1
     not_before: float | None = None
     """An automatic retry waits until then."""
@@ -246,6 +295,12 @@ class StepRecordRow(SQLModel, table=True):
     output: Any = _json()
     error: dict[str, Any] | None = _json()
     logs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    exchanges: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    """HTTP exchanges the step made (`runtime.recorded`), secrets masked."""
+    pinned: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    """The step did not run: its output was pinned (test runs)."""
 
 
 class InstanceStateRow(SQLModel, table=True):

@@ -148,6 +148,8 @@ def step_report(record: StepRecord) -> Report:
             "output": record.output,
             "error": record.error,
             "logs": list(record.logs),
+            "exchanges": record.exchanges,
+            "pinned": record.pinned,
         },
     )
 

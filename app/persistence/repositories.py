@@ -20,10 +20,12 @@ from typing import Any
 from sqlalchemy import Table, func, update
 from sqlmodel import Session, col, select
 
+from app.persistence import credentials as store
 from app.persistence.crypto import SecretBox
 from app.persistence.models import (
     ConfigValueRow,
     ConnectionRow,
+    CredentialRow,
     FlowRow,
     InstanceRow,
     IntegrationRow,
@@ -43,6 +45,7 @@ __all__ = [
     "create_webhook_tokens",
     "delete_flow",
     "flow_revisions",
+    "flow_written_at",
     "load_config_values",
     "load_connection",
     "load_connections",
@@ -50,6 +53,7 @@ __all__ = [
     "load_integration",
     "publish_version",
     "reveal_config_value",
+    "rewrite_flow",
     "save_document",
     "save_flow",
     "save_integration",
@@ -201,11 +205,16 @@ def load_integration(session: Session, name: str, version: int | None = None) ->
     return Integration.model_validate({**row.document, "version": row.version, "flows": flows})
 
 
-def publish_version(session: Session, name: str, version: int | None = None) -> int:
-    """Freeze `version` (default: the draft) so instances can pin it; return its number."""
+def publish_version(
+    session: Session, name: str, version: int | None = None, note: str | None = None
+) -> int:
+    """Freeze `version` (default: the draft) so instances can pin it; return its number.
+
+    `note` is kept with a version this call publishes; an already published one keeps its own.
+    """
     row = _version_row(session, name, version)
     if not row.published:
-        row.published, row.published_at = True, time.time()
+        row.published, row.published_at, row.note = True, time.time(), note
         session.flush()
     return row.version
 
@@ -267,6 +276,39 @@ def save_flow(session: Session, name: str, flow: Flow, expected_revision: int) -
         raise StaleRevision(flow.id, expected_revision, stored.revision)
     session.expire(stored)
     return expected_revision + 1
+
+
+def rewrite_flow(
+    session: Session, name: str, flow: Flow, revision: int, written_at: float
+) -> float | None:
+    """Overwrite one flow of the draft keeping its `revision`, if it is still exactly as last
+    written (at `revision`, updated at `written_at`): one edit continued, not a new revision.
+
+    Returns the new update time; None when anything else wrote the flow since (nothing is
+    written then). The check and the write are one conditional UPDATE, as in `save_flow`.
+    """
+    draft = _draft(session, _integration_row(session, name))
+    now = time.time()
+    rows = table_of(FlowRow)
+    result = session.connection().execute(
+        update(rows)
+        .where(
+            rows.c.version_id == draft.id,
+            rows.c.flow_id == flow.id,
+            rows.c.revision == revision,
+            rows.c.updated_at == written_at,
+        )
+        .values(graph=_to_graph(flow), updated_at=now)
+    )
+    return now if result.rowcount == 1 else None
+
+
+def flow_written_at(session: Session, name: str, flow_id: str) -> float | None:
+    """When one flow of the draft was last written (None: the draft has no such flow)."""
+    draft = _draft(session, _integration_row(session, name))
+    return session.exec(
+        select(FlowRow.updated_at).where(FlowRow.version_id == draft.id, FlowRow.flow_id == flow_id)
+    ).first()
 
 
 def flow_revisions(session: Session, name: str, version: int | None = None) -> dict[str, int]:
@@ -368,42 +410,36 @@ def set_connection(
     slot: str,
     type_: str,
     values: dict[str, Any],
-) -> None:
-    """Store the credentials of one connection slot, encrypted."""
-    _instance(session, instance_id)
-    encrypted = box.encrypt(values)
+) -> str:
+    """Store typed-in credentials for one slot, encrypted, as the instance's own connection in
+    the store (named `<instance>.<slot>`, replaced in place when it has one); return its id."""
+    instance = _instance(session, instance_id)
     row = session.exec(
         select(ConnectionRow).where(
             ConnectionRow.instance_id == instance_id, ConnectionRow.slot == slot
         )
     ).first()
-    if row is None:
-        row = ConnectionRow(
-            instance_id=instance_id,
-            slot=slot,
-            type=type_,
-            encrypted=encrypted,
-            updated_at=time.time(),
-        )
-        session.add(row)
+    own = session.get(CredentialRow, row.credential_id) if row and row.credential_id else None
+    if own is not None and own.created_for == instance_id and own.type == type_:
+        store.write_values(session, box, own, values, store.OK)
+        credential_id = own.id
     else:
-        row.type, row.encrypted, row.updated_at = type_, encrypted, time.time()
-    session.flush()
+        name = store.unique_name(session, f"{instance.name}.{slot}")
+        credential_id = store.create_credential(
+            session, box, name, type_, values, created_for=instance_id
+        )
+    store.link_slot(session, instance_id, slot, type_, credential_id)
+    return credential_id
 
 
 def load_connection(
     session: Session, box: SecretBox, instance_id: str, slot: str
 ) -> tuple[str, dict[str, Any]]:
     """(type, values) of one connection; `SecretKeyError` if the key changed since it was saved."""
-    row = session.exec(
-        select(ConnectionRow).where(
-            ConnectionRow.instance_id == instance_id, ConnectionRow.slot == slot
-        )
-    ).first()
-    if row is None:
+    found = load_connections(session, box, instance_id)
+    if slot not in found:
         raise NotFound(f"Instance '{instance_id}' has no connection '{slot}'.")
-    values: dict[str, Any] = box.decrypt(row.encrypted, what=f"Connection '{slot}'")
-    return row.type, values
+    return found[slot]
 
 
 def load_config_values(session: Session, box: SecretBox, instance_id: str) -> dict[str, Any]:
@@ -423,11 +459,15 @@ def reveal_config_value(box: SecretBox, key: str, value: Any) -> Any:
 def load_connections(
     session: Session, box: SecretBox, instance_id: str
 ) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Every connection of the instance: slot -> (type, values), decrypted."""
-    rows = session.exec(select(ConnectionRow).where(ConnectionRow.instance_id == instance_id))
+    """Every connection of the instance: slot -> (type, values of its credential), decrypted."""
+    rows = session.exec(
+        select(ConnectionRow.slot, CredentialRow)
+        .join(CredentialRow, col(CredentialRow.id) == ConnectionRow.credential_id)
+        .where(ConnectionRow.instance_id == instance_id)
+    )
     return {
-        row.slot: (row.type, box.decrypt(row.encrypted, what=f"Connection '{row.slot}'"))
-        for row in rows
+        slot: (cred.type, box.decrypt(cred.encrypted, what=f"Connection '{slot}'"))
+        for slot, cred in rows
     }
 
 

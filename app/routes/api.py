@@ -12,10 +12,23 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Route
 
-from app.services import editor, executions, instances, integrations, payloads, testruns
+from app.services import (
+    alerts,
+    dry_run,
+    editor,
+    executions,
+    instances,
+    integrations,
+    payloads,
+    replay,
+    suites,
+    testruns,
+    upgrades,
+)
 from app.services.errors import InvalidInput
 from app.services.hub import Hub
 from runtime.model import Position
+from runtime.suite_model import PinnedOutput
 from runtime.text import NOT_UNICODE, escaped, lone_surrogate
 
 __all__ = ["router"]
@@ -111,6 +124,26 @@ async def replay_execution(hub: HubDep, execution_id: str) -> dict[str, Any]:
     return {"execution_id": new_id, "replay_of": execution_id}
 
 
+@router.post("/executions/{execution_id}/replay-on-draft", tags=["executions"])
+async def replay_on_draft(
+    hub: HubDep, execution_id: str, options: replay.ReplayOptions | None = None
+) -> replay.ReplayDiff:
+    """Run the execution's request on the current draft, answered by its recorded responses
+    (nothing is sent again, nothing is stored), and diff it step by step."""
+    config = options.config if options is not None else {}
+    return await replay.replay_on_draft(hub, execution_id, config)
+
+
+@router.post("/executions/{execution_id}/save-as-test", tags=["executions"])
+async def save_as_test(
+    hub: HubDep, execution_id: str, options: replay.SaveAsTest | None = None
+) -> replay.SavedTest:
+    """The execution as a suite payload of its flow (outputs as expectations); with `save`,
+    appended to the draft flow's tests."""
+    given = options or replay.SaveAsTest()
+    return await replay.execution_as_test(hub, execution_id, given.name, save=given.save)
+
+
 # --- integrations ---------------------------------------------------------------------------
 
 _MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -174,10 +207,20 @@ async def export_integration(hub: HubDep, name: str, version: SqlInt | None = No
     )
 
 
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, description="What changed, shown in the version history.")
+
+
 @router.post("/integrations/{name}/publish", tags=["integrations"])
-async def publish_integration(hub: HubDep, name: str) -> dict[str, Any]:
-    """Freeze the draft as a published version; instances can pin it."""
-    return {"name": name, "version": await integrations.publish(hub, name)}
+async def publish_integration(
+    hub: HubDep, name: str, request: PublishRequest | None = None
+) -> dict[str, Any]:
+    """Freeze the draft as a published version (optionally with a note); instances run
+    published versions. Without a draft, the newest version is returned unchanged."""
+    note = request.note if request else None
+    return {"name": name, "version": await integrations.publish(hub, name, note)}
 
 
 @router.delete("/integrations/{name}", status_code=204, tags=["integrations"])
@@ -269,6 +312,9 @@ class TestRunRequest(BaseModel):
     upto: str | None = None
     reuse_from: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+    pinned: dict[str, PinnedOutput] = Field(
+        default_factory=dict, description="Steps not run: their output (and port) stand in."
+    )
 
 
 @router.post("/integrations/{name}/flows/{flow_id}/test", tags=["editor"])
@@ -283,7 +329,32 @@ async def run_test(hub: HubDep, name: str, flow_id: str, run: TestRunRequest) ->
         upto=run.upto,
         reuse_from=run.reuse_from,
         config=run.config,
+        pinned=run.pinned,
     )
+
+
+class SuiteRunRequest(BaseModel):
+    """Which flows' suites to run (all when left out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flows: list[str] | None = None
+
+
+@router.post("/integrations/{name}/suites/run", tags=["test suites"])
+async def run_suites(hub: HubDep, name: str, run: SuiteRunRequest | None = None) -> dict[str, Any]:
+    """Run all: every test payload of the draft's suites, answered by recorded responses,
+    each with its first mismatch, and path coverage per flow (steps and ports, with the tests
+    covering each)."""
+    return await suites.run_suites(hub, name, run.flows if run else None)
+
+
+@router.get("/integrations/{name}/suites/payloads", tags=["test suites"])
+async def list_suite_payloads(
+    hub: HubDep, name: str, flow: str | None = None
+) -> list[payloads.SuitePayload]:
+    """The test payloads of the draft's suites (read-only; they change with the file)."""
+    return await payloads.list_suite_payloads(hub, name, flow)
 
 
 # --- instances ------------------------------------------------------------------------------
@@ -299,6 +370,24 @@ async def deploy_instance(hub: HubDep, request: instances.DeployRequest) -> inst
     return await instances.deploy(hub, request)
 
 
+@router.post("/instances/dry-run", tags=["instances"])
+async def dry_run_deploy(hub: HubDep, request: dry_run.DryRunRequest) -> dry_run.DryRunReport:
+    """What deploying would do: the deploy hooks and flows run with outbound calls answered by
+    `responses`, the flows' declared test_responses, or an echoing stub; nothing is sent or
+    stored. The request is checked as a deploy checks it."""
+    return await dry_run.dry_run_deploy(hub, request)
+
+
+@router.post("/instances/{instance_id}/teardown/dry-run", tags=["instances"])
+async def dry_run_teardown(
+    hub: HubDep, instance_id: str, request: dry_run.TeardownDryRun | None = None
+) -> dry_run.DryRunReport:
+    """What deleting the instance would do, from its config, connections and state; nothing is
+    sent, stored or removed."""
+    responses = request.responses if request is not None else []
+    return await dry_run.dry_run_teardown(hub, instance_id, responses)
+
+
 @router.get("/instances", tags=["instances"])
 async def list_instances(
     hub: HubDep, integration: str | None = None
@@ -309,6 +398,31 @@ async def list_instances(
 @router.get("/instances/{instance_id}", tags=["instances"])
 async def get_instance(hub: HubDep, instance_id: str) -> instances.InstanceView:
     return await instances.get_instance(hub, instance_id)
+
+
+@router.get("/instances/{instance_id}/alerts", tags=["instances"])
+async def instance_alerts(hub: HubDep, instance_id: str) -> list[dict[str, Any]]:
+    """The instance's last failed executions escalated (its error flow run, its alert sent or
+    failed), newest first."""
+    return await alerts.recent_alerts(hub, instance_id)
+
+
+@router.patch("/instances/{instance_id}", tags=["instances"])
+async def update_instance(
+    hub: HubDep, instance_id: str, change: upgrades.InstanceChange
+) -> instances.InstanceView:
+    """Change config values and connection credentials in place; what is not named is kept.
+    422 names each wrong field (`config.<key>`, `connections.<slot>.<field>`); nothing changes."""
+    return await upgrades.update_instance(hub, instance_id, change)
+
+
+@router.post("/instances/{instance_id}/upgrade", tags=["instances"])
+async def upgrade_instance(
+    hub: HubDep, instance_id: str, request: upgrades.UpgradeRequest
+) -> upgrades.UpgradeReport:
+    """Run another published version in place: same webhook URLs, config, connections and
+    state; deploy hooks and flows that changed run again. 422 names each wrong field."""
+    return await upgrades.upgrade(hub, instance_id, request)
 
 
 @router.post("/instances/{instance_id}/enable", tags=["instances"])

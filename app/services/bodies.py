@@ -81,7 +81,7 @@ class BodyError(ValueError):
 
 
 class BodySettings(Protocol):
-    """Where `BodyOptions.of` reads the options: the webhook trigger's inputs."""
+    """Where `BodyOptions.of` reads the options: a trigger's `Ingress`."""
 
     @property
     def form_json_fields(self) -> Sequence[str]: ...
@@ -109,7 +109,7 @@ class BodyOptions:
 
     @classmethod
     def of(cls, settings: BodySettings) -> BodyOptions:
-        """The options a webhook trigger's inputs (`WebhookInputs`) set."""
+        """The options a trigger's `Ingress` (or the webhook trigger's inputs) set."""
         return cls(
             tuple(settings.form_json_fields),
             settings.xml_strip_namespaces,

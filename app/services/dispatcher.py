@@ -41,6 +41,7 @@ from app.persistence import inbox
 from app.persistence.db import WRITE_OPTION, shared
 from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry, claimed_from
 from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
+from app.services.alerts import Escalations
 from app.services.bodies import BodyOptions, parse_body
 from app.services.environment import EnvironmentCache, InstanceEnvironment
 from app.services.errors import NotFound
@@ -209,6 +210,7 @@ class WorkerPool:
         self.recorder = SqlRecorder(hub.db, on_write=self._claim_in)
         self.state = SqlStateBackend(hub.db)
         self.schedules = ScheduleTicker(hub, self.environments, clock=clock, on_fire=self.notify)
+        self.escalations = Escalations(hub, self.environments, self.notify)  # error flows, alerts
         self._replies = _Replies()
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -260,7 +262,11 @@ class WorkerPool:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     loop.call_soon_threadsafe(self.notify)
 
-            self._listener = InboxListener(self.hub.db, wake)
+            def changed(instance_id: str | None) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self.hub.forget_instance, instance_id)
+
+            self._listener = InboxListener(self.hub.db, wake, on_instance=changed)
             self._listener.start()
         self._services = [
             asyncio.create_task(self._claim_loop(), name="flowyard-claim"),
@@ -296,6 +302,7 @@ class WorkerPool:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        await self.escalations.stop(grace)
         try:
             await self.recorder.flush()
         except Exception:
@@ -379,9 +386,12 @@ class WorkerPool:
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         return await self._replies.wait(execution_id, seconds)
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
         self.environments.invalidate(instance_id)
-        self._options.pop(instance_id, None)
+        if instance_id is None:
+            self._options.clear()
+        else:
+            self._options.pop(instance_id, None)
         self.notify()  # an enabled or activated instance may have rows waiting
 
     async def run_lifecycle(
@@ -554,6 +564,7 @@ class WorkerPool:
             finally:
                 self._committing -= 1
             self._replies.publish(row.execution_id, SyncOutcome(result.response, result))
+            self.escalations.finished(row, result, retried=retry is not None)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from sqlmodel import Session, col, select
 from app.persistence import repositories as repo
 from app.persistence.db import session_scope
 from app.persistence.models import IntegrationRow, IntegrationVersionRow
+from app.services import edit_bursts
 from app.services.config_values import ConfigValueError, coerce_config
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.hub import Hub
@@ -286,6 +288,8 @@ async def save_flow(
     flow: Flow | Mapping[str, Any],
     expected_revision: int,
     positions: Mapping[str, Position | Mapping[str, float]] | None = None,
+    *,
+    edit: str | None = None,
 ) -> FlowSaved:
     """Save one flow (and, if given, its positions) if it is still at `expected_revision`.
 
@@ -293,11 +297,15 @@ async def save_flow(
     revision); nothing is written. A mapping is validated as a `Flow` (InvalidInput by field).
     A new flow is saved with `expected_revision=0`. Positions of steps the flow does not have
     are dropped (stored ones too); a malformed position is InvalidInput.
+
+    `edit` names an edit in progress (e.g. `step:notify` while its fields are typed in): saves of
+    the same edit in quick succession keep the revision the first one made, so typing a word is
+    one revision, not one per keystroke (see `app.services.edit_bursts`).
     """
     model = _flow_model(flow)
     checked = _positions(model, positions or {}, unknown=True)
     revision, integration = await asyncio.to_thread(
-        _save_flow, hub, name, model, expected_revision, checked
+        _save_flow, hub, name, model, expected_revision, checked, edit
     )
     return FlowSaved(
         flow_id=model.id,
@@ -307,15 +315,39 @@ async def save_flow(
 
 
 def _save_flow(
-    hub: Hub, name: str, flow: Flow, expected: int, positions: Mapping[str, Position]
+    hub: Hub,
+    name: str,
+    flow: Flow,
+    expected: int,
+    positions: Mapping[str, Position],
+    edit: str | None = None,
 ) -> tuple[int, Integration]:
+    started = time.monotonic()
+    burst = edit_bursts.last_burst(hub.db, name, flow.id)
     with session_scope(hub.db) as session:
         try:
-            revision = repo.save_flow(session, name, flow, expected)
+            written_at = (
+                repo.rewrite_flow(session, name, flow, expected, burst.written_at)
+                if burst is not None and burst.continues(edit, expected, started)
+                else None
+            )
+            if written_at is None:
+                revision = repo.save_flow(session, name, flow, expected)
+                written_at = repo.flow_written_at(session, name, flow.id)
+            else:
+                revision = expected
         except repo.StaleRevision as exc:
             raise _stale(exc, name) from None
         except repo.NotFound:
             raise NotFound(f"There is no integration named '{name}'.") from None
+        edit_bursts.remember(
+            hub.db,
+            name,
+            flow.id,
+            edit_bursts.Burst(edit, revision, written_at, started)
+            if edit is not None and written_at is not None
+            else None,
+        )
         integration = repo.load_integration(session, name)
         steps = {s.id for s in flow.all_steps()}
         current = dict(integration.layout.get(flow.id, {}))
@@ -430,6 +462,7 @@ def _rename(
         if expected is not None and expected != current:
             raise _stale(repo.StaleRevision(flow_id, expected, current), name)
         renamed = flow.model_copy(update={"name": new_name})
+        edit_bursts.forget(hub.db, name, flow_id)
         try:
             revision = repo.save_flow(session, name, renamed, current)
         except repo.StaleRevision as exc:  # pragma: no cover - same transaction as the read

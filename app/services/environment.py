@@ -2,8 +2,10 @@
 
 `load_environment` reads everything a run of the instance needs in one read transaction;
 `EnvironmentCache` keeps it per instance until `invalidate` (a deploy, an enable/disable, a config
-change or a delete). A connection that cannot be decrypted does not hide the flows: the
-environment carries the `problem`, and runs fail naming it.
+change, an upgrade or a delete); a published version never changes, so the cache cannot go stale.
+A test instance (`follows_draft`) runs the draft and is read afresh for every run. A connection
+that cannot be decrypted does not hide the flows: the environment carries the `problem`, and runs
+fail naming it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.persistence.crypto import SecretKeyError
 from app.persistence.models import (
     ConnectionRow,
+    CredentialRow,
     InstanceRow,
     IntegrationRow,
     IntegrationVersionRow,
@@ -29,6 +32,7 @@ from app.persistence.models import (
 from app.persistence.repositories import load_config_values, load_integration
 from app.services.errors import NotFound
 from app.services.hub import Hub
+from app.services.oauth import tokens_for
 from components.api import Connection
 from components.registry import Registry
 from runtime.context import RunContext
@@ -57,6 +61,8 @@ class InstanceEnvironment:
     """Why runs of this instance cannot start (e.g. its connections cannot be decrypted)."""
     tokens: Mapping[str, str] = field(default_factory=dict)
     """Webhook token of each flow, by flow id."""
+    follows_draft: bool = False
+    """A test instance: never cached, so each saved edit of the draft is live at once."""
 
     @property
     def instance(self) -> dict[str, Any]:
@@ -110,14 +116,20 @@ def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
         assert version is not None  # foreign key
         owner = session.get(IntegrationRow, version.integration_id)
         assert owner is not None
-        integration = load_integration(session, owner.name, version.version)
+        # A test instance runs the newest version (the draft while there is one) as it is now.
+        pinned = None if instance.follows_draft else version.version
+        integration = load_integration(session, owner.name, pinned)
         problem = None
         try:
             stored = load_config_values(session, hub.box, instance_id)
         except SecretKeyError as exc:
             stored, problem = {}, str(exc)
         connection_rows = list(
-            session.exec(select(ConnectionRow).where(ConnectionRow.instance_id == instance_id))
+            session.exec(
+                select(ConnectionRow.slot, CredentialRow)
+                .join(CredentialRow, col(CredentialRow.id) == ConnectionRow.credential_id)
+                .where(ConnectionRow.instance_id == instance_id)
+            )
         )
         tokens = {
             row.flow_id: row.token
@@ -127,15 +139,18 @@ def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
         }
     config, secrets = config_values(integration.config, stored)
     connections: dict[str, Connection] = {}
-    for row in connection_rows:
+    for slot, row in connection_rows:
         try:
-            values = hub.box.decrypt(row.encrypted, what=f"Connection '{row.slot}'")
+            values = hub.box.decrypt(row.encrypted, what=f"Connection '{slot}'")
         except SecretKeyError as exc:
             problem = str(exc)
             connections = {}
             break
         fields = {name: SecretStr(str(value)) for name, value in dict(values).items()}
-        connections[row.slot] = Connection(key=row.slot, type=row.type, values=fields)
+        source = None
+        if row.type == "oauth2" and values.get("token_url"):
+            source = tokens_for(hub, row.id, row.name, values)
+        connections[slot] = Connection(key=slot, type=row.type, values=fields, tokens=source)
         secrets.update(v.get_secret_value() for v in fields.values())
     return InstanceEnvironment(
         instance_id=instance_id,
@@ -151,6 +166,7 @@ def load_environment(hub: Hub, instance_id: str) -> InstanceEnvironment:
         secrets=tuple(sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)),
         problem=problem,
         tokens=tokens,
+        follows_draft=instance.follows_draft,
     )
 
 
@@ -164,17 +180,20 @@ class EnvironmentCache:
         self._hub = hub
         self._cache: dict[str, InstanceEnvironment] = {}
         self._generation: dict[str, int] = {}
+        self._epoch = 0
+        """Bumped when every instance is forgotten, so loads already under way are not kept."""
         self._lock = threading.Lock()
 
     def get_blocking(self, instance_id: str) -> InstanceEnvironment:
         with self._lock:
             cached = self._cache.get(instance_id)
-            generation = self._generation.get(instance_id, 0)
+            generation = (self._epoch, self._generation.get(instance_id, 0))
         if cached is not None:
             return cached
         env = load_environment(self._hub, instance_id)
         with self._lock:
-            if self._generation.get(instance_id, 0) == generation:
+            now = (self._epoch, self._generation.get(instance_id, 0))
+            if now == generation and not env.follows_draft:
                 self._cache[instance_id] = env
         return env
 
@@ -187,7 +206,12 @@ class EnvironmentCache:
             return cached
         return await asyncio.to_thread(self.get_blocking, instance_id)
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
+        """Forget one instance's environment (None: every instance's)."""
         with self._lock:
-            self._cache.pop(instance_id, None)
-            self._generation[instance_id] = self._generation.get(instance_id, 0) + 1
+            if instance_id is None:
+                self._cache.clear()
+                self._epoch += 1
+            else:
+                self._cache.pop(instance_id, None)
+                self._generation[instance_id] = self._generation.get(instance_id, 0) + 1

@@ -202,6 +202,8 @@ def _step(row: StepRecordRow) -> dict[str, Any]:
         "output": row.output,
         "error": row.error,
         "logs": row.logs,
+        "exchanges": row.exchanges,
+        "pinned": row.pinned,
     }
 
 

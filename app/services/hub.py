@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -11,13 +12,15 @@ import httpx
 from sqlalchemy import Engine
 
 from app.persistence import SecretBox
-from app.persistence.inbox import Claimed
+from app.persistence.inbox import Claimed, notify_instance_changed
 from app.settings import Settings
 from components.api import Response, TriggerEvent
 from components.registry import Registry
 from runtime.observer import ExecutionResult
 
 __all__ = ["Dispatcher", "Hub", "Reservation", "SyncOutcome"]
+
+log = logging.getLogger("flowyard.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +71,9 @@ class Dispatcher(Protocol):
         """Run one flow of an instance now (deploy/delete flows), recorded like any execution."""
         ...
 
-    def invalidate(self, instance_id: str) -> None:
-        """Forget cached flows, config and connections of an instance (it changed)."""
+    def invalidate(self, instance_id: str | None) -> None:
+        """Forget cached flows, config and connections of an instance (it changed); None: of
+        every instance."""
         ...
 
 
@@ -83,12 +87,37 @@ class Hub:
     http: httpx.AsyncClient
     box: SecretBox
     dispatcher: Dispatcher | None = None
-    route_caches: list[Callable[[str], None]] = field(default_factory=list)
-    """Forget-an-instance callbacks of the webhook routing caches (an `Ingest` adds its own)."""
+    route_caches: list[Callable[[str | None], None]] = field(default_factory=list)
+    """Forget-an-instance callbacks of the webhook routing caches (an `Ingest` adds its own);
+    None: forget every instance."""
+    _announcing: set[asyncio.Future[None]] = field(default_factory=set, repr=False)
 
     def instance_changed(self, instance_id: str) -> None:
-        """An instance was enabled, disabled, deployed or deleted: drop every cached view of it,
-        so webhooks see the change at once whichever page or route made it."""
+        """An instance was enabled, disabled, deployed, upgraded, edited or deleted: drop every
+        cached view of it, so webhooks and runs see the change at once whichever page or route
+        made it, here and (on PostgreSQL, by NOTIFY) in every other process."""
+        self.forget_instance(instance_id)
+        if self.db.dialect.name != "postgresql":
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called from a worker thread: tell the others from here
+            self._announce(instance_id)
+            return
+        sent = loop.run_in_executor(None, self._announce, instance_id)
+        self._announcing.add(sent)
+        sent.add_done_callback(self._announcing.discard)
+
+    def _announce(self, instance_id: str) -> None:
+        try:
+            notify_instance_changed(self.db, instance_id)
+        except Exception as exc:  # an outage also drops the listeners, which then forget all
+            log.warning(
+                "could not tell other processes that instance %s changed: %s", instance_id, exc
+            )
+
+    def forget_instance(self, instance_id: str | None) -> None:
+        """Drop this process's cached views of an instance (None: of every instance)."""
         for forget in self.route_caches:
             forget(instance_id)
         if self.dispatcher is not None:

@@ -8,11 +8,15 @@
    `invalidate()` drops the cache.
 2. **Checks**, each refusing with a JSON `{"error", "hint"?}` and storing nothing: unknown 404;
    instance not active or disabled 503 + `Retry-After` (the sender retries later, nothing is lost);
-   method 405 + `Allow`; body over the trigger's cap 413 (Content-Length first, then the stream is
-   cut at the cap); signature 401; body not parseable as its Content-Type 400 (position named).
-3. **Dedup**: a delivery id (the trigger's `delivery_id_header`, else `webhook-id`,
-   `x-github-delivery`, `idempotency-key`) or the flow's `dedup_key` already in the inbox for
-   (instance, flow) answers 200 `{"execution_id": <first>, "duplicate": true}`.
+   then the trigger's receive-side contract (`components.ingress`), called on this thread with no
+   I/O: method 405 + `Allow` and body over the cap 413 (Content-Length first, then the stream is
+   cut at the cap) from its `Trigger.ingress`; then `Trigger.admit` with the raw body refuses
+   with the status it names (a bad signature 401), or answers a handshake at once, storing
+   nothing; body not parseable as its Content-Type 400 (position named). On the instance-wide
+   URL the pre-process flow's trigger admits the request.
+3. **Dedup**: the delivery id `admit` names (the built-in trigger's `delivery_id_header`, else
+   `webhook-id`, `x-github-delivery`, `idempotency-key`) or the flow's `dedup_key` already in the
+   inbox for (instance, flow) answers 200 `{"execution_id": <first>, "duplicate": true}`.
 4. **Commit** (`inbox_writer.py`): one core-SQL insert per request, group-committed by
    `InboxWriter` (inserts that arrive while a transaction runs share the next one). The 202
    `{"execution_id"}` is sent only after its transaction committed. When this process's worker
@@ -48,12 +52,7 @@ from app.services.routing import (
     load_instance,
 )
 from app.services.threads import in_ingest_thread
-from components.api import StepError, TriggerEvent
-from components.builtin.webhook import (
-    DEFAULT_DELIVERY_ID_HEADERS,
-    WebhookInputs,
-    verify_signature,
-)
+from components.api import Admission, IncomingRequest, Ingress, Refused, StepError, TriggerEvent
 from runtime.expressions import ExpressionLimits, render
 from runtime.observer import Status
 
@@ -122,18 +121,6 @@ def bounded_key(value: str) -> str:
     if len(value) <= _KEY_LIMIT:
         return value
     return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def delivery_id(trigger: WebhookInputs, headers: Mapping[str, str]) -> str | None:
-    """The request's delivery id from the configured header, else the standard ones."""
-    names = (
-        [trigger.delivery_id_header] if trigger.delivery_id_header else DEFAULT_DELIVERY_ID_HEADERS
-    )
-    for name in names:
-        value = headers.get(name.lower(), "").strip()
-        if value:
-            return bounded_key(value)
-    return None
 
 
 def dedup_key(template: str | None, payload: Mapping[str, Any], flow_label: str) -> str | None:
@@ -231,7 +218,7 @@ def sync_answer(execution_id: str, outcome: SyncOutcome | None) -> Reply:
     )
 
 
-def _wants_sync(trigger: WebhookInputs, headers: Mapping[str, str]) -> bool:
+def _wants_sync(trigger: Ingress, headers: Mapping[str, str]) -> bool:
     return trigger.sync or (
         trigger.allow_sync_header
         and headers.get("x-flowyard-sync", "").strip().lower() in ("true", "1", "yes")
@@ -247,6 +234,24 @@ def _dig(value: Any, path: str) -> Any:
         else:
             return None
     return value
+
+
+def _admit(target: FlowTarget, request: Incoming, raw: bytes) -> Admission:
+    """The trigger's verdict on a request (`Trigger.admit`), on this thread: a refusal becomes
+    the answer it names, and a trigger that crashes refuses rather than answering 500."""
+    assert target.admit is not None
+    incoming = IncomingRequest(request.method, request.headers, request.query, raw, time.time())
+    try:
+        return target.admit(incoming)
+    except Refused as exc:
+        # A refusal is the sender's problem (4xx) or "retry later" (503), never a 500 or a 2xx.
+        status = exc.status if 400 <= exc.status <= 499 or exc.status == 503 else 400
+        raise IngestError(status, exc.message, hint=exc.hint, headers=exc.headers) from None
+    except StepError as exc:
+        raise IngestError(401, exc.message, hint=exc.hint) from None
+    except Exception:  # malformed input must never become a 500
+        log.exception("the trigger of flow '%s' failed to check a request", target.label)
+        raise IngestError(401, "The webhook trigger could not check this request.") from None
 
 
 _INLINE_PARSE_BYTES = 65_536
@@ -378,12 +383,11 @@ class Ingest:
             )
         raw = await request.body(trigger.max_body_bytes)
         headers = request.headers
-        try:
-            verify_signature(trigger.signature, headers, raw, time.time())
-        except StepError as exc:
-            raise IngestError(401, exc.message, hint=exc.hint) from None
-        except Exception:  # malformed input must never become a 500
-            raise IngestError(401, "The webhook signature could not be checked.") from None
+        admission = _admit(gate, request, raw)
+        if admission.reply is not None:  # a handshake: answered, nothing stored or run
+            answer = admission.reply
+            return Reply(answer.status, answer.body, dict(answer.headers))
+        delivery = bounded_key(admission.delivery_id) if admission.delivery_id else None
         options = BodyOptions.of(trigger)
         body = await self._parse(headers, raw, options)
         event = TriggerEvent(
@@ -391,7 +395,7 @@ class Ingest:
         )
         target = gate
         if flow_id == "":
-            first = await self._seen_instance_wide(info, token, delivery_id(trigger, headers))
+            first = await self._seen_instance_wide(info, token, delivery)
             if first is not None:
                 return Reply(200, {"execution_id": first, "duplicate": True})
             target = await self._preprocess(info, gate, event)
@@ -411,7 +415,7 @@ class Ingest:
             headers=headers,
             query=request.query,
             body=raw,
-            delivery=delivery_id(target.trigger, headers),
+            delivery=delivery,
             dedup=dedup_key(target.dedup_key, event.as_payload(), target.label)
             if target.dedup_key
             else None,

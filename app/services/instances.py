@@ -56,15 +56,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.persistence import repositories as repo
+from app.persistence.credentials import link_slot
 from app.persistence.db import session_scope
 from app.persistence.models import (
     ConfigValueRow,
-    ConnectionRow,
     InstanceRow,
     IntegrationRow,
     IntegrationVersionRow,
 )
+from app.services.alerts import alerts_in
 from app.services.config_values import ConfigErrors, check_connections, resolve_config
+from app.services.credentials import (
+    ConnectionView,
+    choose_credentials,
+    remove_own_credentials,
+    slot_views,
+)
 from app.services.environment import InstanceEnvironment, config_values
 from app.services.errors import Conflict, InvalidInput
 from app.services.hub import Hub
@@ -76,6 +83,7 @@ from app.services.lifecycle import (
     DEPLOYING,
     MASK,
     LifecycleRun,
+    deploy_and_finish,
     deploy_sequence,
     finish_deploy,
     instance_row,
@@ -83,7 +91,6 @@ from app.services.lifecycle import (
     interrupted,
     lifecycle_record,
     load_for_runs,
-    run_deploy,
     run_teardown,
     trigger_kind,
 )
@@ -110,6 +117,7 @@ __all__ = [
     "deploy_plan",
     "get_instance",
     "list_instances",
+    "plan_deploy",
     "recover_interrupted",
     "set_enabled",
 ]
@@ -127,11 +135,20 @@ class DeployRequest(BaseModel):
     name: str = Field(description="Unique instance name, e.g. the customer's name.")
     integration: str
     version: int | None = Field(
-        None, description="Default: the newest published version, else the draft."
+        None,
+        description="A published version. Default: the newest published one; when none is, "
+        "the draft is published (as the next version) and deployed.",
+    )
+    test: bool = Field(
+        False,
+        description="A test instance: it follows the draft, so each saved edit is live at once. "
+        "Leave `version` out.",
     )
     config: dict[str, Any] = Field(default_factory=dict)
     connections: dict[str, Any] = Field(
-        default_factory=dict, description="slot -> {field: value}, e.g. {api: {api_key: ...}}."
+        default_factory=dict,
+        description="slot -> {field: value}, e.g. {api: {api_key: ...}}, or "
+        "{credential: <name>} to choose a connection from the store.",
     )
 
 
@@ -143,18 +160,16 @@ class FlowEndpoint(BaseModel):
     webhook_url: str
 
 
-class ConnectionView(BaseModel):
-    """A connection slot as shown: never its values."""
-
-    slot: str
-    type: str
-
-
 class InstanceView(BaseModel):
     id: str
     name: str
     integration: str
-    version: int
+    version: int = Field(description="The version it runs (a test instance: the newest).")
+    version_note: str | None = None
+    test: bool = Field(False, description="A test instance: it follows the draft.")
+    latest_published: int | None = Field(
+        None, description="The integration's newest published version (to upgrade to)."
+    )
     status: str = Field(description="deploying, active, deploy_failed or deleting.")
     enabled: bool
     created_at: float
@@ -166,6 +181,10 @@ class InstanceView(BaseModel):
     lifecycle: list[LifecycleRun] = Field(description="The deploy runs, in the order they ran.")
     failed_execution_id: str | None = None
     error: dict[str, Any] | None = Field(None, description="Why the deploy failed.")
+    alerts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The last failed executions escalated (error flow, alert), newest first.",
+    )
 
 
 class TeardownReport(BaseModel):
@@ -181,18 +200,24 @@ class TeardownReport(BaseModel):
 
 def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
     name, version = integration_of(session, row.version_id)
+    versions = list(
+        session.exec(
+            select(IntegrationVersionRow)
+            .where(IntegrationVersionRow.integration_id == version.integration_id)
+            .order_by(col(IntegrationVersionRow.version))
+        )
+    )
+    if row.follows_draft:
+        version = versions[-1]
     integration = repo.load_integration(session, name, version.version)
+    published = [v.version for v in versions if v.published]
     tokens = repo.webhook_tokens(session, row.id)
     hidden = {v.key for v in integration.config if v.type == "secret"}
     config = {
         key: MASK if key in hidden or _is_sealed(value) else value
         for key, value in _raw_config(session, row.id).items()
     }
-    connections = session.exec(
-        select(ConnectionRow)
-        .where(ConnectionRow.instance_id == row.id)
-        .order_by(col(ConnectionRow.slot))
-    )
+    connections = slot_views(session, hub, row.id)
     record = lifecycle_record(session, row.id)
     runs = [LifecycleRun.model_validate(r) for r in record.get("runs", [])]
     failed = next((r for r in runs if r.status not in ("succeeded", "skipped")), None)
@@ -201,6 +226,9 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
         name=row.name,
         integration=name,
         version=version.version,
+        version_note=version.note,
+        test=row.follows_draft,
+        latest_published=published[-1] if published else None,
         status=row.status,
         enabled=row.enabled,
         created_at=row.created_at,
@@ -219,10 +247,11 @@ def _view(hub: Hub, session: Session, row: InstanceRow) -> InstanceView:
             for f in integration.flows
         ],
         config=config,
-        connections=[ConnectionView(slot=c.slot, type=c.type) for c in connections],
+        connections=connections,
         lifecycle=runs,
         failed_execution_id=failed.execution_id if failed else None,
         error=record.get("error"),
+        alerts=alerts_in(session, row.id),
     )
 
 
@@ -277,36 +306,25 @@ class _Plan:
     version: int
     config: dict[str, Any]
     connections: dict[str, tuple[str, dict[str, str]]]
+    chosen: dict[str, str]
+    """slot -> id of the stored connection chosen for it."""
+    publish: bool = False
+    """The version is the draft: publish it as the instance is stored."""
+    test: bool = False
 
 
 async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
     """Deploy an instance and run its deploy hooks and flows; see the module docstring."""
     _ = hub.runner  # fail before storing anything when no dispatcher runs
-    plan = await asyncio.to_thread(_plan, hub, request)
-    # On the event loop, where trigger settings are rendered for webhooks too (shared templates).
-    if wrong := trigger_problems(hub.registry, plan.integration, plan.config, plan.name):
-        raise InvalidInput(
-            f"The instance was not deployed: with this config, {len(wrong)} trigger "
-            f"setting{'s' * (len(wrong) > 1)} would be invalid.",
-            details=wrong,
-            hint="Fix the config values (or the flows' trigger settings) and deploy again; "
-            "nothing was stored.",
-        )
+    plan = await plan_deploy(hub, request)
     instance_id = await asyncio.to_thread(_store, hub, plan)
-    runs: list[LifecycleRun] = []
-    try:
-        loaded = await asyncio.to_thread(load_for_runs, hub, instance_id)
-        await run_deploy(hub, loaded, runs)
-    except asyncio.CancelledError:
-        runs.append(interrupted("The deploy was interrupted."))
-        await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
-        raise
-    await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
+    await deploy_and_finish(hub, instance_id)
     hub.instance_changed(instance_id)
     return await get_instance(hub, instance_id)
 
 
-def _resolve_version(session: Session, request: DeployRequest) -> int:
+def _resolve_version(session: Session, request: DeployRequest) -> tuple[int, bool]:
+    """The version to deploy, and whether it is the draft that deploying publishes first."""
     row = session.exec(
         select(IntegrationRow).where(IntegrationRow.name == request.integration)
     ).first()
@@ -323,16 +341,32 @@ def _resolve_version(session: Session, request: DeployRequest) -> int:
             .order_by(col(IntegrationVersionRow.version).desc())
         )
     )
-    if request.version is not None:
-        if not any(v.version == request.version for v in versions):
-            known = ", ".join(str(v.version) for v in reversed(versions))
+    if request.test:
+        if request.version is not None:
             raise InvalidInput(
-                f"Integration '{request.integration}' has no version {request.version}.",
-                details={"version": f"no such version; versions: {known}"},
+                "A test instance follows the draft: it takes no version.",
+                details={"version": "leave it out for a test instance"},
             )
-        return request.version
-    published = next((v for v in versions if v.published), None)
-    return (published or versions[0]).version
+        return versions[0].version, False
+    if request.version is None:
+        published = next((v for v in versions if v.published), None)
+        return (published.version, False) if published else (versions[0].version, True)
+    chosen = next((v for v in versions if v.version == request.version), None)
+    known = ", ".join(str(v.version) for v in reversed(versions) if v.published) or "none"
+    if chosen is None:
+        raise InvalidInput(
+            f"Integration '{request.integration}' has no version {request.version}.",
+            details={"version": f"no such version; published versions: {known}"},
+        )
+    if not chosen.published:
+        raise InvalidInput(
+            f"Version {request.version} of integration '{request.integration}' is the draft, "
+            "which instances do not run: edits to it would reach live traffic unannounced.",
+            details={"version": f"the draft is not deployable; published versions: {known}"},
+            hint="Publish the draft first (it becomes a version instances can run), or deploy a "
+            "test instance, which follows the draft on purpose.",
+        )
+    return chosen.version, False
 
 
 def _refuse_text_not_unicode(request: DeployRequest) -> None:
@@ -350,10 +384,26 @@ def _refuse_text_not_unicode(request: DeployRequest) -> None:
         )
 
 
+async def plan_deploy(hub: Hub, request: DeployRequest) -> _Plan:
+    """Check `request` as `deploy` does, its trigger settings included, and resolve its config
+    and connections; nothing is stored. InvalidInput or Conflict name what is wrong."""
+    plan = await asyncio.to_thread(_plan, hub, request)
+    # On the event loop, where trigger settings are rendered for webhooks too (shared templates).
+    if wrong := trigger_problems(hub.registry, plan.integration, plan.config, plan.name):
+        raise InvalidInput(
+            f"The instance was not deployed: with this config, {len(wrong)} trigger "
+            f"setting{'s' * (len(wrong) > 1)} would be invalid.",
+            details=wrong,
+            hint="Fix the config values (or the flows' trigger settings) and deploy again; "
+            "nothing was stored.",
+        )
+    return plan
+
+
 def _plan(hub: Hub, request: DeployRequest) -> _Plan:
     _refuse_text_not_unicode(request)
     with session_scope(hub.db, write=False) as session:
-        version = _resolve_version(session, request)
+        version, publish = _resolve_version(session, request)
         integration = repo.load_integration(session, request.integration, version)
         name = request.name.strip()
         taken = session.exec(select(InstanceRow.id).where(InstanceRow.name == name)).first()
@@ -377,6 +427,9 @@ def _plan(hub: Hub, request: DeployRequest) -> _Plan:
         problems.update({f"config.{k}": m for k, m in exc.by_key().items()})
     connections, wrong = check_connections(integration.connections, request.connections)
     problems.update(wrong)
+    chosen, wrong = choose_credentials(hub, integration.connections, request.connections)
+    problems.update(wrong)
+    connections = {k: v for k, v in connections.items() if k not in chosen}
     if problems:
         count = f"{len(problems)} problem{'s' * (len(problems) > 1)}"
         raise InvalidInput(
@@ -390,21 +443,28 @@ def _plan(hub: Hub, request: DeployRequest) -> _Plan:
             details={"name": "already in use"},
             hint="Choose another name, or delete that instance first.",
         )
-    return _Plan(name, integration, version, config, connections)
+    return _Plan(name, integration, version, config, connections, chosen, publish, request.test)
 
 
 def _store(hub: Hub, plan: _Plan) -> str:
     hidden = [v.key for v in plan.integration.config if v.type == "secret"]
     try:
         with session_scope(hub.db) as session:
+            if plan.publish:
+                repo.publish_version(session, plan.integration.name, plan.version)
             instance_id = repo.create_instance(
                 session, plan.name, plan.integration.name, plan.version
             )
+            if plan.test:
+                instance_row(session, instance_id).follows_draft = True
             repo.set_config_values(
                 session, instance_id, plan.config, box=hub.box, secret_keys=hidden
             )
             for slot, (type_, values) in plan.connections.items():
                 repo.set_connection(session, hub.box, instance_id, slot, type_, values)
+            types = {s.key: s.type for s in plan.integration.connections}
+            for slot, credential_id in plan.chosen.items():
+                link_slot(session, instance_id, slot, types[slot], credential_id)
             repo.create_webhook_tokens(session, instance_id, [f.id for f in plan.integration.flows])
     except IntegrityError:
         raise Conflict(
@@ -482,7 +542,7 @@ async def deploy_plan(
 
 def _plan_integration(hub: Hub, request: DeployRequest) -> Integration:
     with session_scope(hub.db, write=False) as session:
-        version = _resolve_version(session, request)
+        version, _ = _resolve_version(session, request)
         return repo.load_integration(session, request.integration, version)
 
 
@@ -563,6 +623,8 @@ def _remove(hub: Hub, instance_id: str) -> None:
         row = session.get(InstanceRow, instance_id)
         if row is not None:  # config, connections, tokens, state and inbox rows cascade
             session.delete(row)
+            session.flush()
+            remove_own_credentials(session, instance_id)
 
 
 async def recover_interrupted(hub: Hub) -> list[str]:

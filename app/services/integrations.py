@@ -28,9 +28,11 @@ from components.registry import Registry
 from runtime.errors import Issue
 from runtime.files import IntegrationFileError, dump_integration, parse_integration
 from runtime.model import Flow, Integration
+from runtime.text import NOT_UNICODE, lone_surrogate
 from runtime.validation import validate_flow
 
 __all__ = [
+    "NOTE_MAX",
     "FlowInfo",
     "IntegrationDetail",
     "IntegrationSummary",
@@ -43,6 +45,7 @@ __all__ = [
     "import_integration",
     "list_integrations",
     "publish",
+    "refuse_errors",
 ]
 
 
@@ -74,6 +77,14 @@ class VersionInfo(BaseModel):
     published: bool
     created_at: float
     published_at: float | None = None
+    note: str | None = Field(None, description="What the publisher wrote about this version.")
+
+    @property
+    def label(self) -> str:
+        """How lists name it: "version 2 · fixes the body", or "version 3 (draft)"."""
+        if not self.published:
+            return f"version {self.version} (draft)"
+        return f"version {self.version}" + (f" · {self.note}" if self.note else "")
 
 
 class FlowInfo(BaseModel):
@@ -119,7 +130,9 @@ def check_integration(integration: Integration, registry: Registry) -> list[Issu
     ]
 
 
-def _refuse_errors(name: str, issues: list[IssueView], what: str) -> None:
+def refuse_errors(name: str, issues: list[IssueView], what: str) -> None:
+    """InvalidInput listing the errors among `issues` (`details={"issues": [...]}`), if any:
+    "Integration '<name>' <what>: its flows have N problems."."""
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         count = f"{len(errors)} problem{'s' * (len(errors) > 1)}"
@@ -183,7 +196,7 @@ async def import_integration(hub: Hub, text: str, source: str = "<upload>") -> I
             hint=exc.hint,
         ) from None
     issues = check_integration(integration, hub.registry)
-    _refuse_errors(integration.name, issues, "was not imported")
+    refuse_errors(integration.name, issues, "was not imported")
     return await asyncio.to_thread(_save, hub, integration, issues)
 
 
@@ -241,6 +254,7 @@ def _get(hub: Hub, name: str, version: int | None) -> IntegrationDetail:
                 published=v.published,
                 created_at=v.created_at,
                 published_at=v.published_at,
+                note=v.note,
             )
             for v in versions
         ],
@@ -261,21 +275,39 @@ async def export_integration(hub: Hub, name: str, version: int | None = None) ->
 # --- change -------------------------------------------------------------------------------------
 
 
-async def publish(hub: Hub, name: str) -> int:
-    """Freeze the draft as a published version and return its number.
+NOTE_MAX = 500
 
-    Idempotent: without a draft, the newest (already published) version is returned. A draft
-    whose flows have validation errors is refused with InvalidInput listing them.
+
+async def publish(hub: Hub, name: str, note: str | None = None) -> int:
+    """Freeze the draft as a published version, with an optional `note`, and return its number.
+
+    Instances run published versions only (a test instance follows the draft). Idempotent:
+    without a draft, the newest (already published) version is returned and keeps its note. A
+    draft whose flows have validation errors is refused with InvalidInput listing them; a note
+    over `NOTE_MAX` characters (or not Unicode) with InvalidInput by `note`. Nothing is changed
+    then.
     """
+    note = (note or "").strip() or None
+    wrong = ""
+    if note is not None and len(note) > NOTE_MAX:
+        wrong = f"at most {NOTE_MAX} characters (it has {len(note)})"
+    elif found := lone_surrogate(note):
+        wrong = f"holds {found[1]}, {NOT_UNICODE}"
+    if wrong:
+        raise InvalidInput(
+            f"The note cannot be kept: {wrong}.",
+            details={"note": wrong},
+            hint="Fix the note and publish again; nothing was published.",
+        )
     integration = await _load(hub, name)
-    _refuse_errors(name, check_integration(integration, hub.registry), "cannot be published")
-    return await asyncio.to_thread(_publish, hub, name, integration.version)
+    refuse_errors(name, check_integration(integration, hub.registry), "cannot be published")
+    return await asyncio.to_thread(_publish, hub, name, integration.version, note)
 
 
-def _publish(hub: Hub, name: str, version: int) -> int:
+def _publish(hub: Hub, name: str, version: int, note: str | None) -> int:
     with session_scope(hub.db) as session:
         try:
-            return repo.publish_version(session, name, version)
+            return repo.publish_version(session, name, version, note)
         except repo.NotFound as exc:
             raise _not_found(exc) from None
 

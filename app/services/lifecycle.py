@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Literal
 
+import httpx
 import pydantic
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
@@ -44,10 +45,11 @@ from app.services.errors import NotFound
 from app.services.hub import Hub
 from components.api import FlowyardError, StepLogger, Trigger, TriggerContext
 from components.api import TriggerEvent as Event
+from components.registry import Registry
 from runtime.expressions import ExpressionLimits, render
 from runtime.model import Flow, Integration
 from runtime.redaction import MASK, redact
-from runtime.state import BoundState
+from runtime.state import BoundState, StateBackend
 
 __all__ = [
     "ACTIVE",
@@ -57,15 +59,19 @@ __all__ = [
     "LIFECYCLE_SCOPE",
     "MASK",
     "LifecycleRun",
+    "deploy_and_finish",
     "deploy_sequence",
     "finish_deploy",
     "instance_row",
     "integration_of",
     "interrupted",
+    "lifecycle_event",
     "lifecycle_record",
     "load_for_runs",
     "run_deploy",
+    "run_hook",
     "run_teardown",
+    "teardown_sequence",
     "trigger_kind",
 ]
 
@@ -117,9 +123,10 @@ def trigger_kind(hub: Hub, flow: Flow) -> str | None:
     return cls.kind if cls is not None else None
 
 
-def _trigger_class(hub: Hub, flow: Flow) -> type[Trigger[Any]] | None:
+def _trigger_class(hub: Hub | Registry, flow: Flow) -> type[Trigger[Any]] | None:
+    registry = hub if isinstance(hub, Registry) else hub.registry
     try:
-        return hub.registry.trigger(flow.trigger.action)
+        return registry.trigger(flow.trigger.action)
     except LookupError:
         return None
 
@@ -132,23 +139,46 @@ def _has_hook(cls: type[Trigger[Any]] | None, hook: str) -> bool:
 
 
 def deploy_sequence(
-    hub: Hub, integration: Integration
+    hub: Hub | Registry, integration: Integration
 ) -> list[tuple[Flow, type[Trigger[Any]] | None]]:
     """What a deploy runs, in order: `(flow, trigger class)` for each trigger that defines an
     `on_deploy` hook, then `(flow, None)` for each `deploy`-kind flow; both in file order."""
     steps: list[tuple[Flow, type[Trigger[Any]] | None]] = []
+    kinds = {}
     for flow in integration.flows:
         cls = _trigger_class(hub, flow)
+        kinds[flow.id] = cls.kind if cls is not None else None
         if _has_hook(cls, "on_deploy"):
             steps.append((flow, cls))
-    steps += [(f, None) for f in integration.flows if trigger_kind(hub, f) == "deploy"]
+    steps += [(f, None) for f in integration.flows if kinds[f.id] == "deploy"]
     return steps
 
 
-async def run_deploy(hub: Hub, loaded: InstanceEnvironment, runs: list[LifecycleRun]) -> None:
-    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure."""
+def teardown_sequence(
+    hub: Hub | Registry, integration: Integration
+) -> list[tuple[Flow, type[Trigger[Any]] | None]]:
+    """What a tear-down runs, in order: `(flow, None)` for each `delete`-kind flow, then
+    `(flow, trigger class)` for each trigger that defines an `on_delete` hook."""
+    classes = [(flow, _trigger_class(hub, flow)) for flow in integration.flows]
+    flows = [(f, None) for f, cls in classes if cls is not None and cls.kind == "delete"]
+    hooks = [(f, cls) for f, cls in classes if _has_hook(cls, "on_delete")]
+    return [*flows, *hooks]
+
+
+async def run_deploy(
+    hub: Hub,
+    loaded: InstanceEnvironment,
+    runs: list[LifecycleRun],
+    only: set[tuple[str, bool]] | None = None,
+) -> None:
+    """Hooks, then deploy flows, in file order; appends to `runs`, stops at the first failure.
+
+    `only` limits the sequence to these `(flow id, is a hook)` (an upgrade's changed ones).
+    """
     failed = False
     for flow, hook_class in deploy_sequence(hub, loaded.integration):
+        if only is not None and (flow.id, hook_class is not None) not in only:
+            continue
         if failed:
             kind: Literal["flow", "hook"] = "flow" if hook_class is None else "hook"
             runs.append(LifecycleRun(flow_id=flow.id, kind=kind, status="skipped"))
@@ -156,9 +186,27 @@ async def run_deploy(hub: Hub, loaded: InstanceEnvironment, runs: list[Lifecycle
         if hook_class is not None:
             run = await _run_hook(hub, loaded, flow, hook_class, "on_deploy")
         else:
-            run = await _run_flow(hub, loaded, flow, _event("deploy", loaded))
+            run = await _run_flow(hub, loaded, flow, lifecycle_event("deploy", loaded))
         runs.append(run)
         failed = run.status != "succeeded"
+
+
+async def deploy_and_finish(
+    hub: Hub, instance_id: str, only: set[tuple[str, bool]] | None = None, what: str = "deploy"
+) -> list[LifecycleRun]:
+    """Run the deploy sequence (or `only` part of it, see `run_deploy`) of a `deploying`
+    instance and record the outcome (`finish_deploy`), also when cancelled (`what` names the
+    operation in the record of an interruption)."""
+    runs: list[LifecycleRun] = []
+    try:
+        loaded = await asyncio.to_thread(load_for_runs, hub, instance_id)
+        await run_deploy(hub, loaded, runs, only)
+    except asyncio.CancelledError:
+        runs.append(interrupted(f"The {what} was interrupted."))
+        await asyncio.shield(asyncio.to_thread(finish_deploy, hub, instance_id, runs))
+        raise
+    await asyncio.to_thread(finish_deploy, hub, instance_id, runs)
+    return runs
 
 
 async def run_teardown(hub: Hub, loaded: InstanceEnvironment) -> list[LifecycleRun]:
@@ -167,17 +215,16 @@ async def run_teardown(hub: Hub, loaded: InstanceEnvironment) -> list[LifecycleR
     if loaded.problem is not None:
         error = {"kind": "secret_key", "message": loaded.problem, "hint": "", "step": None}
         runs.append(LifecycleRun(flow_id="", kind="hook", status="failed", error=error))
-    for flow in loaded.integration.flows:
-        if trigger_kind(hub, flow) == "delete":
-            runs.append(await _run_flow(hub, loaded, flow, _event("delete", loaded)))
-    for flow in loaded.integration.flows:
-        cls = _trigger_class(hub, flow)
-        if cls is not None and _has_hook(cls, "on_delete"):
+    for flow, cls in teardown_sequence(hub, loaded.integration):
+        if cls is None:
+            runs.append(await _run_flow(hub, loaded, flow, lifecycle_event("delete", loaded)))
+        else:
             runs.append(await _run_hook(hub, loaded, flow, cls, "on_delete"))
     return runs
 
 
-def _event(kind: str, loaded: InstanceEnvironment) -> Event:
+def lifecycle_event(kind: str, loaded: InstanceEnvironment) -> Event:
+    """The trigger event of a deploy or tear-down flow."""
     body = {"event": kind, "instance_id": loaded.instance_id, "instance_name": loaded.name}
     return Event(body=body)
 
@@ -271,14 +318,27 @@ async def _run_flow(
 async def _run_hook(
     hub: Hub, loaded: InstanceEnvironment, flow: Flow, cls: type[Trigger[Any]], hook: str
 ) -> LifecycleRun:
-    """Call a trigger's `on_deploy` / `on_delete` with its resolved inputs and instance services."""
+    return await run_hook(loaded, flow, cls, hook, http=hub.http, state=SqlStateBackend(hub.db))
+
+
+async def run_hook(
+    loaded: InstanceEnvironment,
+    flow: Flow,
+    cls: type[Trigger[Any]],
+    hook: str,
+    *,
+    http: httpx.AsyncClient,
+    state: StateBackend,
+) -> LifecycleRun:
+    """Call a trigger's `on_deploy` / `on_delete` with its resolved inputs and instance services
+    (`http` and `state`: the server's, or a dry run's recorded client and memory)."""
     logger = StepLogger(loaded.secrets)
     ctx = TriggerContext(
         log=logger,
-        http=hub.http,
+        http=http,
         config=loaded.config,
         connections=loaded.connections,
-        state=BoundState(SqlStateBackend(hub.db), loaded.instance_id, flow.id),
+        state=BoundState(state, loaded.instance_id, flow.id),
         instance_id=loaded.instance_id,
         flow_id=flow.id,
         webhook_urls=loaded.webhook_urls,

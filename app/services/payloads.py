@@ -27,12 +27,14 @@ from app.services.hub import Hub
 __all__ = [
     "PayloadInput",
     "PayloadUpdate",
+    "SuitePayload",
     "TestPayload",
     "create_payload",
     "delete_payload",
     "duplicate_payload",
     "get_payload",
     "list_payloads",
+    "list_suite_payloads",
     "update_payload",
 ]
 
@@ -196,6 +198,49 @@ def _list(hub: Hub, integration: str, flow_id: str | None) -> list[TestPayload]:
             query = query.where(TestPayloadRow.flow_id == flow_id)
         rows = session.exec(query.order_by(col(TestPayloadRow.flow_id), col(TestPayloadRow.name)))
         return [_view(row, integration) for row in rows]
+
+
+class SuitePayload(BaseModel):
+    """A test payload from the integration file's suite (a flow's `tests:`): read-only here, it
+    changes with the file (import) or the flow."""
+
+    integration: str
+    flow_id: str
+    name: str
+    method: str
+    body: Any = None
+    headers: dict[str, str]
+    query: dict[str, Any]
+    pinned: list[str] = Field(description="Steps whose output the test pins.")
+    source: str = "suite"
+
+
+async def list_suite_payloads(
+    hub: Hub, integration: str, flow_id: str | None = None
+) -> list[SuitePayload]:
+    """The payloads of the draft's suites (of one flow if given), in file order."""
+    return await asyncio.to_thread(_list_suite, hub, integration, flow_id)
+
+
+def _list_suite(hub: Hub, integration: str, flow_id: str | None) -> list[SuitePayload]:
+    with session_scope(hub.db, write=False) as session:
+        _integration(session, integration)
+        flows = repo.load_integration(session, integration).flows
+    return [
+        SuitePayload(
+            integration=integration,
+            flow_id=flow.id,
+            name=test.name,
+            method=test.request.method.upper(),
+            body=test.request.body,
+            headers={k.lower(): str(v) for k, v in test.request.headers.items()},
+            query=dict(test.request.query),
+            pinned=list(test.pinned),
+        )
+        for flow in flows
+        if flow_id is None or flow.id == flow_id
+        for test in flow.tests
+    ]
 
 
 def _row(session: Session, integration: str, payload_id: int) -> TestPayloadRow:

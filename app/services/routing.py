@@ -6,13 +6,17 @@ integration, and the request names the instance (header or body field, per the i
 unknown token is never cached, so a fresh deploy answers at once. `invalidate()` drops the cache.
 
 The lookups are blocking (core SQL, one short read each); `RoutingCache` and `load_instance` run
-them in a worker thread. A flow's trigger inputs are rendered on the event loop thread.
+them in a worker thread. A flow's trigger inputs are rendered on the event loop thread. Each
+webhook flow's trigger is asked once how it receives requests (`Trigger.ingress`, kept as
+`FlowTarget.trigger`); `FlowTarget.admit` is its `Trigger.admit` with the inputs bound, called
+per request by the ingest path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,8 +40,7 @@ from app.services.environment import config_values
 from app.services.hub import Hub
 from app.services.threads import in_ingest_thread
 from app.services.trigger_settings import rendered_trigger_inputs
-from components.api import Trigger
-from components.builtin.webhook import WebhookInputs
+from components.api import Admission, IncomingRequest, Ingress, ReceiveSettings, Trigger
 from components.registry import Registry
 from runtime.graph import flow_from_node_link
 from runtime.input_problems import problems_of
@@ -53,7 +56,7 @@ __all__ = [
     "load_instance",
     "lookup_instance_by_name",
     "lookup_token",
-    "webhook_settings",
+    "receiver",
 ]
 
 CACHE_SECONDS = 2.0
@@ -62,16 +65,21 @@ CACHE_SECONDS = 2.0
 T = TypeVar("T")
 
 
+Admit = Callable[[IncomingRequest], Admission]
+
+
 @dataclass(frozen=True, slots=True)
 class FlowTarget:
-    """One flow as the ingest path sees it: its webhook trigger settings, or why there are none."""
+    """One flow as the ingest path sees it: how its trigger receives requests, or why it cannot."""
 
     flow_id: str
     label: str
-    trigger: WebhookInputs | None
+    trigger: Ingress | None
     problem: str = ""
     """Set when the flow cannot take webhooks (not a webhook trigger, or its inputs are invalid)."""
     dedup_key: str | None = None
+    admit: Admit | None = None
+    """The trigger's `admit` with the flow's inputs bound (set whenever `trigger` is)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,8 @@ class InstanceInfo:
     endpoint: EndpointSettings
     flows: Mapping[str, FlowTarget]
     loaded_at: float = field(default_factory=time.monotonic)
+    follows_draft: bool = False
+    """A test instance: its trigger settings are the draft's as saved now, so it is not kept."""
 
     @property
     def accepting(self) -> bool:
@@ -102,6 +112,7 @@ class _Loaded:
     document: dict[str, Any]
     flows: list[Flow]
     config: dict[str, Any]
+    follows_draft: bool = False
 
 
 def _load(engine: Engine, instance_id: str) -> _Loaded | None:
@@ -120,6 +131,8 @@ def _load(engine: Engine, instance_id: str) -> _Loaded | None:
                 versions.c.id,
                 versions.c.document,
                 integrations.c.name,
+                instances.c.follows_draft,
+                integrations.c.id,
             )
             .join(versions, versions.c.id == instances.c.version_id)
             .join(integrations, integrations.c.id == versions.c.integration_id)
@@ -127,7 +140,14 @@ def _load(engine: Engine, instance_id: str) -> _Loaded | None:
         ).first()
         if row is None:
             return None
-        name, status, enabled, version_id, document, integration = row
+        name, status, enabled, version_id, document, integration, follows, owner = row
+        if follows:  # a test instance: the newest version (the draft while there is one)
+            version_id, document = conn.execute(
+                select(versions.c.id, versions.c.document)
+                .where(versions.c.integration_id == owner)
+                .order_by(versions.c.version.desc())
+                .limit(1)
+            ).one()
         graphs = conn.execute(
             select(flows.c.graph)
             .where(flows.c.version_id == version_id)
@@ -139,7 +159,15 @@ def _load(engine: Engine, instance_id: str) -> _Loaded | None:
         )
         config: dict[str, Any] = {row[0]: row[1] for row in rows}
     return _Loaded(
-        instance_id, name, status, bool(enabled), integration, document or {}, parsed, config
+        instance_id,
+        name,
+        status,
+        bool(enabled),
+        integration,
+        document or {},
+        parsed,
+        config,
+        bool(follows),
     )
 
 
@@ -154,10 +182,10 @@ def _flow_target(hub: Hub, loaded: _Loaded, flow: Flow) -> FlowTarget:
         return FlowTarget(flow.id, label, None, "it is not started by a webhook")
     instance = {"id": loaded.instance_id, "name": loaded.name}
     try:
-        inputs = webhook_settings(cls, flow, loaded.config, instance)
+        ingress, admit = receiver(cls, flow, loaded.config, instance)
     except Exception as exc:  # an invalid trigger is the flow author's to fix, never a crash
         return FlowTarget(flow.id, label, None, f"its webhook trigger settings are invalid: {exc}")
-    return FlowTarget(flow.id, label, inputs, dedup_key=flow.settings.dedup_key)
+    return FlowTarget(flow.id, label, ingress, dedup_key=flow.settings.dedup_key, admit=admit)
 
 
 class InvalidTriggerSettings(ValueError):
@@ -165,24 +193,22 @@ class InvalidTriggerSettings(ValueError):
     which quotes the values, secrets included."""
 
 
-def webhook_settings(
+def receiver(
     cls: type[Trigger[Any]], flow: Flow, config: Mapping[str, Any], instance: Mapping[str, Any]
-) -> WebhookInputs:
-    """What the receive path reads from `flow`'s trigger (of class `cls`), its templates
-    rendered with the instance's `config`; raises when the inputs are invalid."""
+) -> tuple[Ingress, Admit]:
+    """How `flow`'s trigger (of class `cls`) receives requests, and its `admit` bound to the
+    flow's inputs (templates rendered with the instance's `config`); raises when the inputs are
+    invalid or the trigger refuses them."""
     data = rendered_trigger_inputs(flow, config, instance)
     model: type[BaseModel] = cls.Inputs
+    trigger = cls()
     try:
-        # The trigger's own model first, so a custom trigger's defaults (its signature header,
-        # scheme, delivery-id header...) apply; then the fields the receive path understands.
-        own = model.model_validate(data)
-        if isinstance(own, WebhookInputs):
-            return own
-        values = {**own.model_dump(), **data}
-        data = {k: v for k, v in values.items() if k in WebhookInputs.model_fields}
-        model = WebhookInputs
-        return WebhookInputs.model_validate(data)
+        inputs = model.model_validate(data)
+        return trigger.ingress(inputs), functools.partial(trigger.admit, inputs)
     except ValidationError as exc:
+        # The trigger's own model refused the inputs, or the receive fields its `ingress` reads.
+        if exc.title == ReceiveSettings.__name__ and model is not ReceiveSettings:
+            model, data = ReceiveSettings, {}
         problems = problems_of(model, exc, data)
         raise InvalidTriggerSettings(
             "; ".join(f"input '{p.field}': {p.message}" for p in problems)
@@ -196,7 +222,7 @@ def body_options(
     trigger is not a valid webhook trigger (the run then reports the trigger's problem)."""
     try:
         cls = registry.trigger(flow.trigger.action)
-        return BodyOptions.of(webhook_settings(cls, flow, config, instance))
+        return BodyOptions.of(receiver(cls, flow, config, instance)[0])
     except Exception:
         return None
 
@@ -226,6 +252,7 @@ async def load_instance(hub: Hub, instance_id: str) -> InstanceInfo | None:
         integration=loaded.integration,
         endpoint=endpoint,
         flows={f.id: _flow_target(hub, loaded, f) for f in loaded.flows},
+        follows_draft=loaded.follows_draft,
     )
 
 
@@ -352,7 +379,7 @@ class RoutingCache:
         )
         if info is None:
             self._instances.pop(instance_id, None)
-        elif keep:
+        elif keep and not info.follows_draft:
             self._instances[instance_id] = info
         return info
 

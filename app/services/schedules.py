@@ -1,4 +1,7 @@
-"""Schedule triggers: each active, enabled instance's `schedule.cron` flows fire at their times.
+"""Schedule triggers: each active, enabled instance's schedule-kind flows fire at their times.
+
+A trigger of kind `schedule` (the built-in `schedule.cron`, or a custom one) says its fire times
+through `Trigger.next_fires`; the body's `cron` is its `cron` input, when it has one.
 
 A fire is an inbox row (source `schedule`, JSON body `{"scheduled_at", "cron"}`, received at the
 fire time) with delivery id `schedule:<fire time, UTC ISO>`. The inbox's unique (instance, flow,
@@ -28,26 +31,32 @@ from app.persistence.repositories import table_of
 from app.services.environment import EnvironmentCache
 from app.services.hub import Hub
 from app.services.threads import to_thread_shielded
-from components.builtin.schedule import ScheduleInputs, next_fire_times
+from components.registry import Registry
 from runtime.ids import new_execution_id
 from runtime.model import Flow
 
-__all__ = ["SCHEDULE_ACTION", "ScheduleTicker", "due_fires"]
+__all__ = ["ScheduleTicker", "due_fires"]
 
 log = logging.getLogger("flowyard.schedules")
 
-SCHEDULE_ACTION = "schedule.cron"
 _MAX_PER_TICK = 100
 """Fire times of one flow handled per tick; a long outage does not replay its whole backlog."""
 
 
-def due_fires(flow: Flow, after: float, until: float) -> list[datetime]:
-    """Fire times of a schedule-triggered flow in (after, until]; [] for other flows."""
-    if flow.trigger.action != SCHEDULE_ACTION or until <= after:
+def due_fires(registry: Registry, flow: Flow, after: float, until: float) -> list[datetime]:
+    """Fire times in (after, until] of a flow whose trigger is schedule-kind, as the trigger says
+    (`Trigger.next_fires`); [] for other flows. Raises `ValueError` for invalid inputs."""
+    if until <= after:
         return []
-    inputs = ScheduleInputs.model_validate(flow.trigger.inputs)
+    try:
+        cls = registry.trigger(flow.trigger.action)
+    except LookupError:
+        return []
+    if getattr(cls, "kind", "") != "schedule":
+        return []
+    inputs = cls.Inputs.model_validate(flow.trigger.inputs)
     start = datetime.fromtimestamp(after, UTC)
-    times = next_fire_times(inputs.cron, inputs.timezone, start, _MAX_PER_TICK)
+    times = cls().next_fires(inputs, start, _MAX_PER_TICK)
     return [t for t in times if t.timestamp() <= until]
 
 
@@ -106,7 +115,7 @@ class ScheduleTicker:
                 continue
             for flow in env.flows.values():
                 try:
-                    times = due_fires(flow, max(since, created_at), now)
+                    times = due_fires(self._hub.registry, flow, max(since, created_at), now)
                 except ValueError:
                     log.exception("flow %s of instance %s has a bad schedule", flow.id, env.name)
                     continue

@@ -66,12 +66,13 @@ from app.services.routing import body_options
 from components.api import Connection, Response, TriggerEvent
 from components.registry import Registry
 from runtime.context import RunContext
-from runtime.engine import run_flow
+from runtime.engine import Pin, run_flow
 from runtime.graph import LOOP_PORTS, loop_bodies, to_graph
 from runtime.ids import new_execution_id
 from runtime.model import Flow, Integration, Step
 from runtime.observer import ExecutionInfo, ExecutionResult, Observer, Status, StepRecord
 from runtime.redaction import redact, secret_values
+from runtime.suite_model import PinnedOutput
 from runtime.validation import errors_only, validate_flow
 
 __all__ = [
@@ -147,15 +148,17 @@ async def run_test(
     reuse_from: str | None = None,
     config: Mapping[str, Any] | None = None,
     connections: Mapping[str, Mapping[str, str]] | None = None,
+    pinned: Mapping[str, PinnedOutput] | None = None,
 ) -> TestRun:
     """Run the draft flow on a test payload (its id, or a request), recorded as an execution.
 
     `observer` receives every engine report live. `upto` runs only that step and its ancestors;
     `reuse_from` (with `upto`) reuses their outputs from that earlier execution. `config`
     overrides declared defaults (typed like a deploy form); `connections` are test credentials
-    by slot. Refused with InvalidInput (naming the step) when the flow has errors, and with
+    by slot. `pinned` steps are not run: their pinned output (and port) is used and their
+    records say so. Refused with InvalidInput (naming the step) when the flow has errors, and with
     InvalidInput by field (`payload`, `upto`, `reuse_from`, `config.<key>`,
-    `connections.<slot>`) for bad arguments; nothing runs or is stored then.
+    `connections.<slot>`, `pinned.<step>`) for bad arguments; nothing runs or is stored then.
     """
     request = _request(payload) if not isinstance(payload, int) else None
     if reuse_from is not None and upto is None:
@@ -170,6 +173,7 @@ async def run_test(
     request = request or setup.request
     _refuse_invalid(hub.registry, integration, flow)
     only, reuse = _partial(hub.registry, flow, upto, setup.earlier)
+    pins = _pins(flow, pinned or {})
     values, hidden = _config(integration, config or {})
     creds = _connections(integration, connections or {})
     execution_id = f"{TEST_RUN_PREFIX}{setup.integration_id}-{new_execution_id()}"
@@ -188,11 +192,26 @@ async def run_test(
     await asyncio.to_thread(_insert_execution, hub, execution_id, flow.id)
     tee = _Tee(recorder, observer)
     try:
-        result = await run_flow(flow, _event(request), context, tee, only=only, reuse=reuse or None)
+        result = await run_flow(
+            flow, _event(request), context, tee, only=only, reuse=reuse or None, pinned=pins
+        )
     finally:
         await asyncio.shield(recorder.flush())
     masked = secret_values([*hidden, *_connection_values(creds)])
     return _view(result, masked, upto, sorted(reuse, key=_order(flow)))
+
+
+def _pins(flow: Flow, pinned: Mapping[str, PinnedOutput]) -> dict[str, Pin]:
+    steps = {s.id for s in flow.steps}
+    unknown = [s for s in pinned if s not in steps]
+    if unknown:
+        known = ", ".join(s.id for s in flow.steps) or "none"
+        raise InvalidInput(
+            f"Flow '{flow.label}' has no step '{unknown[0]}' to pin.",
+            details={f"pinned.{s}": f"no such step (its steps: {known})" for s in unknown},
+            hint="Pin a step of this flow (the trigger always runs).",
+        )
+    return {s: Pin(p.output, p.port) for s, p in pinned.items()}
 
 
 def _request(payload: TestRequest | PayloadInput | Mapping[str, Any] | None) -> TestRequest:

@@ -1,8 +1,10 @@
 """The schedule trigger: a flow starts on a cron schedule in a time zone.
 
-The server's scheduler and the designer both use `next_fire_times`. Expressions have the classic
-five fields (minute hour day-of-month month day-of-week) or one of the `@hourly`-style shortcuts;
-six-field (seconds) and hashed (`H`) forms are refused so an expression means the same everywhere.
+The server's scheduler asks the trigger for its fire times (`CronTrigger.next_fires`, the contract
+any schedule-kind trigger implements), which `next_fire_times` computes. Expressions have
+the classic five fields (minute hour day-of-month month day-of-week) or one of the `@hourly`-style
+shortcuts; six-field (seconds) and hashed (`H`) forms are refused so an expression means the same
+everywhere.
 """
 
 from __future__ import annotations
@@ -106,6 +108,9 @@ class CronTrigger(Trigger[ScheduleInputs]):
         "headers": {},
         "query": {},
     }
+
+    def next_fires(self, inputs: ScheduleInputs, after: datetime, count: int) -> list[datetime]:
+        return next_fire_times(inputs.cron, inputs.timezone, after, count)
 
 
 def next_fire_times(cron: str, tz: str, after: datetime, count: int) -> list[datetime]:

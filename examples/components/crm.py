@@ -1,8 +1,10 @@
 """The demo CRM (examples/demoapps) as a Flowyard custom component, built on `components.api` only.
 
 Load it like any custom component: `FLOWYARD_COMPONENTS_DIR=examples/components flowyard serve`.
-Every action takes the CRM's base URL (usually `{{ config.crm_url }}`) and a connection slot
-whose `api_key` is sent as `Authorization: Bearer <api key>`. A 5xx, a timeout or a refused
+Every action takes the CRM's base URL (usually `{{ config.crm_url }}`) and a connection slot:
+an `oauth2` connection (the CRM is an OAuth 2.0 provider, like Salesforce) sends a fresh access
+token, refreshed by the host before it expires and once more after a 401; an `api_key` one sends
+its `api_key` as `Authorization: Bearer <api key>`. A 5xx, a timeout or a refused
 connection raises `RetryableError` (the step's retry policy applies); another 4xx raises
 `StepError` with the CRM's own message.
 
@@ -40,7 +42,7 @@ __all__ = ["component"]
 
 _TIMEOUT = httpx.Timeout(15.0).as_dict()
 _HINTS = {
-    401: "Check the API key in the CRM connection of this instance.",
+    401: "Check the CRM connection of this instance (reconnect it on the instance page).",
     404: "Check the id; the record may have been deleted in the CRM.",
     409: "The CRM already links another record to this external id.",
     422: "Fix the value the CRM names; a template may resolve to the wrong type.",
@@ -63,7 +65,8 @@ class CrmInputs(Inputs):
     connection: str = Field(
         "crm",
         title="Connection",
-        description="Connection slot whose `api_key` field holds the CRM API key.",
+        description="Connection slot to the CRM: an OAuth 2.0 connection, or an API key "
+        "(field `api_key`).",
     )
 
 
@@ -84,7 +87,12 @@ async def call_crm(
             f"There is no connection '{inputs.connection}' for the CRM.",
             hint="Add the connection to the integration and fill it in when deploying.",
         )
-    headers = {"Authorization": f"Bearer {slot.secret('api_key')}", "Accept": "application/json"}
+    headers = {"Accept": "application/json"}
+    auth: httpx.Auth | None = None
+    if slot.type == "oauth2":
+        auth = slot.auth()  # a fresh access token; refreshed once more after a 401
+    else:
+        headers["Authorization"] = f"Bearer {slot.secret('api_key')}"
     content = None
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -95,7 +103,7 @@ async def call_crm(
         method, url, headers=headers, content=content, extensions={"timeout": _TIMEOUT}
     )
     try:
-        response = await ctx.http.send(request)
+        response = await ctx.http.send(request, auth=auth) if auth else await ctx.http.send(request)
     except httpx.TimeoutException:
         raise RetryableError(f"The CRM did not answer {method} {path} in time.") from None
     except httpx.HTTPError as exc:

@@ -14,6 +14,7 @@ from examples.demoapps.runner import (
     DEFAULT_CRM_KEY,
     DEFAULT_CRM_PORT,
     DEFAULT_DATA_DIR,
+    DEFAULT_TOKEN_TTL,
     run,
 )
 
@@ -40,7 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-attempts", type=int, default=10, help="Attempts per delivery before giving up."
     )
+    parser.add_argument(
+        "--crm-token-ttl",
+        type=float,
+        default=DEFAULT_TOKEN_TTL,
+        help="Seconds a CRM OAuth access token lives.",
+    )
     args = parser.parse_args(argv)
+    if args.crm_token_ttl <= 0:
+        parser.error("--crm-token-ttl must be > 0")
     if args.retry_delay <= 0 or args.max_retry_delay <= 0 or args.max_attempts < 1:
         parser.error("--retry-delay and --max-retry-delay must be > 0, --max-attempts >= 1")
     policy = RetryPolicy(args.retry_delay, args.max_retry_delay, args.max_attempts)
@@ -51,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         crm_key=args.crm_api_key,
         acme_key=args.acme_api_key,
         policy=policy,
+        token_ttl=args.crm_token_ttl,
     )
 
 

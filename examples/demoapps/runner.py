@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from examples.demoapps.delivery import RetryPolicy
+from examples.demoapps.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from examples.demoapps.server import DemoApp
 from examples.demoapps.specs import ACME, CRM
 
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_CRM_KEY",
     "DEFAULT_CRM_PORT",
     "DEFAULT_DATA_DIR",
+    "DEFAULT_TOKEN_TTL",
     "run",
     "serve",
 ]
@@ -25,6 +27,8 @@ DEFAULT_CRM_PORT = 8091
 DEFAULT_ACME_PORT = 8092
 DEFAULT_CRM_KEY = "crm-demo-key"
 DEFAULT_ACME_KEY = "acme-demo-key"
+DEFAULT_TOKEN_TTL = 300.0
+"""Seconds a CRM OAuth access token lives."""
 DEFAULT_DATA_DIR = Path(".flowyard/demo-apps")
 HOST = "127.0.0.1"
 
@@ -37,10 +41,11 @@ async def serve(
     crm_key: str = DEFAULT_CRM_KEY,
     acme_key: str = DEFAULT_ACME_KEY,
     policy: RetryPolicy | None = None,
+    token_ttl: float = DEFAULT_TOKEN_TTL,
 ) -> None:
     """Serve the CRM and Acme on 127.0.0.1 until SIGINT/SIGTERM (or until cancelled)."""
     apps = [
-        (DemoApp(CRM, data_dir, crm_key, policy), crm_port),
+        (DemoApp(CRM, data_dir, crm_key, policy, token_ttl=token_ttl), crm_port),
         (DemoApp(ACME, data_dir, acme_key, policy), acme_port),
     ]
     stop = asyncio.Event()
@@ -51,6 +56,11 @@ async def serve(
         for app, port in apps:
             url = await app.start(HOST, port)
             print(f"{app.spec.name:<9} {url}  (API key: {app.api_key})", flush=True)
+        print(
+            f"CRM OAuth client: {DEFAULT_CLIENT_ID} / {DEFAULT_CLIENT_SECRET}, access tokens "
+            f"live {token_ttl:g} s",
+            flush=True,
+        )
         print(f"Data in {data_dir}. Stop with Ctrl-C.", flush=True)
         await stop.wait()
     finally:
@@ -68,6 +78,7 @@ def run(
     crm_key: str = DEFAULT_CRM_KEY,
     acme_key: str = DEFAULT_ACME_KEY,
     policy: RetryPolicy | None = None,
+    token_ttl: float = DEFAULT_TOKEN_TTL,
 ) -> int:
     """`serve` as a command: exit status 0 after a stop, 2 when a port cannot be bound."""
     try:
@@ -79,6 +90,7 @@ def run(
                 crm_key=crm_key,
                 acme_key=acme_key,
                 policy=policy,
+                token_ttl=token_ttl,
             )
         )
     except OSError as exc:

@@ -9,6 +9,8 @@ Routes (`<kinds>` is `accounts` or `opportunities`, `<subs>` is the app's subscr
     GET  /api/<kinds>/{id}     one record; PATCH changes the fields given; DELETE removes (204)
     GET  /api/<subs>           subscriptions; POST creates (201); DELETE /api/<subs>/{id} (204)
     GET  /api/deliveries       recent deliveries with every attempt
+    /oauth/...                 the CRM only: an OAuth 2.0 provider (`oauth.py`); its API then
+                               also takes the access tokens it issued
 
 Everything under `/api` needs the API key. Bad input is answered with a 4xx JSON body
 `{"error", "hint"?, "details"?}` and changes nothing.
@@ -28,6 +30,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from examples.demoapps.delivery import DeliveryQueue, RetryPolicy
+from examples.demoapps.oauth import UNKNOWN_TOKEN, OAuthProvider
 from examples.demoapps.page import render_page
 from examples.demoapps.specs import AppSpec, Kind
 from examples.demoapps.store import Store, Subscription
@@ -87,6 +90,8 @@ class DemoApp:
         data_dir: Path,
         api_key: str,
         policy: RetryPolicy | None = None,
+        *,
+        token_ttl: float = 300.0,
     ) -> None:
         if not api_key:
             raise ValueError(f"{spec.name} needs a non-empty API key")
@@ -94,6 +99,17 @@ class DemoApp:
         self.api_key = api_key
         self.store = Store(data_dir / f"{spec.slug}.sqlite3")
         self.queue = DeliveryQueue(self.store, spec.header_prefix, policy or RetryPolicy())
+        # The CRM is also an OAuth 2.0 provider (as Salesforce is): its API takes access tokens.
+        self.oauth = (
+            OAuthProvider(
+                spec.name,
+                str(spec.user.get("email", "")),
+                data_dir / f"{spec.slug}-oauth.sqlite3",
+                access_ttl=token_ttl,
+            )
+            if spec.auth == "bearer"
+            else None
+        )
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -106,6 +122,8 @@ class DemoApp:
         app.router.add_get("/health", self._health)
         app.router.add_get("/api/me", self._me)
         app.router.add_get("/api/deliveries", self._deliveries)
+        if self.oauth is not None:
+            self.oauth.routes(app)
         subs = f"/api/{spec.subscriptions_path}"
         app.router.add_get(subs, self._list_subscriptions)
         app.router.add_post(subs, self._create_subscription)
@@ -130,6 +148,8 @@ class DemoApp:
     async def _on_cleanup(self, app: web.Application) -> None:
         await self.queue.stop()
         self.store.close()
+        if self.oauth is not None:
+            self.oauth.close()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on `host:port` (0: any free port); return the base URL."""
@@ -176,8 +196,13 @@ class DemoApp:
     def _check_key(self, sent: str | None) -> None:
         if not sent:
             raise ApiError(401, "Missing API key.", self.spec.auth_hint())
-        if not secrets.compare_digest(sent.encode(), self.api_key.encode()):
+        if secrets.compare_digest(sent.encode(), self.api_key.encode()):
+            return
+        problem = UNKNOWN_TOKEN if self.oauth is None else self.oauth.check_access_token(sent)
+        if problem == UNKNOWN_TOKEN:
             raise ApiError(401, "The API key is not valid.", self.spec.auth_hint())
+        if problem:
+            raise ApiError(401, problem, "Refresh the access token, or send the API key.")
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Attempt", "Delivery", "Store", "Subscription"]
+__all__ = ["Attempt", "Delivery", "Store", "Subscription", "open_sqlite"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 """
+
+
+def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A demo app's SQLite file in autocommit and WAL mode, with its tables created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(schema)
+    return db
 
 
 def new_id(prefix: str) -> str:
@@ -110,10 +119,7 @@ class Store:
     """The SQLite file of one demo app."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()

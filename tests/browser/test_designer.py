@@ -164,6 +164,7 @@ def test_new_user_builds_tests_and_deploys_an_integration(
 
     # Deploy an instance and read its webhook URL.
     page.goto(app_server.url + "/instances/deploy?integration=Orders")
+    page.get_by_test_id("deploy-publish").click()  # instances run published versions
     page.get_by_test_id("deploy-name").fill("orders-live")
     page.get_by_test_id("deploy-button").click()
     url = page.get_by_test_id("webhook-url-flow_1")

@@ -23,7 +23,7 @@ EXPECTED = {
     "webhook": ({"webhook"}, set()),
     "schedule": ({"cron"}, set()),
     "manual": ({"manual"}, set()),
-    "instance": ({"deploy", "delete"}, set()),
+    "instance": ({"deploy", "delete", "error"}, set()),
     "http": (set(), {"request"}),
     "branch": (set(), {"value", "expression"}),
     "loop": (set(), {"items"}),

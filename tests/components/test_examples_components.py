@@ -246,7 +246,9 @@ async def test_failures_name_the_app_and_the_fix(
     with pytest.raises(StepError) as refused:
         await run(registry, harness, "crm.get_current_user", crm, connections(crm="wrong"))
     assert refused.value.message == ("The CRM refused GET /api/me (401): The API key is not valid.")
-    assert refused.value.hint == "Check the API key in the CRM connection of this instance."
+    assert refused.value.hint == (
+        "Check the CRM connection of this instance (reconnect it on the instance page)."
+    )
     with pytest.raises(StepError, match="must have at most 2 decimals"):
         await run(
             registry, harness, "crm.create_opportunity", {**crm, "name": "A", "amount": 1.234}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from components.api import StepError, TriggerEvent
+from components.api import IncomingRequest, Refused, StepError, TriggerEvent
 from components.builtin.webhook import (
     SignatureSettings,
     WebhookInputs,
@@ -318,3 +318,46 @@ def test_standard_failures_raise_step_error(
 def test_standard_hostile_headers_only_raise_step_error(headers: dict[str, str]) -> None:
     with pytest.raises(StepError):
         verify_signature(std_settings(), headers, BODY, NOW)
+
+
+# -- handshakes ------------------------------------------------------------------------------------
+
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+CHALLENGE = (
+    b'{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALW'
+    b'MmHkvFXO7tYXAYM8P","type":"url_verification"}'
+)
+
+
+def slack_request(body: bytes, ts: int = int(NOW), secret: str = SLACK_SECRET) -> IncomingRequest:
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    headers = {"x-slack-request-timestamp": str(ts), "x-slack-signature": f"v0={digest}"}
+    return IncomingRequest("POST", headers, {}, body, NOW)
+
+
+def slack_inputs(handshake: str = "slack_url_verification") -> WebhookInputs:
+    signature = {"scheme": "slack", "secret": SLACK_SECRET}
+    return WebhookInputs.model_validate({"signature": signature, "handshake": handshake})
+
+
+def test_slack_url_verification_is_answered_with_its_challenge() -> None:
+    admission = WebhookTrigger().admit(slack_inputs(), slack_request(CHALLENGE))
+    assert admission.reply is not None
+    assert (admission.reply.status, admission.reply.body) == (
+        200,
+        {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"},
+    )
+
+
+def test_a_handshake_is_signed_too_and_is_answered_only_when_asked_for() -> None:
+    with pytest.raises(Refused, match="'X-Slack-Signature' does not match"):
+        WebhookTrigger().admit(slack_inputs(), slack_request(CHALLENGE, secret="other"))
+    assert WebhookTrigger().admit(slack_inputs("none"), slack_request(CHALLENGE)).reply is None
+    event = b'{"type":"event_callback","event":{"text":"url_verification"}}'
+    assert WebhookTrigger().admit(slack_inputs(), slack_request(event)).reply is None
+    for odd in (
+        b"[" * 3000 + b'"url_verification"',
+        b'"url_verification"',
+        b"\xff url_verification",
+    ):
+        assert WebhookTrigger().admit(slack_inputs(), slack_request(odd)).reply is None

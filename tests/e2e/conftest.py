@@ -11,9 +11,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -128,11 +129,12 @@ def flowyard_child(tmp: Path) -> tuple[Child, str]:
     return Child(command, tmp / "flowyard.log", env), f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoApps, str]]:
-    """The demo apps and a Flowyard server, started side by side (both import for seconds)."""
-    tmp = tmp_path_factory.mktemp("stack")
+@contextmanager
+def running_stack(tmp: Path, *app_args: str) -> Iterator[tuple[DemoApps, str]]:
+    """The demo apps (with `app_args` added to their command) and a Flowyard server, started
+    side by side (both import for seconds); stopped when the block ends."""
     apps = demo_apps_child(tmp)
+    apps.child.command += list(app_args)
     server, url = flowyard_child(tmp)
     apps.child.launch()
     server.launch()
@@ -143,6 +145,47 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoApps, 
     finally:
         server.stop()
         apps.child.stop()
+
+
+def import_file(url: str, path: Path) -> None:
+    """Import an integration file into the server at `url` (201 expected)."""
+    imported = httpx.post(
+        f"{url}/api/integrations",
+        content=path.read_bytes(),
+        headers={"Content-Type": "application/yaml"},
+        timeout=30,
+    )
+    assert imported.status_code == 201, imported.text
+
+
+def deploy_example(server: str, apps: DemoApps, name: str, secret: str) -> dict[str, Any]:
+    """Deploy an instance of the CRM <-> Acme example (examples/crm-acme.yaml) against `apps`,
+    its CRM slot on the stored OAuth connection `crm`; it must become active."""
+    response = httpx.post(
+        f"{server}/api/instances",
+        json={
+            "name": name,
+            "integration": "CRM and Acme",
+            "config": {
+                "crm_url": apps.crm_url,
+                "acme_url": apps.acme_url,
+                "webhook_secret": secret,
+            },
+            "connections": {"crm": {"credential": "crm"}, "acme": {"api_key": ACME_KEY}},
+        },
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    view: dict[str, Any] = response.json()
+    assert view["status"] == "active", view
+    return view
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoApps, str]]:
+    """The demo apps and a Flowyard server, started side by side."""
+    with running_stack(tmp_path_factory.mktemp("stack")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.conftest import ACME_KEY, CRM_KEY, DemoApps, wait_until
+from examples.oauth_connect import connect_crm
+from tests.e2e.conftest import DemoApps, deploy_example, wait_until
 from tests.server.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(120)
@@ -42,6 +43,8 @@ def server(flowyard: str, demo_apps: DemoApps) -> str:
         headers={"Content-Type": "application/yaml"},
     )
     assert imported.status_code == 201, imported.text
+    with httpx.Client(timeout=10) as browser:  # the CRM connection is OAuth: consent once
+        connect_crm(browser, flowyard, demo_apps.crm_url, "crm")
     with demo_apps.crm() as crm, demo_apps.acme() as acme:
         foreign = {"url": "http://127.0.0.1:9/someone-else", "description": "not Flowyard's"}
         assert crm.post("/api/outbound-messages", json={"object": "account", **foreign}).is_success
@@ -52,24 +55,7 @@ def server(flowyard: str, demo_apps: DemoApps) -> str:
 
 
 def deploy(server: str, apps: DemoApps, name: str) -> dict[str, Any]:
-    response = httpx.post(
-        f"{server}/api/instances",
-        json={
-            "name": name,
-            "integration": INTEGRATION,
-            "config": {
-                "crm_url": apps.crm_url,
-                "acme_url": apps.acme_url,
-                "webhook_secret": SECRET,
-            },
-            "connections": {"crm": {"api_key": CRM_KEY}, "acme": {"api_key": ACME_KEY}},
-        },
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    view: dict[str, Any] = response.json()
-    assert view["status"] == "active", view
-    return view
+    return deploy_example(server, apps, name, SECRET)
 
 
 def urls(view: dict[str, Any]) -> dict[str, str]:

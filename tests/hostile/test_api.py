@@ -25,7 +25,7 @@ def test_api_request(case: Api, harness: Harness) -> None:
             request["json"] = case.json
         response = httpx.request(
             case.method,
-            harness.url + case.path,
+            harness.url + case.path.replace("{instance}", harness.canary_instance),
             headers=headers,
             **request,  # type: ignore[arg-type]
         )

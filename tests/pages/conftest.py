@@ -48,8 +48,11 @@ FIXTURE_DIRS = (
 PAGE_MODULES: list[str] = [
     "app.pages.home",
     "app.pages.executions",
+    "app.pages.connections",
     "app.pages.instances",
+    "app.pages.deploy",
     "app.pages.editor",
+    "app.pages.versions",
 ]
 """Modules whose `@ui.page` functions the `user` fixture registers; add yours here."""
 

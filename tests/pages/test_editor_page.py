@@ -14,7 +14,7 @@ from app.services import editor as editor_service
 from app.services.hub import Hub
 from designer.canvas import FlowCanvas
 from runtime.model import Edge, Position, Step
-from tests.pages.conftest import import_yaml
+from tests.pages.conftest import import_yaml, wait_for
 
 EDITOR = "/integrations/Orders"
 
@@ -27,13 +27,18 @@ def canvas(user: User) -> FlowCanvas:
     return element
 
 
-async def send(user: User, event: dict[str, Any]) -> None:
-    """A canvas edit exactly as the browser reports it, then let the page handle it."""
-    user.find(FlowCanvas).trigger("change", event)
-    for _ in range(100):  # the handler runs as a task: wait until it has saved
+async def settle() -> None:
+    """Wait until the page's handlers (run as tasks) are done, e.g. have saved."""
+    for _ in range(100):
         await asyncio.sleep(0.02)
         if not background_tasks.running_tasks:
             break
+
+
+async def send(user: User, event: dict[str, Any]) -> None:
+    """A canvas edit exactly as the browser reports it, then let the page handle it."""
+    user.find(FlowCanvas).trigger("change", event)
+    await settle()
 
 
 def graph_ids(element: FlowCanvas) -> tuple[list[str], list[str]]:
@@ -123,14 +128,19 @@ async def test_undo_and_redo_restore_and_save(user: User, hub: Hub) -> None:
     await import_yaml(hub, "orders.yaml")
     await user.open(EDITOR)
     await send(user, {"type": "drop", "action": "log.message", "x": 1, "y": 2})
+
+    async def stored_has_message() -> bool:
+        flow, _ = await stored_flow(hub)
+        return "message" in [s.id for s in flow.steps]
+
+    async def stored_lacks_message() -> bool:
+        return not await stored_has_message()
+
+    # The clicks save in a task: wait for the stored flow (a fixed sleep failed on a busy box).
     user.find(marker="undo").click()
-    await asyncio.sleep(0.1)
-    flow, _ = await stored_flow(hub)
-    assert "message" not in [s.id for s in flow.steps]
+    await wait_for(stored_lacks_message, message="undo was not saved")
     user.find(marker="redo").click()
-    await asyncio.sleep(0.1)
-    flow, _ = await stored_flow(hub)
-    assert "message" in [s.id for s in flow.steps]
+    await wait_for(stored_has_message, message="redo was not saved")
 
 
 async def test_a_stale_revision_shows_the_conflict_and_reload_recovers(

@@ -288,7 +288,8 @@ async def test_template_input_shows_a_live_preview(user: User) -> None:
     retype(user, "inspector-input-url", "{{ steps.fetch.output.body.total * 2 }}")
     assert element(user, "preview-url").text == "= 199"
     retype(user, "inspector-input-url", "{{ trigger.body.nothing }}")
-    assert "null (nothing at this path in the sample payload)" in element(user, "preview-url").text
+    shown = element(user, "preview-url").text
+    assert shown.startswith("= null\n⚠ Nothing at trigger.body.nothing in the sample payload")
 
 
 async def test_template_that_does_not_compile_is_an_error_and_not_propagated(user: User) -> None:
@@ -449,6 +450,8 @@ async def test_webhook_secret_is_masked_and_the_model_check_holds_back(user: Use
     assert mounted.changes == []
     user.find(marker="inspector-input-signature.secret").type("topsecret")
     assert mounted.last.inputs["signature"] == {"scheme": "hmac_sha256", "secret": "topsecret"}
+    choose(user, "inspector-input-signature.scheme", "slack")  # the schemes come from the schema
+    assert mounted.last.inputs["signature"] == {"scheme": "slack", "secret": "topsecret"}
     methods = element(user, "inspector-input-methods")
     assert methods.value == ["POST"]  # a list of enum values: a multi-select
     with user:
@@ -682,6 +685,20 @@ def test_field_specs_classify_builtin_inputs() -> None:
     signature = {s.key: s for s in webhook["signature"].fields}
     assert webhook["signature"].kind == "object"
     assert signature["secret"].kind == "secret" and signature["secret"].nullable
+    assert signature["scheme"].kind == "enum"
+    assert list(signature["scheme"].options) == [
+        "none",
+        "github",
+        "stripe",
+        "slack",
+        "shopify",
+        "standard_webhooks",
+        "hmac",
+        "hmac_sha256",
+    ]
+    assert list(signature["algorithm"].options) == ["sha256", "sha512", "sha1"]
+    assert list(signature["encoding"].options) == ["hex", "base64"]
+    assert signature["timestamp_header"].nullable
     groups = next(s for s in field_specs(BranchExpression.Inputs) if s.key == "groups")
     assert groups.kind == "conditions" and groups.required
     assert [f.key for f in groups.fields] == ["match", "conditions"]

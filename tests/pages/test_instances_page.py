@@ -10,7 +10,7 @@ import pytest
 from nicegui import ui
 from nicegui.testing import User
 
-from app.services import executions, instances
+from app.services import executions, instances, integrations
 from app.services.hub import Hub
 from app.services.ingest import Incoming, Ingest, IngestError
 from app.services.instances import DeployRequest, InstanceView
@@ -27,6 +27,12 @@ def error_of(user: User, marker: str) -> str | None:
     element = field(user, marker)
     assert isinstance(element, ui.input | ui.number | ui.textarea | ui.select), element
     return element.error
+
+
+async def import_published(hub: Hub, name: str) -> None:
+    """Import and publish: the deploy form offers published versions only."""
+    summary = await import_yaml(hub, name)
+    await integrations.publish(hub, summary.name)
 
 
 def fill(user: User, marker: str, text: str) -> None:
@@ -49,7 +55,7 @@ async def deploy_shop(hub: Hub) -> InstanceView:
 async def test_the_form_is_drawn_from_config_variables_and_connection_slots(
     user: User, hub: Hub
 ) -> None:
-    await import_yaml(hub, "orders.yaml")
+    await import_published(hub, "orders.yaml")
     await user.open(DEPLOY_ORDERS)
     assert isinstance(field(user, "config-base_url"), ui.input)
     assert isinstance(field(user, "config-limit"), ui.number)
@@ -71,7 +77,7 @@ async def test_the_form_is_drawn_from_config_variables_and_connection_slots(
 
 
 async def test_each_problem_the_service_finds_is_shown_on_its_field(user: User, hub: Hub) -> None:
-    await import_yaml(hub, "orders.yaml")
+    await import_published(hub, "orders.yaml")
     await user.open(DEPLOY_ORDERS)
     fill(user, "config-limit", "2.5")
     with user.scope(marker="deploy-plan"):  # the preview already says what is wrong
@@ -103,7 +109,7 @@ async def test_each_problem_the_service_finds_is_shown_on_its_field(user: User, 
 
 
 async def test_a_deploy_shows_the_webhook_urls_and_never_the_secrets(user: User, hub: Hub) -> None:
-    await import_yaml(hub, "orders.yaml")
+    await import_published(hub, "orders.yaml")
     await user.open(DEPLOY_ORDERS)
     fill(user, "deploy-name", "shop")
     fill(user, "config-base_url", "http://shop.test")
@@ -205,7 +211,7 @@ async def test_unknown_integration_reads_well(user: User, hub: Hub) -> None:
 
 
 async def test_a_failed_deploy_says_why_and_links_the_run(user: User, hub: Hub) -> None:
-    await import_yaml(hub, "lifecycle.yaml")  # its deploy flow registers webhooks in app A
+    await import_published(hub, "lifecycle.yaml")  # its deploy flow registers webhooks in app A
     await user.open("/instances/deploy?integration=Two-app%20lifecycle")
     fill(user, "deploy-name", 'Acme "EU"')
     fill(user, "config-a_url", "http://127.0.0.1:9")  # nothing listens there
@@ -226,3 +232,17 @@ async def test_a_failed_deploy_says_why_and_links_the_run(user: User, hub: Hub) 
     await user.open("/instances")
     cards = [e for e in user.find(kind=ui.card).elements if e.props.get("data-testid")]
     assert [c.props["data-testid"] for c in cards] == ['instance-Acme "EU"']
+
+
+async def test_an_unpublished_integration_is_published_before_it_can_be_deployed(
+    user: User, hub: Hub
+) -> None:
+    await import_yaml(hub, "orders.yaml")
+    await user.open(DEPLOY_ORDERS)
+    await user.should_see("has no published version yet")
+    await user.should_not_see(marker="deploy-button")
+    user.find(marker="deploy-publish").click()  # publishes, then opens the form for it
+    await user.should_see(marker="deploy-button", retries=50)
+    await user.should_see("version 1")
+    detail = await integrations.get_integration(hub, "Orders")
+    assert [(v.version, v.published) for v in detail.versions] == [(1, True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from app.persistence.migrations import (
     migrate,
     schema_version,
 )
-from app.persistence.repositories import load_integration, save_integration
+from app.persistence.repositories import create_instance, load_integration, save_integration
 from runtime.model import Integration
 
 
@@ -103,7 +104,7 @@ def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(
             )
         with session_scope(engine) as session:
             save_integration(session, Integration(name="Kept", description="old data"))
-        assert migrate(engine) == SCHEMA_VERSION == 2
+        assert migrate(engine, MIGRATIONS[:1]) == 2
         names = {index["name"] for index in inspect(engine).get_indexes("executions")}
         assert {"ix_executions_parent_status", "ix_executions_parent_started"} <= names
         assert "ix_executions_parent_execution_id" not in names
@@ -126,5 +127,70 @@ def test_version_1_gets_the_execution_list_indexes_and_keeps_its_data(
             )
         )
         assert "COVERING INDEX ix_executions_parent_status" in plan
+    finally:
+        engine.dispose()
+
+
+def test_version_2_step_records_get_exchanges_and_pinned_and_keep_their_rows(
+    data_dir: Path,
+) -> None:
+    engine = create_db_engine(data_dir)
+    try:
+        assert migrate(engine, MIGRATIONS[:1]) == 2
+        with engine.begin() as conn:  # the version-2 shape, with one execution and its step
+            conn.execute(text("ALTER TABLE step_records DROP COLUMN exchanges"))
+            conn.execute(text("ALTER TABLE step_records DROP COLUMN pinned"))
+            conn.execute(
+                text(
+                    "INSERT INTO executions (id, flow_id, status, started_at, instance_id, "
+                    "recovered, steps_run) VALUES ('e1', 'main', 'succeeded', 1.0, NULL, false, 1)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO step_records (execution_id, step_id, step_name, action, "
+                    "iteration_path, status, attempt, started_at, duration_ms, logs) VALUES "
+                    "('e1', 'call', '', 'http.request', '[]', 'succeeded', 1, 1.0, 2.0, '[]')"
+                )
+            )
+        assert migrate(engine) == SCHEMA_VERSION
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT step_id, exchanges, pinned FROM step_records")).one()
+        exchanges = json.loads(row.exchanges) if isinstance(row.exchanges, str) else row.exchanges
+        assert (row.step_id, exchanges, bool(row.pinned)) == ("call", [], False)
+    finally:
+        engine.dispose()
+
+
+def test_version_2_publishes_the_drafts_instances_ran_and_adds_notes_and_test_instances(
+    data_dir: Path,
+) -> None:
+    """Instances could pin the draft before schema version 5 (and ran a stale copy of it): the
+    upgrade publishes each such draft, so the instance runs exactly that and the next edit is a
+    new draft. A draft no instance uses stays a draft."""
+    engine = create_db_engine(data_dir)
+    try:
+        assert migrate(engine, MIGRATIONS[:1]) == 2
+        with session_scope(engine) as session:
+            save_integration(session, Integration(name="Pinned"))
+            save_integration(session, Integration(name="Unused"))
+            create_instance(session, "live", "Pinned", 1)
+        with engine.begin() as conn:  # the version-2 shape
+            conn.execute(text("ALTER TABLE integration_versions DROP COLUMN note"))
+            conn.execute(text("ALTER TABLE instances DROP COLUMN follows_draft"))
+        assert migrate(engine) == SCHEMA_VERSION
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT i.name, v.published, v.published_at IS NOT NULL, v.note "
+                    "FROM integration_versions v JOIN integrations i ON i.id = v.integration_id "
+                    "ORDER BY i.name"
+                )
+            ).all()
+            flags = conn.execute(text("SELECT name, follows_draft FROM instances")).all()
+        assert [tuple(r) for r in rows] == [("Pinned", 1, 1, None), ("Unused", 0, 0, None)]
+        assert [tuple(r) for r in flags] == [("live", 0)]
+        with session_scope(engine) as session:  # the next save starts a new draft
+            assert save_integration(session, Integration(name="Pinned", description="v2")) == 2
     finally:
         engine.dispose()

@@ -25,6 +25,8 @@ from runtime.model import Integration
 TABLES = {
     "config_values",
     "connections",
+    "credentials",
+    "oauth_states",
     "executions",
     "flows",
     "inbox",

@@ -78,7 +78,7 @@ def json_error(response: httpx.Response, status: int) -> dict[str, object]:
         ("PUT", "/api/instances", "GET, POST"),
         ("DELETE", "/api/executions", "GET"),
         ("GET", "/api/integrations/Signed/publish", "POST"),
-        ("PATCH", "/api/instances/some-id", "DELETE, GET"),
+        ("PUT", "/api/instances/some-id", "DELETE, GET, PATCH"),  # PATCH edits values
     ],
 )
 def test_a_method_the_api_path_does_not_take_is_a_json_405_with_allow(

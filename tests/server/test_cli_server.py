@@ -35,6 +35,28 @@ def test_import_then_export_on_a_data_dir_round_trips(tmp_path: Path) -> None:
     assert exported.stdout == WAREHOUSE.read_text()
 
 
+def test_publish_freezes_the_draft_on_a_data_dir_and_through_a_server(
+    tmp_path: Path, server: ServerProcess
+) -> None:
+    data = str(tmp_path / "data")
+    assert flowyard("import", str(WAREHOUSE), "--data-dir", data).returncode == 0
+    published = flowyard("publish", "Warehouse import", "--note", "first", "--data-dir", data)
+    assert published.returncode == 0, published.stderr
+    assert published.stdout.strip() == "published Warehouse import version 1"
+    missing = flowyard("publish", "Nope", "--data-dir", data)
+    assert (missing.returncode, "Nope" in missing.stderr) == (2, True)
+    assert flowyard("import", str(WAREHOUSE), "--server", server.url).returncode == 0
+    remote = flowyard("publish", "Warehouse import", "--note", "x" * 501, "--server", server.url)
+    assert remote.returncode == 2
+    assert "note" in remote.stderr
+    remote = flowyard("publish", "Warehouse import", "--server", server.url)
+    assert remote.returncode == 0, remote.stderr
+    detail = httpx.get(f"{server.url}/api/integrations/Warehouse import").json()
+    version = detail["versions"][-1]
+    assert version["published"]
+    assert remote.stdout.strip() == f"published Warehouse import version {version['version']}"
+
+
 def test_import_refuses_an_invalid_file_and_stores_nothing(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     broken = tmp_path / "broken.yaml"

@@ -86,10 +86,13 @@ def deploy(
     config: list[dict[str, Any]] | None = None,
     values: dict[str, Any] | None = None,
     created_at: float | None = None,
+    **document: Any,
 ) -> str:
-    """Store an integration with `flows`, publish it and make an instance of it by hand."""
+    """Store an integration with `flows`, publish it and make an instance of it by hand.
+
+    `document` holds further top-level fields of the integration (e.g. `errors`)."""
     integration = Integration.model_validate(
-        {"name": f"Integration {name}", "flows": flows, "config": config or []}
+        {"name": f"Integration {name}", "flows": flows, "config": config or [], **document}
     )
     with session_scope(engine) as session:
         save_integration(session, integration)

@@ -40,6 +40,8 @@ from runtime.observer import ErrorInfo, ExecutionResult, Status
 
 GH_SECRET = "gh-secret-1"
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+STRIPE_SECRET = "whsec_stripe-endpoint-secret"
 
 
 def flow(flow_id: str, inputs: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
@@ -61,6 +63,16 @@ INTEGRATION = {
         flow("github", {"signature": {"scheme": "hmac_sha256", "secret": GH_SECRET}}),
         flow("standard", {"signature": {"scheme": "standard_webhooks", "secret": SW_SECRET}}),
         flow("custom_id", {"delivery_id_header": "X-Event-Id"}),
+        flow("github_named", {"signature": {"scheme": "github", "secret": GH_SECRET}}),
+        flow("stripe", {"signature": {"scheme": "stripe", "secret": STRIPE_SECRET}}),
+        flow("shopify", {"signature": {"scheme": "shopify", "secret": GH_SECRET}}),
+        flow(
+            "slack",
+            {
+                "signature": {"scheme": "slack", "secret": SLACK_SECRET},
+                "handshake": "slack_url_verification",
+            },
+        ),
         flow("dedup", dedup_key="{{ trigger.body.id }}"),
         flow("sync", {"methods": ["GET", "POST"], "sync": True, "sync_timeout": 0.2}),
         flow("optin", {"allow_sync_header": True, "sync_timeout": 0.2}),
@@ -104,7 +116,7 @@ class FakeDispatcher:
         self.lifecycle.append((instance_id, flow_id, event))
         return ExecutionResult("pre1", flow_id, Status.SUCCEEDED, 0.0, 1.0, output=self.route_to)
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
         pass
 
 
@@ -392,6 +404,79 @@ async def test_standard_webhooks_refused_401(env: Env) -> None:
     for headers, text in cases:
         r = await env.client.post(env.url("standard"), content=body, headers=headers)
         await refused(env, r, 401, text)
+
+
+def slack_headers(body: bytes, ts: int | None = None) -> dict[str, str]:
+    stamp = str(int(time.time()) if ts is None else ts)
+    signed = f"v0:{stamp}:".encode() + body
+    digest = hmac.new(SLACK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+
+
+async def test_slack_signature_refusals_name_the_header_and_store_nothing(env: Env) -> None:
+    body = b'{"type": "event_callback"}'
+    cases: list[tuple[dict[str, str], str]] = [
+        ({"content-type": "application/json"}, "'X-Slack-Signature' is missing"),
+        (slack_headers(body, ts=int(time.time()) - 3600), "'X-Slack-Request-Timestamp' is too old"),
+        (slack_headers(b"tampered"), "'X-Slack-Signature' does not match"),
+    ]
+    for headers, text in cases:
+        r = await env.client.post(env.url("slack"), content=body, headers=headers)
+        await refused(env, r, 401, text)
+
+
+def named_scheme_headers(flow_id: str, body: bytes) -> dict[str, str]:
+    """The signature header each named sender puts on `body`, as its documentation says."""
+    if flow_id == "stripe":
+        t = str(int(time.time()))
+        mac = hmac.new(STRIPE_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256)
+        return {"Stripe-Signature": f"t={t},v1={mac.hexdigest()}"}
+    mac = hmac.new(GH_SECRET.encode(), body, hashlib.sha256)
+    if flow_id == "shopify":
+        return {"X-Shopify-Hmac-Sha256": base64.b64encode(mac.digest()).decode()}
+    return {"X-Hub-Signature-256": "sha256=" + mac.hexdigest()}
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "header"),
+    [
+        ("github_named", "X-Hub-Signature-256"),
+        ("stripe", "Stripe-Signature"),
+        ("shopify", "X-Shopify-Hmac-Sha256"),
+    ],
+)
+async def test_named_sender_schemes_at_ingest(env: Env, flow_id: str, header: str) -> None:
+    body = b'{"id": "evt_1"}'
+    json_type = {"Content-Type": "application/json"}
+    tampered = {**json_type, **named_scheme_headers(flow_id, b'{"id": "evt_2"}')}
+    r = await env.client.post(env.url(flow_id), content=body, headers=tampered)
+    await refused(env, r, 401, f"Webhook signature in header '{header}' does not match the body.")
+    r = await env.client.post(env.url(flow_id), content=body, headers=json_type)
+    await refused(env, r, 401, f"Webhook signature header '{header}' is missing.")
+    signed = {**json_type, **named_scheme_headers(flow_id, body)}
+    r = await env.client.post(env.url(flow_id), content=body, headers=signed)
+    assert r.status_code == 202, r.text
+    assert len(env.rows()) == 1
+
+
+async def test_slack_url_verification_is_answered_and_not_stored(env: Env) -> None:
+    body = b'{"token": "t", "challenge": "ch4llenge", "type": "url_verification"}'
+    r = await env.client.post(env.url("slack"), content=body, headers=slack_headers(body))
+    assert (r.status_code, r.json()) == (200, {"challenge": "ch4llenge"})
+    assert env.rows() == []
+    assert env.dispatcher.notified == 0
+    forged = await env.client.post(
+        env.url("slack"), content=body, headers=slack_headers(b"other body")
+    )
+    await refused(env, forged, 401, "does not match")
+    event = b'{"type": "event_callback", "event": {"type": "app_mention"}}'
+    r = await env.client.post(env.url("slack"), content=event, headers=slack_headers(event))
+    assert r.status_code == 202, r.text
+    assert len(env.rows()) == 1
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from app.persistence.models import (
 )
 from app.persistence.recording import SqlRecorder, SqlStateBackend
 from app.services import instances, integrations
+from app.services.environment import load_environment
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.hub import Hub, Reservation, SyncOutcome
 from app.services.instances import DeployRequest
@@ -212,7 +213,7 @@ class FakeDispatcher:
 
     def __init__(self) -> None:
         self.hub: Hub | None = None
-        self.invalidated: list[str] = []
+        self.invalidated: list[str | None] = []
         self.status_seen: list[tuple[str, str]] = []
 
     def notify(self) -> None:
@@ -227,7 +228,7 @@ class FakeDispatcher:
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         return None
 
-    def invalidate(self, instance_id: str) -> None:
+    def invalidate(self, instance_id: str | None) -> None:
         self.invalidated.append(instance_id)
 
     async def run_lifecycle(
@@ -398,7 +399,7 @@ async def test_bad_config_and_connections_are_listed_per_field_and_nothing_is_st
     assert set(caught.value.details) == {"connections.acme"}
     with pytest.raises(InvalidInput) as caught:
         await instances.deploy(hub, request(version=7))
-    assert caught.value.details == {"version": "no such version; versions: 1"}
+    assert caught.value.details == {"version": "no such version; published versions: none"}
     with pytest.raises(InvalidInput):
         await instances.deploy(hub, request(integration="Nope"))
 
@@ -537,15 +538,35 @@ async def test_enable_disable_and_names_are_unique(hub: Hub) -> None:
     assert count(hub, InstanceRow) == 1
 
 
-async def test_default_version_is_the_newest_published_else_the_draft(hub: Hub) -> None:
-    draft = await instances.deploy(hub, request(name="draft"))
-    assert draft.version == 1
-    assert await integrations.publish(hub, "Acme sync") == 1
-    await integrations.import_integration(hub, INTEGRATION.replace("version: 1", "version: 2"))
+async def test_instances_run_published_versions_and_never_pin_the_draft(hub: Hub) -> None:
+    """Bug 1 of issue 23: an instance deployed from the draft ran whatever the draft held when its
+    cached environment was (re)loaded. Deploying without a published version now publishes the
+    draft first; an edit then starts a new draft that no instance sees, even after a reload."""
+    first = await instances.deploy(hub, request(name="first"))
+    assert (first.version, first.test) == (1, False)
+    detail = await integrations.get_integration(hub, "Acme sync")
+    assert [(v.version, v.published) for v in detail.versions] == [(1, True)]
+
+    edited = INTEGRATION.replace("name: orders\n", "name: edited\n")
+    await integrations.import_integration(hub, edited)  # the designer's draft: version 2
+    reloaded = load_environment(hub, first.id)  # what a disable/enable reloads
+    assert reloaded.integration.version == 1
+    assert reloaded.flows["register_orders"].steps[0].inputs["name"] == "orders"
+
     pinned = await instances.deploy(hub, request(name="pinned"))
     assert pinned.version == 1
+    with pytest.raises(InvalidInput, match="is the draft") as caught:
+        await instances.deploy(hub, request(name="explicit", version=2))
+    assert caught.value.details == {"version": "the draft is not deployable; published versions: 1"}
+    assert count(hub, InstanceRow) == 2
+
+    assert await integrations.publish(hub, "Acme sync", "  renames the orders hook ") == 2
     explicit = await instances.deploy(hub, request(name="explicit", version=2))
-    assert explicit.version == 2
+    assert (explicit.version, explicit.version_note) == (2, "renames the orders hook")
+    assert explicit.latest_published == 2
+    with pytest.raises(InvalidInput) as long_note:
+        await integrations.publish(hub, "Acme sync", "x" * 501)
+    assert set(long_note.value.details) == {"note"}
 
 
 async def test_interrupted_deploys_are_marked_failed(hub: Hub) -> None:

@@ -183,8 +183,8 @@ flows:
     )
     assert messages[1] == (
         "Flow 'Orders': Trigger 'Order placed' input 'signature.tolerance': there is no such "
-        "setting; did you mean 'tolerance_seconds'? Allowed: scheme, header, prefix, secret, "
-        "tolerance_seconds."
+        "setting; did you mean 'tolerance_seconds'? Allowed: scheme, header, prefix, algorithm, "
+        "encoding, signed_content, timestamp_header, secret, tolerance_seconds."
     )
     assert messages[2] == (
         "Flow 'Orders': Step 'Fetch order' input 'method': 'FETCH' is not one of GET, POST, PUT, "

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import pytest
 from pydantic import Field
 
 from app.services.routing import _flow_target, _Loaded
-from components.api import Component, Inputs, Trigger
+from components.api import Component, IncomingRequest, Inputs, Refused, Trigger
 from components.registry import Registry
 from runtime.model import Flow, Step
 
@@ -50,22 +53,36 @@ def loaded(flow: Flow) -> _Loaded:
     )
 
 
+def request(headers: dict[str, str], body: bytes = b"{}") -> IncomingRequest:
+    return IncomingRequest("POST", headers, {}, body, 1_700_000_000.0)
+
+
+def signed(body: bytes, secret: str = "shop-secret") -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 def test_a_custom_triggers_defaults_reach_the_receive_path() -> None:
+    """A custom trigger that does not implement `admit` gets the checks its fields name."""
     flow = Flow(id="orders", trigger=Step(id="in", action="shop.order"))
     target = _flow_target(SimpleNamespace(registry=REGISTRY), loaded(flow), flow)  # type: ignore[arg-type]
     assert target.problem == "", target.problem
-    assert target.trigger is not None
-    assert target.trigger.signature.scheme == "hmac_sha256"
-    assert target.trigger.signature.header == "X-Shop-Signature"
-    assert target.trigger.signature.secret is not None
-    assert target.trigger.signature.secret.get_secret_value() == "shop-secret"
-    assert target.trigger.delivery_id_header == "X-Shop-Delivery"
+    assert target.trigger is not None and target.admit is not None
+    with pytest.raises(Refused, match="header 'X-Shop-Signature' is missing") as refused:
+        target.admit(request({}))
+    assert refused.value.status == 401
+    with pytest.raises(Refused, match="does not match"):
+        target.admit(request({"x-shop-signature": signed(b"{}", "other")}))
+    admitted = target.admit(
+        request({"x-shop-signature": signed(b"{}"), "x-shop-delivery": "d-1", "webhook-id": "w"})
+    )
+    assert admitted.delivery_id == "d-1"
+    assert admitted.reply is None
 
 
 def test_values_written_in_the_flow_win_over_the_defaults() -> None:
     trigger = Step(id="in", action="shop.order", inputs={"delivery_id_header": "X-Other"})
     flow = Flow(id="orders", trigger=trigger)
     target = _flow_target(SimpleNamespace(registry=REGISTRY), loaded(flow), flow)  # type: ignore[arg-type]
-    assert target.trigger is not None
-    assert target.trigger.delivery_id_header == "X-Other"
-    assert target.trigger.signature.header == "X-Shop-Signature"
+    assert target.admit is not None
+    headers = {"x-shop-signature": signed(b"{}"), "x-shop-delivery": "d-1", "x-other": "o-1"}
+    assert target.admit(request(headers)).delivery_id == "o-1"

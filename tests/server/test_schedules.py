@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import Field
 
 from app.services.dispatcher import WorkerPool
 from app.services.environment import EnvironmentCache
 from app.services.schedules import ScheduleTicker
+from components.api import Component, Inputs, Trigger
 from tests.server.test_dispatcher_support import (
     all_finished,
     deploy,
@@ -134,3 +136,39 @@ async def test_a_cancelled_tick_ends_after_its_fire_is_committed(
         with pytest.raises(asyncio.CancelledError):
             await tick
         assert [r.delivery_id for r in inbox_rows(hub.db)] == ["schedule:2025-01-06T09:00:00+00:00"]
+
+
+class PulseInputs(Inputs):
+    minute: int = Field(ge=0, le=59, title="Minute", description="Minute past each hour.")
+
+
+class Pulse(Trigger[PulseInputs]):
+    """A custom schedule-kind trigger: the ticker asks it, not cron, when it fires."""
+
+    key = "hourly"
+    title = "Hourly pulse"
+    kind = "schedule"
+    Inputs = PulseInputs
+
+    def next_fires(self, inputs: PulseInputs, after: datetime, count: int) -> list[datetime]:
+        hour = after.replace(minute=inputs.minute, second=0, microsecond=0)
+        first = hour if hour > after else hour + timedelta(hours=1)
+        return [first + timedelta(hours=i) for i in range(count)]
+
+
+async def test_a_custom_schedule_trigger_says_when_it_fires(tmp_path: Path) -> None:
+    async with make_hub(tmp_path) as hub:
+        hub.registry.add(Component(key="pulse", title="Pulse", triggers=[Pulse]), source="test")
+        flow = scheduled_flow()
+        flow["trigger"] = {"id": "trigger", "action": "pulse.hourly", "inputs": {"minute": 7}}
+        deploy(hub.db, [flow], created_at=T0 - 86_400)
+        clock = Clock(T0)  # 09:01
+        ticker = ScheduleTicker(hub, EnvironmentCache(hub), clock=clock, catchup=3600)
+        assert await ticker.tick() == 1  # 08:07, inside the hour looked back over
+        clock.now = T0 + 2 * 3600  # 11:01
+        assert await ticker.tick() == 2  # 09:07, 10:07
+        assert [r.delivery_id for r in inbox_rows(hub.db)] == [
+            "schedule:2025-01-06T08:07:00+00:00",
+            "schedule:2025-01-06T09:07:00+00:00",
+            "schedule:2025-01-06T10:07:00+00:00",
+        ]
