@@ -101,6 +101,9 @@ class _NoopDispatcher:
     def start_now(self, row: Any) -> None:
         raise RuntimeError("the benchmark sends no synchronous webhooks")
 
+    def try_reserve(self, instance_id: str, flow_id: str) -> None:
+        return None  # no workers: every row is stored queued
+
     async def wait_for_reply(self, execution_id: str, seconds: float) -> Any:
         return None
 

@@ -4,7 +4,10 @@ Every function runs its own short transaction on an `Engine` and is synchronous:
 event loop run them in a worker thread. Writes begin with SQLite's write lock (`WRITE_OPTION`), so
 two processes sharing one database claim one after the other and never the same row twice.
 
-Row life: `queued` -> (claimed) `running` with `lease_until` -> `done` | `failed` | `dead`.
+Row life: `queued` -> (claimed) `running` with `lease_until` -> `done` | `failed` | `dead`. A
+row the receiving process runs at once is inserted already `running` with its lease, exactly as a
+claim would have left it (`lease_within_limits` applies the claim's per-flow limit, `claimed_from`
+gives the worker its `Claimed`): from then on it is a claimed row like any other.
 `dead` rows can never run as stored (unparsable body, invalid or missing flow). A `running` row
 whose lease expired belongs to a worker that died: it is claimed again and marked `recovered`.
 Re-running a row first deletes what its previous attempt recorded under the same execution id
@@ -48,10 +51,12 @@ __all__ = [
     "Retry",
     "claim",
     "claim_rows",
+    "claimed_from",
     "crash_orphaned_executions",
     "finish",
     "insert_executions",
     "insert_ignoring_duplicates",
+    "lease_within_limits",
     "mark_finished",
     "notify_instance_changed",
     "notify_queued",
@@ -400,6 +405,49 @@ def claim_rows(
                 recovered=True,
             )
     return claimed
+
+
+def lease_within_limits(
+    conn: Connection, rows: Sequence[dict[str, Any]], limits: Sequence[int], *, now: float
+) -> None:
+    """Decide, in the transaction that inserts them, which new rows may be stored leased.
+
+    `rows` are inbox values about to be inserted with status "running" and a lease, to run in
+    this process at once; `limits` the concurrency of each one's flow. A row whose (instance,
+    flow) already has its limit running under live leases (counting the rows before it) is
+    switched to "queued" without a lease, so a worker claims it when a slot of its flow frees:
+    the limit holds as if every row had been claimed (`claim_rows` takes the same turn).
+    """
+    advisory_lock(conn, "claim")
+    running = _running_counts(conn, now)
+    for row, limit in zip(rows, limits, strict=True):
+        key = (row["instance_id"], row["flow_id"])
+        count = running.get(key, 0)
+        if count >= limit:
+            row["status"], row["lease_until"] = "queued", None
+            continue
+        running[key] = count + 1
+
+
+def claimed_from(values: dict[str, Any]) -> Claimed:
+    """The `Claimed` of an inbox row this process inserted already leased to itself; `values`
+    are what it inserted, with the row's `id` filled in after the insert."""
+    return Claimed(
+        id=values["id"],
+        instance_id=values["instance_id"],
+        flow_id=values["flow_id"],
+        execution_id=values["execution_id"],
+        method=values["method"],
+        headers=values["headers"],
+        query=values["query"],
+        body=values["body"],
+        received_at=values["received_at"],
+        source=values["source"],
+        attempt=values["attempt"],
+        recovered=False,
+        token=values["token"],
+        dedup_key=values["dedup_key"],
+    )
 
 
 def insert_executions(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -9,6 +9,13 @@ Guarantees, for every inbox row: its execution and all its step records are comm
 deletes what an interrupted run recorded under the same execution id. So each acknowledged row
 ends with exactly one finished execution, whatever was killed when.
 
+Handover: an async webhook received while this pool has a free worker is committed already
+leased to this process (`try_reserve` holds the slot from before the commit until the row starts)
+and runs at once, without a claim; its row is then a claimed row like any other (leases renewed,
+handed back on stop, claimed again after a crash). A sequential flow's rows, rows over their
+flow's limit, and rows arriving while every worker is busy are stored queued and claimed by the
+claim loop, as are rows of other processes; the claim is what recovers a crash.
+
 Per (instance, flow): at most `settings.concurrency` executions at once, or one at a time in
 arrival order when `settings.sequential`. Failed executions are retried per
 `settings.execution_retry` as a new inbox row (source `retry`, a new execution id, `replay_of` the
@@ -32,7 +39,7 @@ from sqlalchemy import Connection
 
 from app.persistence import inbox
 from app.persistence.db import WRITE_OPTION, shared
-from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry
+from app.persistence.inbox import Claimed, Finish, FlowLimits, Retry, claimed_from
 from app.persistence.recording import Batched, SqlRecorder, SqlStateBackend
 from app.services.alerts import Escalations
 from app.services.bodies import BodyOptions, parse_body
@@ -73,6 +80,24 @@ _NOT_RETRIED = frozenset(
     }
 )
 """Error kinds a rerun of the unchanged flow would hit again."""
+
+
+class _Reservation:
+    """A worker of a `WorkerPool` held for one async webhook until its row is stored.
+
+    `limit` is the flow's concurrency, for `InboxWriter.submit`. `hand_over` must be called
+    once, with the store's future: the row then runs at once if it was committed leased to this
+    process; otherwise (queued, duplicate, failed) the worker is free again.
+    """
+
+    __slots__ = ("_pool", "limit")
+
+    def __init__(self, pool: WorkerPool, limit: int) -> None:
+        self._pool, self.limit = pool, limit
+
+    def hand_over(self, stored: asyncio.Future[tuple[str, bool]], values: dict[str, Any]) -> None:
+        self._pool._handing.add(stored)
+        stored.add_done_callback(lambda done: self._pool._hand_over(values, done))
 
 
 class _Replies:
@@ -196,6 +221,16 @@ class WorkerPool:
         self._leasing = 0
         self._committing = 0
         self._ready_lock = threading.Lock()
+        # Slots held for async webhooks being committed leased to this process (`try_reserve`),
+        # their pending stores, and the rows of those that arrived while the pool was stopping.
+        self._reserved = 0
+        self._handing: set[asyncio.Future[tuple[str, bool]]] = set()
+        self._handed_back: list[int] = []
+        # Until then (monotonic), the claim loop does not claim: the last claim found fewer
+        # rows than it had room for, and nothing was queued since (`notify` counts in
+        # `_notified` and ends it); it lasts one poll interval (due retries, expired leases).
+        self._drained_until = 0.0
+        self._notified = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lifecycle: set[asyncio.Task[Any]] = set()
         self._services: list[asyncio.Task[None]] = []
@@ -225,7 +260,7 @@ class WorkerPool:
 
             def wake() -> None:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(self._wake.set)
+                    loop.call_soon_threadsafe(self.notify)
 
             def changed(instance_id: str | None) -> None:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
@@ -257,6 +292,8 @@ class WorkerPool:
             task.cancel()
         await asyncio.gather(*self._services, return_exceptions=True)
         self._services = []
+        if self._handing:  # rows being committed leased to us: handed back below
+            await asyncio.wait(list(self._handing), timeout=grace)
         work = [*self._running.values(), *self._lifecycle]
         cancelled: list[int] = []
         if work:
@@ -271,8 +308,9 @@ class WorkerPool:
         except Exception:
             log.exception("could not write the last execution records")
         with self._ready_lock:
-            unstarted = [row.id for row in self._ready]
+            unstarted = [row.id for row in self._ready] + self._handed_back
             self._ready.clear()
+            self._handed_back = []
         try:
             await asyncio.to_thread(inbox.requeue, self.hub.db, unstarted, started=False)
             await asyncio.to_thread(inbox.requeue, self.hub.db, cancelled, started=True)
@@ -284,6 +322,8 @@ class WorkerPool:
     # ------------------------------------------------------------------------------ Dispatcher
 
     def notify(self) -> None:
+        self._notified += 1
+        self._drained_until = 0.0
         self._wake.set()
 
     def start_now(self, row: Claimed) -> None:
@@ -292,6 +332,56 @@ class WorkerPool:
         self._running[row.id] = asyncio.create_task(
             self._run_row(row), name=f"flowyard-run-{row.execution_id}"
         )
+
+    def try_reserve(self, instance_id: str, flow_id: str) -> _Reservation | None:
+        """Hold a free worker for an async webhook of (instance, flow) about to be stored, so it
+        can be committed already leased to this process and run at once; None when it must be
+        queued instead: the pool is stopping or full, the flow is sequential (FIFO is decided
+        by the claim), or its instance is not loaded here yet (its limits are unknown)."""
+        if self._stopping or not self._services:
+            return None
+        env = self.environments.cached(instance_id)
+        flow = None if env is None else env.flows.get(flow_id)
+        if flow is None or flow.settings.sequential:
+            return None
+        with self._ready_lock:
+            # A claim in flight (`_leasing`) does not count: it usually finds nothing once
+            # webhooks are handed over, and the rows it does find wait in `_ready` until a
+            # worker frees (`_claim_loop` starts them only then), so none runs beyond `workers`.
+            if self._free() + self._leasing <= 0:
+                return None
+            self._reserved += 1
+        return _Reservation(self, flow.settings.concurrency)
+
+    def _free(self) -> int:
+        """Workers neither running, nor promised to a claimed or reserved row (hold the lock)."""
+        taken = len(self._running) + len(self._ready) + self._leasing + self._reserved
+        return self.settings.workers - taken
+
+    def _hand_over(self, values: dict[str, Any], stored: asyncio.Future[tuple[str, bool]]) -> None:
+        """`stored` finished: run the row if it was committed leased to us, else free the slot."""
+        # not stored (the sender retries), or a duplicate: nothing to run
+        fresh = not stored.cancelled() and stored.exception() is None and not stored.result()[1]
+        if not fresh or values["status"] != "running":
+            self._handing.discard(stored)
+            with self._ready_lock:
+                self._reserved -= 1
+            if fresh:  # over its flow's limit: stored queued
+                self.notify()
+            return
+        # Started on the loop's next turn, after the request's own task has resumed: the ack
+        # goes out before the flow's first (synchronous) steps take the event loop. `stored`
+        # stays in `_handing` until then, so a `stop()` beginning meanwhile waits for the row.
+        asyncio.get_running_loop().call_soon(self._start_reserved, claimed_from(values), stored)
+
+    def _start_reserved(self, row: Claimed, stored: asyncio.Future[tuple[str, bool]]) -> None:
+        self._handing.discard(stored)
+        with self._ready_lock:
+            self._reserved -= 1
+            if self._stopping:
+                self._handed_back.append(row.id)
+                return
+        self.start_now(row)
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         return await self._replies.wait(execution_id, seconds)
@@ -302,7 +392,7 @@ class WorkerPool:
             self._options.clear()
         else:
             self._options.pop(instance_id, None)
-        self._wake.set()  # an enabled or activated instance may have rows waiting
+        self.notify()  # an enabled or activated instance may have rows waiting
 
     async def run_lifecycle(
         self, instance_id: str, flow_id: str, event: TriggerEvent
@@ -392,11 +482,12 @@ class WorkerPool:
         with self._ready_lock:
             if self._stopping:
                 return None
-            busy = len(self._running) - self._committing
-            free = self.settings.workers - max(busy, 0) - len(self._ready) - self._leasing
+            # Rows committing free their slots in this very transaction.
+            free = self._free() + min(self._committing, len(self._running))
             if free <= 0:
                 return None
             self._leasing += free
+            notified = self._notified
         try:
             with conn.begin_nested():  # a failed claim must not undo the records around it
                 rows = inbox.claim_rows(
@@ -415,6 +506,8 @@ class WorkerPool:
                 self._leasing -= free
                 if committed:
                     self._ready.extend(rows)
+                    if len(rows) < free and notified == self._notified:
+                        self._drained_until = time.monotonic() + self.poll_interval
             if committed and rows and self._loop is not None:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     self._loop.call_soon_threadsafe(self._wake.set)
@@ -436,8 +529,12 @@ class WorkerPool:
                     self._run_row(row), name=f"flowyard-run-{row.execution_id}"
                 )
             # While executions are committing, their transaction claims for the slots they free.
-            idle = len(self._running) + len(self._ready) < self.settings.workers
-            if idle and self._committing == 0:
+            with self._ready_lock:
+                idle = self._free() > 0
+            # A finished run wakes the loop to start ready rows; once a claim came back short
+            # (the usual case when webhooks are handed over) it does not query again for that.
+            drained = time.monotonic() < self._drained_until
+            if idle and self._committing == 0 and not drained:
                 try:
                     await to_thread_shielded(self._claim)  # stop() waits for its commit
                 except Exception:
@@ -474,6 +571,7 @@ class WorkerPool:
             log.exception("execution %s could not be recorded; it will run again", row.execution_id)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(inbox.requeue, self.hub.db, [row.id])
+            self._drained_until = 0.0
         finally:
             self._running.pop(row.id, None)
             self._wake.set()

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import Engine
@@ -18,7 +18,7 @@ from components.api import Response, TriggerEvent
 from components.registry import Registry
 from runtime.observer import ExecutionResult
 
-__all__ = ["Dispatcher", "Hub", "SyncOutcome"]
+__all__ = ["Dispatcher", "Hub", "Reservation", "SyncOutcome"]
 
 log = logging.getLogger("flowyard.server")
 
@@ -32,6 +32,18 @@ class SyncOutcome:
     """Set when the execution ended (the reply falls back to its last output)."""
 
 
+class Reservation(Protocol):
+    """A free worker held for one async webhook until its inbox row is stored."""
+
+    limit: int
+    """The flow's concurrency: the row is stored leased only while fewer of its flow run."""
+
+    def hand_over(self, stored: asyncio.Future[tuple[str, bool]], values: dict[str, Any]) -> None:
+        """Call once with the store of `values` (`InboxWriter.submit(values, limit=limit)`):
+        when it committed the row leased, the row runs at once; otherwise the worker is freed."""
+        ...
+
+
 class Dispatcher(Protocol):
     """Runs executions: claims inbox rows, runs them, records them (`app.services.dispatcher`)."""
 
@@ -42,6 +54,11 @@ class Dispatcher(Protocol):
     def start_now(self, row: Claimed) -> None:
         """Run `row` in this process at once: it was committed already leased to this process
         (a synchronous webhook, whose reply `wait_for_reply` then gives)."""
+        ...
+
+    def try_reserve(self, instance_id: str, flow_id: str) -> Reservation | None:
+        """A worker of this process for an async webhook of (instance, flow) about to be
+        stored, or None: store it queued and `notify()`."""
         ...
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.persistence.db import WRITE_OPTION
-from app.persistence.inbox import insert_executions, notify_queued
+from app.persistence.inbox import insert_executions, lease_within_limits, notify_queued
 from app.persistence.models import InboxRow
 from app.persistence.prepared import Prepared
 from app.persistence.repositories import table_of
@@ -40,6 +40,7 @@ class Pending:
 
     values: dict[str, Any]
     future: asyncio.Future[tuple[str, bool]]
+    limit: int | None = None
 
 
 class InboxWriter:
@@ -56,17 +57,19 @@ class InboxWriter:
         self._queue: list[Pending] = []
         self._drain: asyncio.Task[None] | None = None
 
-    async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
+    async def submit(self, values: dict[str, Any], *, limit: int | None = None) -> tuple[str, bool]:
         """Store one inbox row (or find its duplicate); returns after the commit.
 
         A row submitted already leased to the caller (`status` "running", `lease_until` set: the
         caller runs it at once) also gets its execution row in the same transaction, and its
-        inbox id written into `values["id"]`.
+        inbox id written into `values["id"]`. With `limit` (its flow's concurrency) it stays
+        leased only while its flow runs fewer rows than that (`inbox.lease_within_limits`);
+        else it is stored queued, and `values["status"]` says which it was.
         """
         loop = asyncio.get_running_loop()
         if not self.group:
-            return (await in_ingest_thread(self._write, [values]))[0]
-        pending = Pending(values, loop.create_future())
+            return (await in_ingest_thread(self._write, [values], [limit]))[0]
+        pending = Pending(values, loop.create_future(), limit)
         self._queue.append(pending)
         if self._drain is None or self._drain.done():
             self._drain = loop.create_task(self._run())
@@ -76,7 +79,9 @@ class InboxWriter:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             try:
-                results = await in_ingest_thread(self._write, [p.values for p in batch])
+                results = await in_ingest_thread(
+                    self._write, [p.values for p in batch], [p.limit for p in batch]
+                )
             except Exception as exc:
                 for p in batch:
                     if not p.future.done():
@@ -86,22 +91,33 @@ class InboxWriter:
                 if not p.future.done():
                     p.future.set_result(result)
 
-    def _write(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    def _write(
+        self, rows: list[dict[str, Any]], limits: list[int | None]
+    ) -> list[tuple[str, bool]]:
         try:
-            return self._write_batch(rows)
+            return self._write_batch(rows, limits)
         except IntegrityError:
             if len(rows) == 1:
                 raise
             # Another process inserted a delivery id first: redo row by row so only it is a dupe.
-            return [self._write_batch([row])[0] for row in rows]
+            return [
+                self._write_batch([row], [limit])[0]
+                for row, limit in zip(rows, limits, strict=True)
+            ]
 
-    def _write_batch(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    def _write_batch(
+        self, rows: list[dict[str, Any]], limits: list[int | None] | None = None
+    ) -> list[tuple[str, bool]]:
+        """Store `rows` in one transaction; `limits` as `submit` takes them (None: no limits)."""
+        if limits is None:
+            limits = [None] * len(rows)
         inbox = table_of(InboxRow)
         results: list[tuple[str, bool]] = []
         fresh: list[dict[str, Any]] = []
+        limited: list[tuple[dict[str, Any], int]] = []
         seen: dict[tuple[str, str, str, str], str] = {}
         with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-            for row in rows:
+            for row, limit in zip(rows, limits, strict=True):
                 first: str | None = None
                 for kind in ("delivery_id", "dedup_key"):
                     value = row.get(kind)
@@ -131,7 +147,13 @@ class InboxWriter:
                         key = (kind, row["instance_id"], row["flow_id"], row[kind])
                         seen[key] = row["execution_id"]
                 fresh.append(row)
+                if limit is not None and row["status"] == "running":
+                    limited.append((row, limit))
                 results.append((row["execution_id"], False))
+            if limited:
+                lease_within_limits(
+                    conn, [r for r, _ in limited], [n for _, n in limited], now=time.time()
+                )
             if fresh:
                 _insert_inbox.executemany(conn, fresh)
                 leased = [row for row in fresh if row["status"] == "running"]

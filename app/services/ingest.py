@@ -19,8 +19,10 @@
    inbox for (instance, flow) answers 200 `{"execution_id": <first>, "duplicate": true}`.
 4. **Commit** (`inbox_writer.py`): one core-SQL insert per request, group-committed by
    `InboxWriter` (inserts that arrive while a transaction runs share the next one). The 202
-   `{"execution_id"}` is sent only after its transaction committed; then `hub.runner.notify()`.
-   A failed commit answers 503.
+   `{"execution_id"}` is sent only after its transaction committed. When this process's worker
+   pool has a free worker (`Dispatcher.try_reserve`), the row is committed already leased to it
+   and handed over in memory; else it is stored queued and `hub.runner.notify()` wakes the
+   workers. A failed commit answers 503.
 5. **Sync** (trigger `sync`, or `X-Flowyard-Sync: true` when `allow_sync_header`): wait up to
    `sync_timeout` for the execution's reply; see `sync_answer`.
 """
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.persistence.db import unavailable
-from app.persistence.inbox import Claimed
+from app.persistence.inbox import claimed_from
 from app.services.bodies import BodyError, BodyOptions, parse_body
 from app.services.errors import ServiceError
 from app.services.hub import Hub, SyncOutcome
@@ -223,26 +225,6 @@ def _wants_sync(trigger: Ingress, headers: Mapping[str, str]) -> bool:
     )
 
 
-def _claimed(values: Mapping[str, Any]) -> Claimed:
-    """The inbox row a synchronous request was stored as, leased to this process."""
-    return Claimed(
-        id=values["id"],
-        instance_id=values["instance_id"],
-        flow_id=values["flow_id"],
-        execution_id=values["execution_id"],
-        method=values["method"],
-        headers=values["headers"],
-        query=values["query"],
-        body=values["body"],
-        received_at=values["received_at"],
-        source=values["source"],
-        attempt=values["attempt"],
-        recovered=False,
-        token=values["token"],
-        dedup_key=values["dedup_key"],
-    )
-
-
 def _dig(value: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, Mapping):
@@ -423,7 +405,8 @@ class Ingest:
             # fails, and compute the dedup key from what the target flow will see.
             body = await self._parse(headers, raw, BodyOptions.of(target.trigger))
             event = replace(event, body=body)
-        sync = _wants_sync(target.trigger, headers) and self.hub.dispatcher is not None
+        dispatcher = self.hub.dispatcher
+        sync = _wants_sync(target.trigger, headers) and dispatcher is not None
         values = inbox_values(
             token=token,
             instance_id=info.instance_id,
@@ -437,11 +420,19 @@ class Ingest:
             if target.dedup_key
             else None,
         )
-        if sync:  # runs here at once, on this request's behalf: leased to us as it is stored
+        reservation = None
+        if dispatcher is not None and not sync:  # a free worker here runs it at once
+            reservation = dispatcher.try_reserve(info.instance_id, target.flow_id)
+        if sync or reservation is not None:  # runs here at once: leased to us as it is stored
             values["status"] = "running"
             values["lease_until"] = values["received_at"] + self.hub.settings.lease_seconds
         try:
-            execution_id, duplicate = await self.writer.submit(values)
+            limit = None if reservation is None else reservation.limit
+            stored = asyncio.ensure_future(self.writer.submit(values, limit=limit))
+            if reservation is not None:
+                reservation.hand_over(stored, values)
+            # shielded: a request cancelled now must not cancel the hand-over of a stored row
+            execution_id, duplicate = await asyncio.shield(stored)
         except Exception:
             log.exception("webhook for instance %s could not be stored", info.instance_id)
             raise IngestError(
@@ -452,17 +443,17 @@ class Ingest:
             ) from None
         if duplicate:
             return Reply(200, {"execution_id": execution_id, "duplicate": True})
-        dispatcher = self.hub.dispatcher
         if dispatcher is None:
             return Reply(202, {"execution_id": execution_id})
         if not sync:
-            dispatcher.notify()
+            if reservation is None:
+                dispatcher.notify()
             return Reply(202, {"execution_id": execution_id})
         # Start waiting before the run starts, so a fast execution cannot finish unobserved.
         waiter = asyncio.ensure_future(
             dispatcher.wait_for_reply(execution_id, target.trigger.sync_timeout)
         )
-        dispatcher.start_now(_claimed(values))
+        dispatcher.start_now(claimed_from(values))
         try:
             outcome = await waiter
         except Exception:

@@ -30,7 +30,7 @@ from app.persistence.repositories import create_instance, save_integration, tabl
 from app.routes import webhooks
 from app.services import executions, instances
 from app.services.errors import NotFound
-from app.services.hub import Hub, SyncOutcome
+from app.services.hub import Hub, Reservation, SyncOutcome
 from app.settings import Settings
 from components.api import Response, TriggerEvent
 from components.registry import default_registry
@@ -102,6 +102,9 @@ class FakeDispatcher:
 
     def start_now(self, row: Claimed) -> None:
         self.started.append(row)
+
+    def try_reserve(self, instance_id: str, flow_id: str) -> Reservation | None:
+        return None  # async rows are stored queued; the pool's handover is tested with a pool
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         self.waited.append((execution_id, seconds))

@@ -37,7 +37,7 @@ from app.persistence.recording import SqlRecorder, SqlStateBackend
 from app.services import instances, integrations
 from app.services.environment import load_environment
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.hub import Hub, SyncOutcome
+from app.services.hub import Hub, Reservation, SyncOutcome
 from app.services.instances import DeployRequest
 from app.settings import Settings
 from components.api import (
@@ -221,6 +221,9 @@ class FakeDispatcher:
 
     def start_now(self, row: Claimed) -> None:
         raise AssertionError("no synchronous webhook here")
+
+    def try_reserve(self, instance_id: str, flow_id: str) -> Reservation | None:
+        return None
 
     async def wait_for_reply(self, execution_id: str, seconds: float) -> SyncOutcome | None:
         return None
