@@ -286,7 +286,7 @@ async def update_credential(hub: Hub, credential: str, values: dict[str, Any]) -
     await asyncio.to_thread(_rotate, hub, view.id, new_values, status)
     forget_tokens(hub, view.id)
     for use in view.used_by:
-        hub.instance_changed(use.instance_id)
+        await hub.instance_changed(use.instance_id)
     return await get_credential(hub, view.id)
 
 

@@ -90,23 +90,15 @@ class Hub:
     route_caches: list[Callable[[str | None], None]] = field(default_factory=list)
     """Forget-an-instance callbacks of the webhook routing caches (an `Ingest` adds its own);
     None: forget every instance."""
-    _announcing: set[asyncio.Future[None]] = field(default_factory=set, repr=False)
 
-    def instance_changed(self, instance_id: str) -> None:
+    async def instance_changed(self, instance_id: str) -> None:
         """An instance was enabled, disabled, deployed, upgraded, edited or deleted: drop every
         cached view of it, so webhooks and runs see the change at once whichever page or route
-        made it, here and (on PostgreSQL, by NOTIFY) in every other process."""
+        made it, here and (on PostgreSQL, by NOTIFY) in every other process. Awaited, so the
+        announcement's connection is back in the pool when the change returns."""
         self.forget_instance(instance_id)
-        if self.db.dialect.name != "postgresql":
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # called from a worker thread: tell the others from here
-            self._announce(instance_id)
-            return
-        sent = loop.run_in_executor(None, self._announce, instance_id)
-        self._announcing.add(sent)
-        sent.add_done_callback(self._announcing.discard)
+        if self.db.dialect.name == "postgresql":
+            await asyncio.to_thread(self._announce, instance_id)
 
     def _announce(self, instance_id: str) -> None:
         try:

@@ -319,7 +319,7 @@ async def deploy(hub: Hub, request: DeployRequest) -> InstanceView:
     plan = await plan_deploy(hub, request)
     instance_id = await asyncio.to_thread(_store, hub, plan)
     await deploy_and_finish(hub, instance_id)
-    hub.instance_changed(instance_id)
+    await hub.instance_changed(instance_id)
     return await get_instance(hub, instance_id)
 
 
@@ -561,7 +561,7 @@ async def set_enabled(hub: Hub, instance_id: str, enabled: bool) -> InstanceView
     """Turn routing of webhooks (and schedules) to the instance on or off."""
     _ = hub.runner  # the workers must run: they apply the change
     await asyncio.to_thread(_set_enabled, hub, instance_id, enabled)
-    hub.instance_changed(instance_id)
+    await hub.instance_changed(instance_id)
     return await get_instance(hub, instance_id)
 
 
@@ -581,10 +581,10 @@ async def delete_instance(hub: Hub, instance_id: str) -> TeardownReport:
     """
     _ = hub.runner  # the workers must run: they apply the change
     loaded = await asyncio.to_thread(_begin_delete, hub, instance_id)
-    hub.instance_changed(instance_id)
+    await hub.instance_changed(instance_id)
     runs = await run_teardown(hub, loaded)
     await asyncio.to_thread(_remove, hub, instance_id)
-    hub.instance_changed(instance_id)
+    await hub.instance_changed(instance_id)
     for run in runs:
         if run.status != "succeeded":
             log.warning(

@@ -238,7 +238,7 @@ async def update_instance(hub: Hub, instance_id: str, change: InstanceChange) ->
     _refuse_trigger_problems(hub, current.integration, config, current.name, "changed")
     settled = _Settled(current.integration, None, config, connections)
     await asyncio.to_thread(_store, hub, current, settled, deploying=False)
-    hub.instance_changed(instance_id)
+    await hub.instance_changed(instance_id)
     return await get_instance(hub, instance_id)
 
 
@@ -261,11 +261,11 @@ async def upgrade(hub: Hub, instance_id: str, request: UpgradeRequest) -> Upgrad
     settled = _Settled(target, version_id, config, connections)
     deploying = rerun is None or bool(rerun)
     await asyncio.to_thread(_store, hub, current, settled, deploying=deploying)
-    hub.instance_changed(instance_id)
+    await hub.instance_changed(instance_id)
     runs: list[lifecycle.LifecycleRun] = []
     if deploying:
         runs = await lifecycle.deploy_and_finish(hub, instance_id, rerun, "upgrade")
-        hub.instance_changed(instance_id)
+        await hub.instance_changed(instance_id)
     return UpgradeReport(
         instance=await get_instance(hub, instance_id),
         previous_version=current.version,

@@ -192,7 +192,7 @@ async def deploy(hub: Hub, crm: DemoApp, name: str = "acme-corp") -> instances.I
 
 
 async def run(hub: Hub, instance_id: str, flow: str = "me") -> ExecutionResult:
-    hub.instance_changed(instance_id)
+    await hub.instance_changed(instance_id)
     return await hub.runner.run_lifecycle(instance_id, flow, TriggerEvent())
 
 
@@ -366,7 +366,7 @@ async def test_concurrent_runs_refresh_once(hub: Hub, web: httpx.AsyncClient, cr
     view = await deploy(hub, crm)
     expire(hub, credential_id)
     crm.oauth.token_delay = 0.3  # the refresh is in flight while the other runs ask for a token
-    hub.instance_changed(view.id)
+    await hub.instance_changed(view.id)
     results = await asyncio.gather(
         *(hub.runner.run_lifecycle(view.id, "me", TriggerEvent()) for _ in range(8))
     )
