@@ -185,9 +185,16 @@ class EditorPage:
                 on_statuses=self.canvas.set_statuses,
                 on_scope=self._rescope,
                 blockers=lambda: self.field_errors,
+                saved=self._saves_landed,
                 on_coverage=self._show_coverage,
                 on_pins=self.canvas.set_pins,
             )
+
+    async def _saves_landed(self) -> None:
+        """Return once the saves started before this call are stored (they hold `lock` in
+        turn, and an asyncio lock is fair)."""
+        async with self.lock:
+            pass
 
     def _show_coverage(self, coverage: dict[str, Any] | None) -> None:
         """Overlay Run all's coverage on the canvas (None: remove it)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from nicegui import background_tasks, ui
@@ -84,6 +84,7 @@ class TestPanel:
         on_finished: Callable[[dict[str, Any]], None] | None = None,
         on_scope: Callable[[], None] | None = None,
         blockers: Callable[[], list[str]] | None = None,
+        saved: Callable[[], Awaitable[None]] | None = None,
         on_coverage: CoverageCallback | None = None,
         on_pins: Callable[[list[str]], None] | None = None,
     ) -> None:
@@ -91,10 +92,13 @@ class TestPanel:
         or saved, a run finished), so the inspector can refresh its references and previews.
         `blockers()` lists what must be fixed before a run (field errors the inspector shows,
         each naming its step and field): while it lists anything, Run refuses and shows it.
+        `saved()` returns once the editor's saves in flight have landed: a run waits for it, so
+        it runs what the fields show even when the click overtakes a slow save.
         `on_coverage` receives the flow's suite coverage after Run all, None when cleared;
         `on_pins` the ids of the flow's pinned steps whenever they change (Pin output)."""
         self._hub = hub
         self._blockers = blockers
+        self._saved = saved
         self._on_scope = on_scope
         self._integration = integration
         self._on_statuses = on_statuses
@@ -391,9 +395,12 @@ class TestPanel:
     # ------------------------------------------------------------------------------ loading
 
     async def _settle(self) -> None:
-        """Wait for a flow switch to finish loading (without inheriting its cancellation)."""
+        """Wait for a flow switch to finish loading (without inheriting its cancellation) and
+        for the editor's saves in flight."""
         if self._loading is not None and not self._loading.done():
             await asyncio.wait({self._loading})
+        if self._saved is not None:
+            await self._saved()
 
     async def _load_flow(self, flow_id: str) -> None:
         try:

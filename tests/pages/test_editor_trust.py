@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from nicegui import ElementFilter, ui
 from nicegui.testing import User
 
 from app.services import editor as editor_service
-from app.services import payloads
+from app.services import executions, payloads, testruns
 from app.services.hub import Hub
 from app.services.payloads import PayloadInput
 from designer.canvas import FlowCanvas
@@ -195,3 +196,27 @@ async def test_results_of_an_older_run_are_marked_stale_after_an_edit(user: User
     await run_and_wait(user)
     assert not stale.visible
     assert "opacity-60" not in one(user, "step-view").classes
+
+
+async def test_a_run_clicked_during_a_slow_save_runs_what_the_field_shows(
+    user: User, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await import_yaml(hub, "orders.yaml")
+    await user.open(EDITOR)
+    await select(user, "refuse")
+    save_flow = editor_service.save_flow
+
+    async def slow_save(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.5)  # a loaded server: the click on Run overtakes the save
+        return await save_flow(*args, **kwargs)
+
+    monkeypatch.setattr(editor_service, "save_flow", slow_save)
+    retype(user, "inspector-input-message", "Order {{ trigger.body.id }} bounced")
+    user.find(marker="run-test").click()
+    for _ in range(3):
+        await settle()
+    run_id = await testruns.last_test_run(hub, "Orders", "order")
+    assert run_id is not None
+    detail = await executions.get_execution(hub, run_id)
+    (refuse,) = [s for s in detail["steps"] if s["step_id"] == "refuse"]
+    assert refuse["input"]["message"] == "Order  bounced"
