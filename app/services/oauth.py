@@ -35,8 +35,8 @@ from app.persistence.db import session_scope
 from app.persistence.models import CredentialRow
 from app.services.errors import InvalidInput, NotFound
 from app.services.hub import Hub
-from components.addresses import host_refusal
-from components.api import RetryableError, StepConfigError
+from components.addresses import block_private_addresses, check_url_address
+from components.api import RetryableError, StepConfigError, StepError
 
 __all__ = [
     "CALLBACK_PATH",
@@ -108,10 +108,17 @@ def _client(settings: OAuthSettings, **kwargs: Any) -> AsyncOAuth2Client:
     )
 
 
-def _check_address(url: str) -> None:
-    host = httpx.URL(url).host
-    if refusal := host_refusal(host):
-        raise InvalidInput(f"The token endpoint {url} is refused: {refusal}")
+async def _check_address(url: str) -> None:
+    """Refuse a token endpoint the outbound address policy refuses, as every HTTP step's call
+    is (metadata addresses always, private ones with FLOWYARD_HTTP_BLOCK_PRIVATE=1)."""
+    try:
+        await check_url_address(httpx.URL(url), block_private_addresses())
+    except RetryableError:
+        return  # a name that does not resolve: the token call fails and says so itself
+    except StepError as exc:
+        raise InvalidInput(
+            f"The token endpoint {url} is refused: {exc.message}", hint=exc.hint
+        ) from None
 
 
 def _token_values(settings: OAuthSettings, token: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +199,7 @@ async def finish_consent(hub: Hub, state: str, code: str, error: str = "") -> st
             hint="Connect again and allow access on the provider's page.",
         )
     settings = OAuthSettings.model_validate(values)
-    _check_address(settings.token_url)
+    await _check_address(settings.token_url)
     try:
         async with _client(settings, redirect_uri=data["redirect_uri"]) as client:
             token = await client.fetch_token(
@@ -237,7 +244,7 @@ def _reason(exc: Exception) -> str:
 async def connect_client_credentials(settings: OAuthSettings) -> dict[str, Any]:
     """The values of a connected client-credentials credential (settings and a first token);
     InvalidInput when the provider refuses."""
-    _check_address(settings.token_url)
+    await _check_address(settings.token_url)
     try:
         async with _client(settings) as client:
             token = await client.fetch_token(settings.token_url, grant_type="client_credentials")
@@ -358,7 +365,7 @@ class CredentialTokens:
         settings = OAuthSettings.model_validate(found.values)
         refresh_token = found.values.get("refresh_token")
         try:
-            _check_address(settings.token_url)
+            await _check_address(settings.token_url)
             async with _client(settings) as client:
                 if settings.grant == "client_credentials" or not refresh_token:
                     if settings.grant != "client_credentials":

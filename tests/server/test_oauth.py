@@ -504,3 +504,24 @@ async def test_client_credentials_connect_at_once_and_fetch_a_new_token_when_exp
                 values={**settings(crm, "client_credentials"), "client_secret": "wrong"},
             ),
         )
+
+
+async def test_a_token_endpoint_the_address_policy_refuses_is_never_called(
+    hub: Hub, crm: DemoApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metadata = {**settings(crm, "client_credentials"), "token_url": "http://169.254.169.254/t"}
+    with pytest.raises(InvalidInput, match=r"token endpoint .* is refused: .*metadata"):
+        await credentials.create_credential(
+            hub, CredentialRequest(name="meta", type="oauth2", values=metadata)
+        )
+    monkeypatch.setenv("FLOWYARD_HTTP_BLOCK_PRIVATE", "1")  # the demo CRM is on 127.0.0.1
+    with pytest.raises(InvalidInput, match=r"token endpoint .* is refused") as refused:
+        await credentials.create_credential(
+            hub,
+            CredentialRequest(
+                name="private", type="oauth2", values=settings(crm, "client_credentials")
+            ),
+        )
+    assert "FLOWYARD_HTTP_BLOCK_PRIVATE" in refused.value.hint
+    assert grants(crm) == []
+    assert (await credentials.list_credentials(hub)) == []
