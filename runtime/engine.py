@@ -77,7 +77,7 @@ from runtime.observer import (
 )
 from runtime.prepare import PreparedFlow, PreparedStep, prepare_flow
 from runtime.recorded import capturing
-from runtime.redaction import redact, secret_values
+from runtime.redaction import redact, secret_values, watch_tokens
 from runtime.state import BoundState
 
 __all__ = ["Pin", "backoff_delay", "run_flow"]
@@ -208,12 +208,14 @@ class _Run:
         self.steps_run = 0
         self.response: Response | None = None
         self.secrets = _secret_values(context)
+        self.tokens_seen = False
+        """A token source handed out a token after the run started (see `_seen_token`)."""
         self.state = BoundState(context.state, context.instance_id, self.flow.id)
         # What every trigger and step context shares for this run.
         self.services: dict[str, Any] = {
             "http": context.http,
             "config": context.config,
-            "connections": context.connections,
+            "connections": watch_tokens(context.connections, self._seen_token),
             "state": self.state,
             "instance_id": context.instance_id,
             "flow_id": self.flow.id,
@@ -397,6 +399,11 @@ class _Run:
         self.obs.step_started(record)
         return record
 
+    def _seen_token(self, token: str) -> None:
+        if token not in self.secrets:
+            self.secrets = secret_values([*self.secrets, token])
+            self.tokens_seen = True
+
     def end_record(
         self,
         record: StepRecord,
@@ -413,6 +420,8 @@ class _Run:
         record.port = port
         record.error = error
         record.logs = logger.lines
+        if self.tokens_seen:  # the logger masked only the values known when the step started
+            record.logs = [replace(n, message=redact(n.message, self.secrets)) for n in record.logs]
         if self.secrets:  # a secret echoed into an input or output is never recorded
             record.input = redact(record.input, self.secrets)
             record.output = redact(output, self.secrets)

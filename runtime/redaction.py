@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-__all__ = ["MASK", "credential_header", "redact", "secret_values"]
+from components.api import Connection, TokenSource
+
+__all__ = ["MASK", "credential_header", "redact", "secret_values", "watch_tokens"]
 
 MASK = "***"
 _CREDENTIAL_HEADER = re.compile(
@@ -41,3 +44,35 @@ def credential_header(name: str) -> bool:
     """Whether a header of this name carries a credential (Authorization, a cookie, an API key,
     a token, a secret or a signature): its value is masked, or left out, where it is kept."""
     return _CREDENTIAL_HEADER.search(name) is not None
+
+
+class _WatchedTokens:
+    """A connection's `TokenSource` that reports every token it hands out."""
+
+    def __init__(self, tokens: TokenSource, seen: Callable[[str], None]) -> None:
+        self._tokens = tokens
+        self._seen = seen
+
+    async def access_token(self) -> str:
+        token = await self._tokens.access_token()
+        self._seen(token)
+        return token
+
+    async def refreshed(self, rejected: str) -> str:
+        token = await self._tokens.refreshed(rejected)
+        self._seen(token)
+        return token
+
+
+def watch_tokens(
+    connections: Mapping[str, Connection], seen: Callable[[str], None]
+) -> Mapping[str, Connection]:
+    """`connections` with each OAuth token source reporting the tokens it hands out to `seen`:
+    a token refreshed during a run was not among the values known when it started, and must be
+    masked like them."""
+    if all(c.tokens is None for c in connections.values()):
+        return connections
+    return {
+        key: c if c.tokens is None else replace(c, tokens=_WatchedTokens(c.tokens, seen))
+        for key, c in connections.items()
+    }

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pydantic
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from components.api import Connection, TriggerEvent
@@ -21,6 +22,7 @@ from runtime.graph import flow_from_node_link, flow_to_node_link, to_graph
 from runtime.http import make_http_client
 from runtime.model import Flow, RetryPolicy
 from runtime.observer import MemoryRecorder, Status, StepRecord
+from tests.loopback import serving
 
 GOLDEN_COMPONENTS = Path(__file__).parent / "golden" / "components"
 
@@ -523,3 +525,51 @@ async def test_steps_inside_a_loop_body_are_not_reused(
     )
     assert reused_loop.output == {"count": 0, "results": []}
     assert [r.step_id for r in recorder_loop.records] == ["trigger", "each"]  # body not run
+
+
+class FreshTokens:
+    """An OAuth token source whose tokens were issued after the run's values were read."""
+
+    def __init__(self) -> None:
+        self.token = "fresh-token-1"
+
+    async def access_token(self) -> str:
+        return self.token
+
+    async def refreshed(self, rejected: str) -> str:
+        self.token = "fresh-token-2"
+        return self.token
+
+
+async def test_tokens_handed_out_during_a_run_are_masked_like_stored_secrets(
+    registry: Registry, http: httpx.AsyncClient
+) -> None:
+    seen: list[str] = []
+
+    async def echo_authorization(request: web.Request) -> web.Response:
+        seen.append(request.headers["Authorization"])
+        if len(seen) == 1:
+            return web.json_response({"error": "expired"}, status=401)
+        return web.json_response({"you_sent": request.headers["Authorization"]})
+
+    app = web.Application()
+    app.router.add_get("/me", echo_authorization)
+    async with serving(app) as port:
+        flow = linear(
+            {
+                "id": "me",
+                "action": "http.request",
+                "inputs": {"url": f"http://127.0.0.1:{port}/me", "connection": "crm"},
+            }
+        )
+        stored = {"access_token": SecretStr("stored-token-0")}
+        connections = {"crm": Connection("crm", "oauth2", stored, tokens=FreshTokens())}
+        recorder = MemoryRecorder()
+        context = RunContext(registry=registry, http=http, connections=connections)
+        await run_flow(flow, TriggerEvent(), context, recorder)
+    assert seen == ["Bearer fresh-token-1", "Bearer fresh-token-2"]  # refreshed after the 401
+    record = recorder.records[-1]
+    assert record.status == Status.SUCCEEDED
+    assert record.output["body"] == {"you_sent": "Bearer ***"}
+    for kept in (record.output, record.logs, record.exchanges):
+        assert "fresh-token" not in repr(kept), kept

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from components.api import fetch
 from runtime.http import TransportName, make_http_client
+from tests.loopback import serving
 
 
 @pytest.fixture
@@ -33,13 +34,8 @@ async def server() -> AsyncIterator[str]:
     app.router.add_get("/whoami", whoami)
     app.router.add_get("/set", set_cookie)
     app.router.add_get("/redirect", redirect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://localhost:{port}"
-    await runner.cleanup()
+    async with serving(app) as port:
+        yield f"http://localhost:{port}"
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
