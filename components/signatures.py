@@ -66,22 +66,26 @@ class SignatureSettings(BaseModel):
         min_length=1,
         title="Signature header",
         description="Header holding the signature (hmac only; the named senders use their own).",
+        json_schema_extra={"x-shown-when": {"scheme": ["hmac", "hmac_sha256"]}},
     )
     prefix: str = Field(
         "sha256=",
         title="Signature prefix",
         description="Text before the digest in the header, e.g. `sha256=`; empty when the "
         "header holds only the digest (hmac only).",
+        json_schema_extra={"x-shown-when": {"scheme": ["hmac", "hmac_sha256"]}},
     )
     algorithm: Literal["sha256", "sha512", "sha1"] = Field(
         "sha256",
         title="HMAC algorithm",
         description="Hash function of the HMAC (hmac only).",
+        json_schema_extra={"x-shown-when": {"scheme": ["hmac"]}},
     )
     encoding: Literal["hex", "base64"] = Field(
         "hex",
         title="Digest encoding",
         description="How the digest is written in the header (hmac only).",
+        json_schema_extra={"x-shown-when": {"scheme": ["hmac"]}},
     )
     signed_content: str = Field(
         "{body}",
@@ -89,18 +93,33 @@ class SignatureSettings(BaseModel):
         title="Signed content",
         description="What the sender signs: `{body}` is the raw body, `{header:Name}` a header's "
         "value, anything else is literal text, e.g. `{header:X-Timestamp}.{body}` (hmac only).",
+        json_schema_extra={"x-shown-when": {"scheme": ["hmac", "hmac_sha256"]}},
     )
     timestamp_header: str | None = Field(
         None,
         title="Timestamp header",
         description="Header holding the Unix time the sender signed at; requests outside the "
         "tolerance are refused as replays. Empty: no timestamp check (hmac only).",
+        json_schema_extra={"x-shown-when": {"scheme": ["hmac", "hmac_sha256"]}},
     )
     secret: SecretStr | None = Field(
         None,
         title="Secret",
         description="The shared signing secret. For Standard Webhooks it is the `whsec_...` "
         "value the sender shows; for Stripe the endpoint's `whsec_...` signing secret.",
+        json_schema_extra={  # every scheme that checks a signature, so not `none`
+            "x-shown-when": {
+                "scheme": [
+                    "github",
+                    "stripe",
+                    "slack",
+                    "shopify",
+                    "standard_webhooks",
+                    "hmac",
+                    "hmac_sha256",
+                ]
+            }
+        },
     )
     tolerance_seconds: int = Field(
         300,
@@ -109,6 +128,11 @@ class SignatureSettings(BaseModel):
         title="Timestamp tolerance (s)",
         description="How far a signed timestamp may be from now before the request is refused "
         "as a replay (stripe, slack, standard_webhooks, and hmac with a timestamp header).",
+        json_schema_extra={
+            "x-shown-when": {
+                "scheme": ["stripe", "slack", "standard_webhooks", "hmac", "hmac_sha256"]
+            }
+        },
     )
 
     @field_validator("secret")

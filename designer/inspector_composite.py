@@ -211,9 +211,15 @@ class CompositeWidgets(FieldWidgets):
                 else:
                     ui.label(spec.label).classes("text-caption text-grey-8")
                 if enabled:
+                    current = spec.with_defaults(slot.get())
+                    controls = {key for sub in spec.fields for key, _ in sub.shown_when}
                     with ui.column().classes("w-full gap-1 q-pl-md"):
                         for sub in spec.fields:
-                            self._field(sub, (*path, sub.key), compact=False)
+                            if sub.shown(current):
+                                redraw = sub.key in controls  # others depend on its value
+                                self._sub_field(
+                                    sub, (*path, sub.key), draw_fields if redraw else None
+                                )
 
         def toggle(on: bool) -> None:
             slot.put(self._new_item(spec.fields) if on else None)
@@ -221,6 +227,19 @@ class CompositeWidgets(FieldWidgets):
             self._refresh(emit=False)
 
         draw_fields()
+
+    def _sub_field(self, spec: FieldSpec, path: ValuePath, then: Callable[[], None] | None) -> None:
+        """One field of an object; `then` runs after its value changes (to show or hide the
+        fields that depend on it)."""
+        if then is None:
+            self._field(spec, path, compact=False)
+            return
+
+        def put(value: Any) -> None:
+            self._set(path, value)
+            then()
+
+        self._field(spec, path, compact=False, put=put)
 
     def _conditions(self, slot: Slot) -> None:
         spec, path = slot.spec, slot.path

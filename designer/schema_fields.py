@@ -102,6 +102,19 @@ class FieldSpec:
     text_values: bool = True
     """Key-value lists: values are text (`dict[str, str]`) rather than any JSON value."""
     multiline: bool = False
+    shown_when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    """Sub-fields of an object: drawn only while each named sibling holds one of its values
+    (`x-shown-when` in the schema, e.g. `{"scheme": ["hmac"]}`)."""
+
+    def shown(self, siblings: dict[str, Any]) -> bool:
+        """Whether to draw this field beside `siblings`: its object's values, defaults filled in
+        (`with_defaults`)."""
+        return all(siblings.get(key) in values for key, values in self.shown_when)
+
+    def with_defaults(self, value: Any) -> dict[str, Any]:
+        """An object field's value with its sub-fields' defaults where a value is left out."""
+        given = value if isinstance(value, dict) else {}
+        return {f.key: given.get(f.key, f.default) for f in self.fields}
 
     @property
     def label(self) -> str:
@@ -195,6 +208,10 @@ def _spec(
         fields=fields,
         text_values=text_values,
         multiline=ui_hint in ("textarea", "multiline"),
+        shown_when=tuple(
+            (str(key), tuple(values))
+            for key, values in (raw.get("x-shown-when") or schema.get("x-shown-when") or {}).items()
+        ),
     )
 
 

@@ -439,19 +439,27 @@ async def test_value_branch_cases_are_repeated_sub_forms(user: User) -> None:
 async def test_webhook_secret_is_masked_and_the_model_check_holds_back(user: User) -> None:
     step = Step(id="hook", action="webhook.webhook", inputs={})
     mounted = await mount(user, step, WebhookTrigger)
-    secret = element(user, "inspector-input-signature.secret")
-    assert secret.props["type"] == "password"
     await user.should_see(marker="inspector-input-signature.scheme")
     await user.should_not_see(marker="inspector-step-retry")  # triggers have no error handling
+    # Unsigned: no secret to ask for, none of the HMAC settings.
+    for hidden in ("secret", "header", "algorithm", "tolerance_seconds"):
+        await user.should_not_see(marker=f"inspector-input-signature.{hidden}")
     choose(user, "inspector-input-signature.scheme", "hmac_sha256")
     await user.should_see(
         "Signature scheme 'hmac_sha256' needs a secret; set one or choose 'none'."
     )
+    secret = element(user, "inspector-input-signature.secret")
+    assert secret.props["type"] == "password"
+    await user.should_see(marker="inspector-input-signature.header")
+    await user.should_not_see(marker="inspector-input-signature.algorithm")  # SHA-256 and hex
     assert mounted.changes == []
     user.find(marker="inspector-input-signature.secret").type("topsecret")
     assert mounted.last.inputs["signature"] == {"scheme": "hmac_sha256", "secret": "topsecret"}
     choose(user, "inspector-input-signature.scheme", "slack")  # the schemes come from the schema
     assert mounted.last.inputs["signature"] == {"scheme": "slack", "secret": "topsecret"}
+    await user.should_not_see(marker="inspector-input-signature.header")  # Slack's own header
+    await user.should_see(marker="inspector-input-signature.tolerance_seconds")
+    await user.should_see(marker="inspector-input-signature.secret")
     methods = element(user, "inspector-input-methods")
     assert methods.value == ["POST"]  # a list of enum values: a multi-select
     with user:
