@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["changed_paths"]
+__all__ = ["changed_paths", "join_path"]
 
 MISSING_MARK = "..."
 
@@ -24,7 +24,8 @@ def changed_paths(a: Any, b: Any, *, limit: int = 100) -> list[str]:
     return found
 
 
-def _join(path: str, key: str | int) -> str:
+def join_path(path: str, key: str | int) -> str:
+    """`path` extended by an object key (`a.b`) or a list index (`a[0]`), as the paths read."""
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
@@ -36,16 +37,16 @@ def _walk(a: Any, b: Any, path: str, found: list[str], limit: int) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in [*a, *(k for k in b if k not in a)]:
             if key not in a or key not in b:
-                found.append(_join(path, str(key)))
+                found.append(join_path(path, str(key)))
             else:
-                _walk(a[key], b[key], _join(path, str(key)), found, limit)
+                _walk(a[key], b[key], join_path(path, str(key)), found, limit)
         return
     if isinstance(a, list) and isinstance(b, list):
         for index in range(max(len(a), len(b))):
             if index >= len(a) or index >= len(b):
-                found.append(_join(path, index))
+                found.append(join_path(path, index))
             else:
-                _walk(a[index], b[index], _join(path, index), found, limit)
+                _walk(a[index], b[index], join_path(path, index), found, limit)
         return
     if a != b or isinstance(a, bool) != isinstance(b, bool):  # JSON tells true from 1
         found.append(path)

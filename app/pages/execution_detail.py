@@ -20,7 +20,15 @@ from typing import Any
 
 from nicegui import ui
 
-from app.pages.layout import duration, frame, hub, show_error, status_badge, when
+from app.pages.layout import (
+    duration,
+    frame,
+    hub,
+    show_error,
+    status_badge,
+    steps_beside_detail,
+    when,
+)
 from app.pages.replay_view import save_as_test_dialog
 from app.services import executions, instances, integrations
 from app.services.editor import auto_layout
@@ -114,11 +122,7 @@ class _DetailView:
     def __init__(self, detail: dict[str, Any]) -> None:
         self.steps: list[dict[str, Any]] = detail["steps"]
         self.selected: int | None = None
-        with ui.row().classes("w-full gap-4 no-wrap items-start"):
-            with ui.card().classes("w-96 shrink-0 p-0"):
-                ui.label("Steps").classes("text-subtitle1 px-4 pt-3")
-                self.list = ui.list().props("separator dense").classes("w-full").mark("step-list")
-            self.panel = ui.card().classes("grow min-w-0").mark("step-detail")
+        self.list, self.panel = steps_beside_detail("step-list", "step-detail", "w-96")
         self._draw_list()
         self._draw_panel()
 

@@ -42,6 +42,7 @@ __all__ = [
     "preferences",
     "show_error",
     "status_badge",
+    "steps_beside_detail",
     "testid",
     "when",
 ]
@@ -185,6 +186,17 @@ def status_badge(status: str) -> ui.badge:
     return ui.badge(status.replace("_", " "), color=_STATUS_COLORS.get(status, "grey-7")).props(
         f'data-testid="status-{status}"'
     )
+
+
+def steps_beside_detail(list_mark: str, detail_mark: str, width: str) -> tuple[ui.list, ui.card]:
+    """A "Steps" list card (`width`, e.g. `w-96`) beside a card taking the rest of the row, for
+    a selected step's detail; returns both to fill (marked `list_mark`, `detail_mark`)."""
+    with ui.row().classes("w-full gap-4 no-wrap items-start"):
+        with ui.card().classes(f"{width} shrink-0 p-0"):
+            ui.label("Steps").classes("text-subtitle1 px-4 pt-3")
+            steps = ui.list().props("separator dense").classes("w-full").mark(list_mark)
+        detail = ui.card().classes("grow min-w-0").mark(detail_mark)
+    return steps, detail
 
 
 def when(seconds: float | None) -> str:

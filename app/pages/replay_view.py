@@ -29,10 +29,11 @@ from urllib.parse import quote
 from nicegui import ui
 from pydantic import ValidationError
 
-from app.pages.layout import frame, hub, show_error, status_badge, testid
+from app.pages.layout import frame, hub, show_error, status_badge, steps_beside_detail, testid
 from app.services import executions, replay
 from app.services.errors import ServiceError
 from app.services.replay import ReplayDiff, SideBySide, StepDiff
+from runtime.diffing import join_path
 
 __all__ = ["json_lines", "replay_page", "save_as_test_dialog"]
 
@@ -70,13 +71,6 @@ def _rows(diff: ReplayDiff) -> list[_Row]:
     return rows
 
 
-def _join(path: str, key: str | int) -> str:
-    # The same path syntax as `runtime.diffing.changed_paths`, so its paths find their lines.
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
 def json_lines(value: Any, path: str = "", indent: int = 0) -> list[tuple[str, str]]:
     """`value` pretty-printed as JSON, one (text, path) per line, the path in
     `runtime.diffing.changed_paths`'s syntax (`items[0].qty`, `` for the whole value)."""
@@ -84,7 +78,7 @@ def json_lines(value: Any, path: str = "", indent: int = 0) -> list[tuple[str, s
     if isinstance(value, dict) and value:
         lines = [(pad + "{", path)]
         for n, (key, item) in enumerate(value.items()):
-            inner = json_lines(item, _join(path, str(key)), indent + 1)
+            inner = json_lines(item, join_path(path, str(key)), indent + 1)
             head = f"{'  ' * (indent + 1)}{json.dumps(str(key), ensure_ascii=False)}: "
             lines.append((head + inner[0][0].lstrip(), inner[0][1]))
             lines += inner[1:]
@@ -94,7 +88,7 @@ def json_lines(value: Any, path: str = "", indent: int = 0) -> list[tuple[str, s
     if isinstance(value, list) and value:
         lines = [(pad + "[", path)]
         for index, item in enumerate(value):
-            inner = json_lines(item, _join(path, index), indent + 1)
+            inner = json_lines(item, join_path(path, index), indent + 1)
             lines += inner
             if index < len(value) - 1:
                 lines[-1] = (lines[-1][0] + ",", lines[-1][1])
@@ -141,11 +135,7 @@ class _DiffView:
         self.selected = next(
             (i for i, r in enumerate(self.rows) if r.marker != "same"), 0 if self.rows else None
         )
-        with ui.row().classes("w-full gap-4 no-wrap items-start"):
-            with ui.card().classes("w-80 shrink-0 p-0"):
-                ui.label("Steps").classes("text-subtitle1 px-4 pt-3")
-                self.list = ui.list().props("separator dense").classes("w-full").mark("diff-steps")
-            self.panel = ui.card().classes("grow min-w-0").mark("diff-detail")
+        self.list, self.panel = steps_beside_detail("diff-steps", "diff-detail", "w-80")
         self.select(self.selected)
 
     def select(self, index: int | None) -> None:

@@ -150,14 +150,13 @@ or connections edited); its payload is the instance id. Every process drops what
 
 
 def notify_instance_changed(engine: Engine, instance_id: str) -> None:
-    """Tell every process on this PostgreSQL that `instance_id` changed (a no-op on SQLite, whose
-    one server process made the change itself)."""
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(
-                text("SELECT pg_notify(:channel, :id)"),
-                {"channel": INSTANCES_CHANNEL, "id": instance_id},
-            )
+    """Tell every process on this PostgreSQL that `instance_id` changed (PostgreSQL only: on
+    SQLite the one server process made the change itself)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text("SELECT pg_notify(:channel, :id)"),
+            {"channel": INSTANCES_CHANNEL, "id": instance_id},
+        )
 
 
 def insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:

@@ -427,12 +427,13 @@ class Ingest:
             values["status"] = "running"
             values["lease_until"] = values["received_at"] + self.hub.settings.lease_seconds
         try:
-            limit = None if reservation is None else reservation.limit
-            stored = asyncio.ensure_future(self.writer.submit(values, limit=limit))
-            if reservation is not None:
+            if reservation is None:
+                execution_id, duplicate = await self.writer.submit(values)
+            else:
+                stored = asyncio.ensure_future(self.writer.submit(values, limit=reservation.limit))
                 reservation.hand_over(stored, values)
-            # shielded: a request cancelled now must not cancel the hand-over of a stored row
-            execution_id, duplicate = await asyncio.shield(stored)
+                # shielded: a request cancelled now must not cancel the hand-over of a stored row
+                execution_id, duplicate = await asyncio.shield(stored)
         except Exception:
             log.exception("webhook for instance %s could not be stored", info.instance_id)
             raise IngestError(

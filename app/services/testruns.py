@@ -312,11 +312,10 @@ def _runnable_part(
     only the steps it runs and flow-wide problems: a half-built step elsewhere does not block
     it; the run then gets the flow cut down to those steps (the engine runs only valid flows)."""
     every = errors_only(validate_flow(flow, registry, integration))
-    errors = [e for e in every if only is None or e.step is None or e.step in only]
     if not every:
         return flow
-    if not errors:
-        assert only is not None
+    errors = [e for e in every if only is None or e.step is None or e.step in only]
+    if not errors and only is not None:
         return flow.model_copy(
             update={
                 "steps": [s for s in flow.steps if s.id in only],

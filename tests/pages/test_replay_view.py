@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiohttp import web
 from nicegui import ui
 from nicegui.testing import User
 
@@ -21,7 +20,14 @@ from app.services.hub import Hub
 from runtime.model import Flow
 from tests.pages.conftest import wait_for
 from tests.server.test_dispatcher_support import deploy, enqueue, webhook_flow
-from tests.server.test_replay import FETCH, TOTAL, PriceApi, edit_draft, with_steps
+from tests.server.test_replay import (
+    FETCH,
+    TOTAL,
+    PriceApi,
+    edit_draft,
+    price_api,
+    with_steps,
+)
 
 DOUBLED = {
     "id": "total",
@@ -38,14 +44,7 @@ DOUBLED = {
 @asynccontextmanager
 async def shop(hub: Hub) -> AsyncIterator[tuple[PriceApi, str, str]]:
     """Instance `shop` whose flow `order` fetched a price from a loopback API once."""
-    api = PriceApi()
-    app = web.Application()
-    app.router.add_get("/price/{sku}", api.price)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    api.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with price_api() as api:
         instance_id = deploy(
             hub.db,
             [webhook_flow("order", [FETCH, TOTAL])],
@@ -64,8 +63,6 @@ async def shop(hub: Hub) -> AsyncIterator[tuple[PriceApi, str, str]]:
         await wait_for(finished, message="the original execution did not succeed")
         assert api.requests == ["/price/A1"]
         yield api, instance_id, execution_id
-    finally:
-        await runner.cleanup()
 
 
 def chain(flow: Flow, fetch: dict[str, Any], total: dict[str, Any]) -> Flow:

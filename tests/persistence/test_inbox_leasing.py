@@ -27,7 +27,8 @@ from runtime.model import Integration
 _inbox = table_of(InboxRow)
 
 
-def _instance(engine: Engine) -> str:
+def active_instance(engine: Engine) -> str:
+    """An active instance of an empty integration 'Demo'."""
     with session_scope(engine) as session:
         save_integration(session, Integration(name="Demo"))
         instance = create_instance(session, "demo", "Demo", publish_version(session, "Demo"))
@@ -62,7 +63,7 @@ def _leased(instance: str, flow: str) -> dict[str, Any]:
 
 
 def test_rows_beyond_their_flows_limit_are_stored_queued(engine: Engine) -> None:
-    instance = _instance(engine)
+    instance = active_instance(engine)
     now = time.time()
     with engine.begin() as conn:
         conn.execute(
@@ -90,7 +91,7 @@ def test_rows_beyond_their_flows_limit_are_stored_queued(engine: Engine) -> None
 
 
 def test_a_leased_row_is_what_a_claim_would_have_returned(engine: Engine) -> None:
-    instance = _instance(engine)
+    instance = active_instance(engine)
     values = _leased(instance, "a") | {"dedup_key": "k"}
     with engine.begin() as conn:
         values["id"] = conn.execute(insert(_inbox).values(values).returning(_inbox.c.id)).scalar()

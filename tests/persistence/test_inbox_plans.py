@@ -11,29 +11,21 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert, update
+from sqlalchemy import Engine, event, insert
 
 from app.persistence import inbox
-from app.persistence.db import session_scope
-from app.persistence.models import InboxRow, InstanceRow
+from app.persistence.models import InboxRow
 from app.persistence.repositories import (
-    create_instance,
-    publish_version,
-    save_integration,
     table_of,
 )
-from runtime.model import Integration
+from tests.persistence.test_inbox_leasing import active_instance
 
 pytestmark = pytest.mark.sqlite_only  # SQLite's planner and statements; PostgreSQL plans its own
 
 
 def _queue(engine: Engine, count: int) -> None:
-    with session_scope(engine) as session:
-        save_integration(session, Integration(name="Demo"))
-        instance = create_instance(session, "demo", "Demo", publish_version(session, "Demo"))
+    instance = active_instance(engine)
     with engine.begin() as conn:
-        instances = table_of(InstanceRow)
-        conn.execute(update(instances).where(instances.c.id == instance).values(status="active"))
         conn.execute(
             insert(table_of(InboxRow)),
             [

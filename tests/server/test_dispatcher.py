@@ -18,6 +18,7 @@ from app.services.dispatcher import WorkerPool
 from components.api import TriggerEvent
 from runtime.observer import Status
 from tests.server.test_dispatcher_support import (
+    ECHO,
     all_finished,
     deploy,
     enqueue,
@@ -26,16 +27,11 @@ from tests.server.test_dispatcher_support import (
     inbox_rows,
     make_hub,
     run_all,
+    sleep_step,
     step_records,
     wait_until,
     webhook_flow,
 )
-
-ECHO = {"id": "echo", "action": "testkit.echo", "inputs": {"value": "{{ trigger.body.n }}"}}
-
-
-def sleep_step(seconds: float) -> dict[str, object]:
-    return {"id": "nap", "action": "testkit.sleep", "inputs": {"seconds": seconds}}
 
 
 async def test_a_queued_row_runs_and_its_records_are_stored(tmp_path: Path) -> None:

@@ -61,6 +61,15 @@ async def make_hub(tmp_path: Path, **settings: Any) -> AsyncIterator[Hub]:
         dispose_when_idle(engine)  # a cancelled claim or fire may still be committing
 
 
+ECHO = {"id": "echo", "action": "testkit.echo", "inputs": {"value": "{{ trigger.body.n }}"}}
+"""A step that outputs the webhook body's `n`."""
+
+
+def sleep_step(seconds: float) -> dict[str, Any]:
+    """A step `nap` that sleeps `seconds`."""
+    return {"id": "nap", "action": "testkit.sleep", "inputs": {"seconds": seconds}}
+
+
 def webhook_flow(flow_id: str, steps: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
     """A flow: webhook trigger, then `steps` in a chain."""
     edges, previous = [], "trigger"

@@ -26,6 +26,7 @@ from runtime.files import parse_integration
 from runtime.model import Integration
 from runtime.validation import validate_flow, validate_integration
 from tests.server.test_dispatcher_support import (
+    ECHO,
     GOLDEN_COMPONENTS,
     deploy,
     enqueue,
@@ -44,7 +45,6 @@ FAIL = {
     "action": "testkit.fail",
     "inputs": {"message": "no stock"},
 }
-ECHO = {"id": "echo", "action": "testkit.echo", "inputs": {"value": "{{ trigger.body.n }}"}}
 
 
 def error_flow(steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:

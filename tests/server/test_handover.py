@@ -29,21 +29,17 @@ from app.services.dispatcher import WorkerPool
 from app.services.hub import Hub
 from app.services.inbox_writer import InboxWriter, inbox_values
 from tests.server.test_dispatcher_support import (
+    ECHO,
     all_finished,
     deploy,
     execution,
     inbox_rows,
     make_hub,
+    sleep_step,
     step_records,
     wait_until,
     webhook_flow,
 )
-
-ECHO = {"id": "echo", "action": "testkit.echo", "inputs": {"value": "{{ trigger.body.n }}"}}
-
-
-def nap(seconds: float) -> dict[str, Any]:
-    return {"id": "nap", "action": "testkit.sleep", "inputs": {"seconds": seconds}}
 
 
 @dataclass
@@ -129,7 +125,7 @@ async def site(
 async def test_an_async_webhook_runs_at_once_without_being_claimed(
     tmp_path: Path, claims: Claims
 ) -> None:
-    async with site(tmp_path, [webhook_flow("main", [nap(0.5), ECHO])]) as s:
+    async with site(tmp_path, [webhook_flow("main", [sleep_step(0.5), ECHO])]) as s:
         execution_id = await s.post("main", {"n": 7})
         # Acknowledged already leased to this process and running: no claim took it.
         row = s.row(execution_id)
@@ -180,7 +176,7 @@ async def test_finished_handed_over_runs_do_not_send_the_claim_loop_to_the_datab
 async def test_with_every_worker_busy_a_webhook_is_queued_and_claimed(
     tmp_path: Path, claims: Claims
 ) -> None:
-    async with site(tmp_path, [webhook_flow("main", [nap(0.6), ECHO])], workers=1) as s:
+    async with site(tmp_path, [webhook_flow("main", [sleep_step(0.6), ECHO])], workers=1) as s:
         first = await s.post("main", {"n": 1})
         second = await s.post("main", {"n": 2})
         assert (s.row(first).status, s.row(second).status) == ("running", "queued")
@@ -196,7 +192,7 @@ async def test_with_every_worker_busy_a_webhook_is_queued_and_claimed(
 async def test_a_flow_at_its_concurrency_limit_queues_even_with_free_workers(
     tmp_path: Path, claims: Claims
 ) -> None:
-    flow = webhook_flow("main", [nap(0.6), ECHO], concurrency=1)
+    flow = webhook_flow("main", [sleep_step(0.6), ECHO], concurrency=1)
     async with site(tmp_path, [flow], workers=4) as s:
         first = await s.post("main", {"n": 1})
         second = await s.post("main", {"n": 2})
@@ -227,7 +223,7 @@ async def test_redeliveries_and_dedup_keys_are_refused_as_before(
     tmp_path: Path, claims: Claims
 ) -> None:
     flows = [
-        webhook_flow("main", [nap(0.3), ECHO]),
+        webhook_flow("main", [sleep_step(0.3), ECHO]),
         webhook_flow("keyed", [ECHO], dedup_key="{{ trigger.body.n }}"),
     ]
     async with site(tmp_path, flows, workers=2) as s:
@@ -277,7 +273,7 @@ async def test_a_reserved_worker_is_not_offered_twice(tmp_path: Path) -> None:
 async def test_a_handed_over_row_of_a_crashed_process_is_recovered(
     tmp_path: Path, claims: Claims, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    flow = webhook_flow("main", [nap(1.0), ECHO])
+    flow = webhook_flow("main", [sleep_step(1.0), ECHO])
     async with site(tmp_path, [flow], lease_seconds=1.0) as s:
         execution_id = await s.post("main", {"n": 3})
         assert s.row(execution_id).id in s.pool.running
@@ -307,7 +303,7 @@ async def test_a_handed_over_row_of_a_crashed_process_is_recovered(
 async def test_graceful_stop_hands_back_a_running_handed_over_row(
     tmp_path: Path, claims: Claims
 ) -> None:
-    async with site(tmp_path, [webhook_flow("main", [nap(30), ECHO])]) as s:
+    async with site(tmp_path, [webhook_flow("main", [sleep_step(30), ECHO])]) as s:
         execution_id = await s.post("main", {"n": 1})
         assert s.row(execution_id).id in s.pool.running
         await s.pool.stop(grace=0.05)

@@ -20,6 +20,7 @@ from app.services.replay import execution_as_test, replay_on_draft
 from runtime.diffing import changed_paths
 from runtime.model import Flow
 from runtime.suites import run_test
+from tests.loopback import serving
 from tests.server.test_dispatcher_support import (
     deploy,
     enqueue,
@@ -59,36 +60,37 @@ class PriceApi:
 
 
 @asynccontextmanager
-async def setup(tmp_path: Path) -> AsyncIterator[tuple[Hub, PriceApi, str]]:
-    """A hub with instance `shop` of an integration whose flow `order` fetched a price once."""
+async def price_api() -> AsyncIterator[PriceApi]:
+    """The loopback price API, serving until the block ends."""
     api = PriceApi()
     app = web.Application()
     app.router.add_get("/price/{sku}", api.price)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    api.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        async with make_hub(tmp_path) as hub:
-            instance_id = deploy(
-                hub.db,
-                [webhook_flow("order", [FETCH, TOTAL])],
-                name="shop",
-                config=[
-                    {"key": "base_url", "type": "string"},
-                    {"key": "token", "type": "secret"},
-                ],
-                values={"base_url": api.url, "token": "tok-abcdef12"},
-            )
-            execution_id = enqueue(hub.db, instance_id, "order", {"sku": "A1", "qty": 3})
-            await run_all(hub)
-            run = execution(hub.db, execution_id)
-            assert run is not None and run.status == "succeeded"
-            assert run.output == {"sku": "A1", "total": 15}
-            assert api.requests == ["/price/A1"]
-            yield hub, api, execution_id
-    finally:
-        await runner.cleanup()
+    async with serving(app) as port:
+        api.url = f"http://127.0.0.1:{port}"
+        yield api
+
+
+@asynccontextmanager
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[Hub, PriceApi, str]]:
+    """A hub with instance `shop` of an integration whose flow `order` fetched a price once."""
+    async with price_api() as api, make_hub(tmp_path) as hub:
+        instance_id = deploy(
+            hub.db,
+            [webhook_flow("order", [FETCH, TOTAL])],
+            name="shop",
+            config=[
+                {"key": "base_url", "type": "string"},
+                {"key": "token", "type": "secret"},
+            ],
+            values={"base_url": api.url, "token": "tok-abcdef12"},
+        )
+        execution_id = enqueue(hub.db, instance_id, "order", {"sku": "A1", "qty": 3})
+        await run_all(hub)
+        run = execution(hub.db, execution_id)
+        assert run is not None and run.status == "succeeded"
+        assert run.output == {"sku": "A1", "total": 15}
+        assert api.requests == ["/price/A1"]
+        yield hub, api, execution_id
 
 
 def edit_draft(hub: Hub, change: Any) -> None:
